@@ -1,0 +1,60 @@
+"""Loop helpers for IRBuilder code: counted loops with phi induction variables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from llvmlite import ir
+
+
+@contextmanager
+def for_range(b: ir.IRBuilder, count: ir.Value | int, ity: ir.IntType,
+              start: ir.Value | int = 0, step: int = 1, name: str = "i") -> Iterator[ir.Value]:
+    """`for (i = start; i < count; i += step)`; yields i. Safe for zero trip counts."""
+    if isinstance(count, int):
+        count = ir.Constant(ity, count)
+    if isinstance(start, int):
+        start = ir.Constant(ity, start)
+    pre = b.block
+    cond = b.append_basic_block(f"{name}.cond")
+    body = b.append_basic_block(f"{name}.body")
+    end = b.append_basic_block(f"{name}.end")
+    b.branch(cond)
+    b.position_at_end(cond)
+    idx = b.phi(ity, name=name)
+    idx.add_incoming(start, pre)
+    b.cbranch(b.icmp_signed("<", idx, count), body, end)
+    b.position_at_end(body)
+    yield idx
+    nxt = b.add(idx, ir.Constant(ity, step), name=f"{name}.next", flags=["nsw"])
+    idx.add_incoming(nxt, b.block)
+    b.branch(cond)
+    b.position_at_end(end)
+
+
+@contextmanager
+def for_nest(b: ir.IRBuilder, counts: Sequence[int], ity: ir.IntType,
+             name: str = "d") -> Iterator[list[ir.Value]]:
+    """Nested loops over a static shape, outermost first; yields the index list."""
+    idxs: list[ir.Value] = []
+    stack = []
+    for k, n in enumerate(counts):
+        cm = for_range(b, n, ity, name=f"{name}{k}")
+        idxs.append(cm.__enter__())
+        stack.append(cm)
+    yield idxs
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)
+
+
+def linear_index(b: ir.IRBuilder, idxs: Sequence[ir.Value], strides: Sequence[int],
+                 ity: ir.IntType, offset: int = 0) -> ir.Value:
+    """offset + sum(idx[k] * stride[k]) with zero strides skipped."""
+    acc: ir.Value = ir.Constant(ity, offset)
+    for i, s in zip(idxs, strides):
+        if s == 0:
+            continue
+        term = i if s == 1 else b.mul(i, ir.Constant(ity, s), flags=["nsw"])
+        acc = b.add(acc, term, flags=["nsw"])
+    return acc

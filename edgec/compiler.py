@@ -1,0 +1,114 @@
+"""`edgec.build`: ONNX model -> bundle directory. Mirrors `edgec build` flag for flag."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgec import __version__
+from edgec.codegen.executor import build_module, missing_lowerings
+from edgec.codegen.module import Codegen
+from edgec.errors import EdgecError, ModelError
+from edgec.importer import import_model, load_onnx
+from edgec.ir import Graph
+from edgec.optimize import run_pipeline
+from edgec.optimize.memory_plan import plan_memory
+from edgec.packager import Bundle, write_bundle
+from edgec.packager.bundle import check_prefix
+from edgec.packager.cglue import TensorSpec
+from edgec.targets import get_profile
+from edgec.toolchain import find_toolchain
+
+
+@dataclass
+class BuildReport:
+    ops: dict[str, int]
+    nodes: int
+    weight_bytes: int
+    code_bytes: int
+    arena_bytes: int
+    arena_naive_bytes: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _tensor_specs(g: Graph, names: list[str], offsets: dict[str, int]) -> list[TensorSpec]:
+    out = []
+    for n in names:
+        v = g.values[n]
+        out.append(TensorSpec(n, np.dtype(v.dtype).name, list(v.shape), v.nbytes, offsets[n]))
+    return out
+
+
+def _text_bytes(obj: bytes) -> int:
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    elf = ELFFile(io.BytesIO(obj))
+    return sum(s.data_size for s in elf.iter_sections() if s.name.startswith(".text"))
+
+
+def compile_graph(g: Graph, device: str = "host", name: str = "model"):
+    """Lower a graph to (profile, plan, kernels object, weights object)."""
+    profile = get_profile(device)
+    missing = missing_lowerings(g)
+    if missing:
+        raise ModelError(f"no kernel for IR op(s): {', '.join(missing)}")
+    plan = plan_memory(g)
+    try:
+        ir_text = build_module(g, plan, profile, name)
+    except NotImplementedError as exc:
+        raise ModelError(f"cannot generate code: {exc}") from None
+    cg = Codegen(profile)
+    return profile, plan, cg.emit_object(ir_text), cg.weights_object(f"{name}_weights", plan.weights)
+
+
+def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
+          out_dir: str | os.PathLike | None = None, *, name: str = "model",
+          input_shapes: dict[str, list[int]] | None = None, threads: int = 1,
+          dump_ir: bool | Callable[[str], None] = False,
+          progress: Callable[[str], None] | None = None) -> Bundle:
+    """Compile `model` for `device` and write a bundle to `out_dir` (default: ./<name>-<device>)."""
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    check_prefix(name)
+    profile = get_profile(device)
+    find_toolchain(profile)  # fail before any work if the C toolchain is missing
+    if threads < 1:
+        raise EdgecError("--threads must be at least 1")
+    proto = load_onnx(model)
+    model_sha = hashlib.sha256(proto.SerializeToString(deterministic=True)).hexdigest()
+    say("importing")
+    g = import_model(proto, input_shapes)
+    t_import = time.perf_counter()
+    say("optimizing")
+    dump = (print if dump_ir is True else dump_ir) or None
+    g = run_pipeline(g, dump=dump)
+    t_opt = time.perf_counter()
+    say("generating code")
+    profile, plan, kobj, wobj = compile_graph(g, device, name)
+    t_cg = time.perf_counter()
+    say("packaging")
+    report = BuildReport(g.op_counts(), len(g.nodes), len(plan.weights),
+                         _text_bytes(kobj) if profile.object_format == "elf" else len(kobj),
+                         plan.arena_bytes, plan.sum_of_sizes)
+    opts = {"input_shapes": {k: list(map(int, v)) for k, v in sorted((input_shapes or {}).items())},
+            "threads": threads}
+    bundle = write_bundle(
+        out_dir or Path.cwd() / f"{name}-{profile.name}", prefix=name, profile=profile, version=__version__,
+        kernels_obj=kobj, weights_obj=wobj, weights=plan.weights, arena_bytes=plan.arena_bytes,
+        inputs=_tensor_specs(g, g.inputs, plan.offsets), outputs=_tensor_specs(g, g.outputs, plan.offsets),
+        manifest_extra={"model_sha256": model_sha, "build_options": opts, "ops": report.ops,
+                        "code_text_bytes": report.code_bytes, "tuning_log": None})
+    t_end = time.perf_counter()
+    report.seconds = {"import": t_import - t0, "optimize": t_opt - t_import, "codegen": t_cg - t_opt,
+                      "package": t_end - t_cg, "total": t_end - t0}
+    bundle.report = report  # type: ignore[attr-defined]
+    return bundle

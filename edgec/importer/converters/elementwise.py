@@ -1,0 +1,106 @@
+"""Elementwise ops with numpy broadcasting. The IR keeps their ONNX names; attributes that
+are inputs in newer opsets (Clip min/max) become attributes."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from edgec.importer.context import ConvertContext
+from edgec.importer.registry import converter
+
+UNARY = ["Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Neg", "Abs", "Reciprocal", "Erf",
+         "Floor", "Ceil", "Not", "Softplus", "Softsign", "Sign", "Round", "Sin", "Cos"]
+BINARY = ["Add", "Sub", "Mul", "Div", "Pow", "PRelu", "Equal", "Less", "Greater",
+          "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Mod", "BitShift"]
+
+
+@converter(*UNARY)
+def convert_unary(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    cx.emit(node.op_type, [node.input[0]], [node.output[0]], node.name)
+
+
+@converter(*BINARY)
+def convert_binary(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    attrs = cx.attrs(node)
+    extra = {}
+    if node.op_type == "Mod":
+        extra["fmod"] = int(attrs.get("fmod", 0))
+    if node.op_type == "BitShift":
+        extra["direction"] = attrs["direction"]
+    a, b = node.input[0], node.input[1]
+    if cx.opset < 7 and attrs.get("broadcast"):
+        raise NotImplementedError  # opsets below 7 are rejected earlier
+    cx.emit(node.op_type, [a, b], [node.output[0]], node.name, **extra)
+
+
+@converter("Max", "Min", "Sum", "Mean")
+def convert_variadic(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    """Variadic ops become a chain of binary ones (Mean = Sum * 1/n)."""
+    op = {"Max": "Max", "Min": "Min", "Sum": "Add", "Mean": "Add"}[node.op_type]
+    ins = [i for i in node.input if i]
+    out = node.output[0]
+    out_v = cx.value(out)
+    if len(ins) == 1 and node.op_type != "Mean":
+        cx.emit("Reshape", [ins[0]], [out], node.name)
+        return
+    acc = ins[0]
+    for k, nxt in enumerate(ins[1:]):
+        last = k == len(ins) - 2 and node.op_type != "Mean"
+        dst = out if last else cx.temp(out, out_v.dtype, np.broadcast_shapes(cx.shape(acc), cx.shape(nxt)))
+        cx.emit(op, [acc, nxt], [dst], node.name)
+        acc = dst
+    if node.op_type == "Mean":
+        scale = cx.add_const(f"{out}_inv_n", np.array(1.0 / len(ins), dtype=out_v.dtype))
+        cx.emit("Mul", [acc, scale], [out], node.name)
+
+
+@converter("LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "HardSigmoid", "HardSwish", "Gelu")
+def convert_param_activation(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    a = cx.attrs(node)
+    defaults = {"LeakyRelu": {"alpha": 0.01}, "Elu": {"alpha": 1.0}, "Celu": {"alpha": 1.0},
+                "Selu": {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875},
+                "ThresholdedRelu": {"alpha": 1.0}, "HardSigmoid": {"alpha": 0.2, "beta": 0.5},
+                "HardSwish": {}, "Gelu": {"approximate": "none"}}[node.op_type]
+    attrs = {k: a.get(k, v) for k, v in defaults.items()}
+    attrs = {k: (float(v) if not isinstance(v, str) else v) for k, v in attrs.items()}
+    cx.emit(node.op_type, [node.input[0]], [node.output[0]], node.name, **attrs)
+
+
+@converter("Clip")
+def convert_clip(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    a = cx.attrs(node)
+    dtype = cx.value(node.input[0]).dtype
+    info = np.finfo(dtype) if np.issubdtype(dtype, np.floating) else np.iinfo(dtype)
+    if cx.opset < 11:
+        lo, hi = a.get("min", float(info.min)), a.get("max", float(info.max))
+    else:
+        lo_c = cx.const(cx.input(node, 1))
+        hi_c = cx.const(cx.input(node, 2))
+        if (cx.input(node, 1) and lo_c is None) or (cx.input(node, 2) and hi_c is None):
+            cx.require_const(node, 1 if lo_c is None else 2, "min/max")
+        lo = float(lo_c) if lo_c is not None else float(info.min)
+        hi = float(hi_c) if hi_c is not None else float(info.max)
+    cx.emit("Clip", [node.input[0]], [node.output[0]], node.name, min=float(lo), max=float(hi))
+
+
+@converter("Where")
+def convert_where(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    cx.emit("Where", list(node.input[:3]), [node.output[0]], node.name)
+
+
+@converter("Cast")
+def convert_cast(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    to = cx.value(node.output[0]).dtype
+    cx.emit("Cast", [node.input[0]], [node.output[0]], node.name, to=np.dtype(to).name)
+
+
+@converter("Identity", "Dropout")
+def convert_identity(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    """Identity and inference-mode Dropout are aliases: no kernel, no copy."""
+    if node.op_type == "Dropout" and len(node.output) > 1 and node.output[1]:
+        # The mask output of inference Dropout is all ones.
+        mask = np.ones(cx.shape(node.output[1]), dtype=bool)
+        name = cx.add_const(node.output[1] + "_ones", mask)
+        cx.emit("Reshape", [name], [node.output[1]], node.name)
+    cx.emit("Reshape", [node.input[0]], [node.output[0]], node.name)

@@ -1,0 +1,144 @@
+"""Graph rewrites. Each pass is small, named, and returns the graph (mutated in place)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.codegen.activations import FLOAT_UNARY
+from edgec.ir.graph import Graph, Node
+
+# Activations a Conv/MatMul epilogue can apply (all float unary rules without state).
+FUSABLE_ACTIVATIONS = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
+                       "Gelu", "Elu", "Selu", "Celu", "Softplus"} & set(FLOAT_UNARY)
+_ALIAS = {"Reshape"}
+
+
+def dead_node_removal(g: Graph) -> Graph:
+    live = set(g.outputs)
+    kept: list[Node] = []
+    for n in reversed(g.nodes):
+        if any(o in live for o in n.outputs):
+            kept.append(n)
+            live.update(i for i in n.inputs if i)
+    g.nodes = kept[::-1]
+    for name in [k for k, v in g.values.items() if k not in live and k not in g.inputs]:
+        del g.values[name]
+    return g
+
+
+def _single_consumer(g: Graph, value: str) -> Node | None:
+    if value in g.outputs:
+        return None
+    users = g.consumers().get(value, [])
+    return users[0] if len(users) == 1 else None
+
+
+def _per_channel(g: Graph, name: str, channels: int, rank: int) -> np.ndarray | None:
+    """The constant `name` as a per-channel vector if it broadcasts as (C,1,...,1) against NC..."""
+    v = g.values.get(name)
+    if v is None or not v.is_const or not np.issubdtype(v.dtype, np.floating):
+        return None
+    shape = v.shape
+    if len(shape) > rank:
+        return None
+    full = (1,) * (rank - len(shape)) + tuple(shape)
+    if full[0] != 1 or any(d != 1 for d in full[2:]) or full[1] not in (1, channels):
+        return None
+    return np.broadcast_to(v.data.reshape(-1), (channels,)).astype(np.float32)
+
+
+def fold_scale_into_conv(g: Graph) -> Graph:
+    """Conv -> Mul(per-channel const) / Add(per-channel const)  ==>  Conv with new weights/bias.
+    BatchNormalization is imported as Mul+Add, so this is BN folding."""
+    changed = True
+    while changed:
+        changed = False
+        for n in g.nodes:
+            if n.op != "Conv" or n.attrs.get("activation"):
+                continue
+            y = n.outputs[0]
+            user = _single_consumer(g, y)
+            w = g.values[n.inputs[1]]
+            if user is None or user.op not in ("Mul", "Add") or not w.is_const:
+                continue
+            other = user.inputs[1] if user.inputs[0] == y else user.inputs[0]
+            rank = len(g.values[y].shape)
+            vec = _per_channel(g, other, w.shape[0], rank)
+            if vec is None or g.values[user.outputs[0]].shape != g.values[y].shape:
+                continue
+            bias = g.values[n.inputs[2]].data if len(n.inputs) > 2 and n.inputs[2] else np.zeros(w.shape[0], np.float32)
+            if user.op == "Mul":
+                new_w = w.data * vec.reshape((-1,) + (1,) * (w.data.ndim - 1))
+                new_b = bias * vec
+            else:
+                new_w, new_b = w.data, bias + vec
+            ins = [n.inputs[0], g.add_const(n.inputs[1] + "_folded", new_w.astype(w.dtype)),
+                   g.add_const(f"{y}_bias", new_b.astype(w.dtype))]
+            n.inputs = ins
+            n.outputs = [user.outputs[0]]
+            g.nodes.remove(user)
+            del g.values[y]
+            changed = True
+            break
+    return g
+
+
+def fuse_bias(g: Graph) -> Graph:
+    """MatMul(A, B) + Add(bias over the last dim) ==> MatMul(A, B, bias)."""
+    for n in list(g.nodes):
+        if n.op != "MatMul" or len(n.inputs) > 2 or n.attrs.get("activation"):
+            continue
+        y = n.outputs[0]
+        user = _single_consumer(g, y)
+        if user is None or user.op != "Add":
+            continue
+        other = user.inputs[1] if user.inputs[0] == y else user.inputs[0]
+        ov = g.values[other]
+        cols = g.values[y].shape[-1]
+        if not ov.is_const or ov.size not in (1, cols) or any(d != 1 for d in ov.shape[:-1]) \
+                or g.values[user.outputs[0]].shape != g.values[y].shape or ov.dtype != g.values[y].dtype:
+            continue
+        bias = np.broadcast_to(ov.data.reshape(-1), (cols,)).copy()
+        n.inputs = [*n.inputs, g.add_const(f"{y}_bias", bias)]
+        n.outputs = [user.outputs[0]]
+        g.nodes.remove(user)
+        del g.values[y]
+    return g
+
+
+def fuse_activation(g: Graph) -> Graph:
+    """Conv/MatMul followed by a fusable activation ==> one kernel with an epilogue."""
+    for n in list(g.nodes):
+        if n.op not in ("Conv", "MatMul", "ConvTranspose") or n.attrs.get("activation"):
+            continue
+        y = n.outputs[0]
+        user = _single_consumer(g, y)
+        if user is None or user.op not in FUSABLE_ACTIVATIONS or g.values[y].dtype != np.float32:
+            continue
+        n.attrs["activation"] = (user.op, dict(user.attrs))
+        n.outputs = [user.outputs[0]]
+        g.nodes.remove(user)
+        del g.values[y]
+    return g
+
+
+def materialize_outputs(g: Graph) -> Graph:
+    """A graph output that is a constant (or an alias of one) gets a Copy into the arena."""
+    roots: dict[str, str] = {}
+    for n in g.nodes:
+        if n.op in _ALIAS:
+            roots[n.outputs[0]] = roots.get(n.inputs[0], n.inputs[0])
+    for k, out in enumerate(g.outputs):
+        src = roots.get(out, out)
+        if not g.values[src].is_const:
+            continue
+        v = g.values[out]
+        if v.is_const:
+            new_const = g.add_const(f"{out}_const", v.data)
+            g.values[out].data = None
+            g.nodes.insert(0, Node("Copy", [new_const], [out], {}, f"output{k}"))
+        else:
+            prod = next(n for n in g.nodes if out in n.outputs)
+            prod.op, prod.attrs = "Copy", {}
+            prod.inputs = [src]
+    return g

@@ -1,0 +1,143 @@
+"""`edgec.load(bundle)`: run a bundle's compiled library from Python (ctypes, no other engine).
+
+Host bundles load `lib/lib<name>.so` in-process. Bundles for other CPUs run through the
+bundle's own example driver, cross-linked statically and executed with the profile's exec
+wrapper (qemu-user), exchanging raw tensor files.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgec.errors import RunError
+from edgec.packager.bundle import Bundle, read_manifest, verify_bundle
+from edgec.targets import get_profile
+from edgec.toolchain import find_toolchain, run_binary
+
+STATUS = {0: "ok", 1: "null pointer argument", 2: "arena too small", 3: "arena not 64-byte aligned",
+          4: "tensor index out of range", 5: "byte count does not match the tensor size",
+          6: "unsupported thread count", 7: "weight checksum mismatch", 8: "context not initialized"}
+
+
+class _Ctx(ctypes.Structure):
+    _fields_ = [("info", ctypes.c_void_p), ("arena", ctypes.c_void_p), ("arena_bytes", ctypes.c_size_t),
+                ("num_threads", ctypes.c_int), ("magic", ctypes.c_uint32)]
+
+
+def _check_inputs(manifest: dict, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    names = [t["name"] for t in manifest["inputs"]]
+    unknown = sorted(set(feeds) - set(names))
+    missing = [n for n in names if n not in feeds]
+    if unknown or missing:
+        raise RunError(f"inputs do not match the model: unknown {unknown}, missing {missing}; "
+                       f"the model's inputs are {names}")
+    arrays = []
+    for t in manifest["inputs"]:
+        a = np.asarray(feeds[t["name"]])
+        if tuple(a.shape) != tuple(t["shape"]):
+            raise RunError(f"input {t['name']!r} has shape {list(a.shape)}, the model expects {t['shape']}")
+        want = np.dtype(t["dtype"])
+        if a.dtype != want:
+            if not np.can_cast(a.dtype, want, casting="same_kind"):
+                raise RunError(f"input {t['name']!r} has dtype {a.dtype}, the model expects {want}")
+            a = a.astype(want)
+        arrays.append(np.ascontiguousarray(a))
+    return arrays
+
+
+class Runner:
+    """In-process runner for bundles this machine can execute natively."""
+
+    def __init__(self, bundle: Bundle, num_threads: int = 1):
+        self.bundle = bundle
+        m = bundle.manifest
+        self.name = m["name"]
+        self.lib = ctypes.CDLL(str(bundle.shared_library))
+        p = self.name
+        for fn in ("init", "set_input", "run", "get_output"):
+            getattr(self.lib, f"{p}_{fn}").restype = ctypes.c_int
+        self.lib[f"{p}_output_ptr"].restype = ctypes.c_void_p
+        self.lib[f"{p}_verify_weights"].restype = ctypes.c_int
+        self._arena_raw = np.zeros(m["arena_bytes"] + 64, np.uint8)
+        start = (-self._arena_raw.ctypes.data) % 64
+        self.arena = self._arena_raw[start:start + m["arena_bytes"]]
+        self.ctx = _Ctx()
+        self._call("init", ctypes.byref(self.ctx), ctypes.c_void_p(self.arena.ctypes.data),
+                   ctypes.c_size_t(m["arena_bytes"]), ctypes.c_int(num_threads))
+
+    def _call(self, fn: str, *args: object) -> None:
+        status = getattr(self.lib, f"{self.name}_{fn}")(*args)
+        if status != 0:
+            raise RunError(f"{self.name}_{fn} failed: {STATUS.get(status, status)}")
+
+    def verify_weights(self) -> None:
+        self._call("verify_weights")
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        m = self.bundle.manifest
+        for k, a in enumerate(_check_inputs(m, feeds)):
+            self._call("set_input", ctypes.byref(self.ctx), k, ctypes.c_void_p(a.ctypes.data),
+                       ctypes.c_size_t(a.nbytes))
+        self._call("run", ctypes.byref(self.ctx))
+        outs = {}
+        for k, t in enumerate(m["outputs"]):
+            arr = np.empty(t["shape"], np.dtype(t["dtype"]))
+            self._call("get_output", ctypes.byref(self.ctx), k, ctypes.c_void_p(arr.ctypes.data),
+                       ctypes.c_size_t(arr.nbytes))
+            outs[t["name"]] = arr
+        return outs
+
+
+class EmulatedRunner:
+    """Runs a cross-compiled bundle through its example driver (qemu-user for ARM)."""
+
+    def __init__(self, bundle: Bundle):
+        self.bundle = bundle
+        self.profile = get_profile(bundle.manifest["device"])
+        self._dir = Path(tempfile.mkdtemp(prefix="edgec-run-"))
+        tc = find_toolchain(self.profile)
+        name = bundle.name
+        tc.link_executable("main", [str(bundle.path / "examples" / "main.c"), str(bundle.static_library)],
+                           self._dir, [str(bundle.path / "include")], static=True)
+        self.exe = self._dir / "main"
+        self._name = name
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        m = self.bundle.manifest
+        args = []
+        for k, a in enumerate(_check_inputs(m, feeds)):
+            f = self._dir / f"in{k}.bin"
+            f.write_bytes(a.tobytes())
+            args.append(str(f))
+        outs = [self._dir / f"out{k}.bin" for k in range(len(m["outputs"]))]
+        proc = run_binary(self.profile, [str(self.exe), *args, *map(str, outs)])
+        if proc.returncode != 0:
+            raise RunError(f"bundle driver failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[:500]}")
+        return {t["name"]: np.frombuffer(f.read_bytes(), np.dtype(t["dtype"])).reshape(t["shape"])
+                for t, f in zip(m["outputs"], outs)}
+
+    def __del__(self) -> None:
+        shutil.rmtree(getattr(self, "_dir", ""), ignore_errors=True)
+
+
+def _native(device_arch: str) -> bool:
+    machine = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine) == device_arch
+
+
+def load(bundle_dir: str | Path, num_threads: int = 1, verify: bool = True) -> Runner | EmulatedRunner:
+    path = Path(bundle_dir)
+    manifest = read_manifest(path)
+    if verify:
+        verify_bundle(path, manifest)
+    bundle = Bundle(path, manifest)
+    arch = manifest["target"]["arch"]
+    if _native(arch) and bundle.shared_library.is_file():
+        return Runner(bundle, num_threads)
+    return EmulatedRunner(bundle)
