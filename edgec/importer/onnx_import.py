@@ -94,10 +94,6 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
 
     proto = onnx.ModelProto()
     proto.CopyFrom(load_onnx(model))
-    try:
-        onnx.checker.check_model(proto)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"invalid ONNX model: {str(exc).splitlines()[0]}") from None
     opset = _opset(proto)
     if opset < MIN_OPSET or opset > MAX_OPSET:
         raise ModelError(f"ONNX opset {opset} is outside the supported range {MIN_OPSET}-{MAX_OPSET}")
@@ -105,6 +101,10 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
         proto = onnx.inliner.inline_local_functions(proto)
     _fix_input_shapes(proto, input_shapes or {})
     proto = _infer(proto)
+    try:  # after inference, which fills output shapes that exporters sometimes omit
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"invalid ONNX model: {str(exc).splitlines()[0]}") from None
 
     kept, consts = fold_constants(proto, _value_infos(proto), set(supported_ops()))
     unsupported: dict[str, list[str]] = {}
@@ -130,7 +130,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
                   inputs=[i.name for i in real_inputs], outputs=[o.name for o in g.output])
     for name, arr in consts.items():
         if name in used:
-            arr = np.ascontiguousarray(arr)
+            arr = np.asarray(arr, order="C")
             graph.values[name] = Value(name, arr.dtype, tuple(arr.shape), arr)
     missing = []
     for name, vi in infos.items():

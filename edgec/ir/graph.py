@@ -61,7 +61,7 @@ class Graph:
 
     def add_const(self, hint: str, data: np.ndarray) -> str:
         name = self.fresh(hint)
-        data = np.ascontiguousarray(data)
+        data = np.asarray(data, order="C")
         self.values[name] = Value(name, data.dtype, tuple(data.shape), data)
         return name
 
