@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgec import __version__
@@ -134,7 +135,7 @@ def run(
         print(json.dumps(summary, sort_keys=True))
         return
     for k, s in summary.items():
-        out.print(f"[bold]{k}[/] {s['dtype']}{s['shape']}  min {s['min']:.6g}  max {s['max']:.6g}  "
+        out.print(f"[bold]{escape(k)}[/] {s['dtype']}{escape(str(s['shape']))}  min {s['min']:.6g}  max {s['max']:.6g}  "
                   f"mean {s['mean']:.6g}\n  first: {s['first']}", highlight=False)
 
 
@@ -194,7 +195,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except EdgecError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -209,8 +210,8 @@ def main() -> None:
             sys.exit(exc.exit_code)
         if os.environ.get("EDGEC_DEBUG"):
             raise
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-                  "(set EDGEC_DEBUG=1 for a traceback)", highlight=False)
+        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+                  "(set EDGEC_DEBUG=1 for a traceback)", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-
 ONNX_DTYPE = {"float32": 1, "uint8": 2, "int8": 3, "uint16": 4, "int16": 5, "int32": 6, "int64": 7,
               "bool": 9, "float16": 10, "float64": 11, "uint32": 12, "uint64": 13}
 DTYPE_ENUM = {1: "EDGEC_F32", 2: "EDGEC_U8", 3: "EDGEC_I8", 4: "EDGEC_U16", 5: "EDGEC_I16",
