@@ -21,7 +21,11 @@ from edgec.importer.fold import _static_shape, fold_constants
 from edgec.importer.registry import CONVERTERS, supported_ops
 from edgec.ir.graph import Graph, Value
 
-MIN_OPSET, MAX_OPSET = 7, 21
+# Opsets 7-21 are the tested range. Newer opsets are accepted: from 22 on, ONNX mostly added
+# element types (bfloat16, float8, int4) to existing ops; a dtype we cannot compile is reported
+# when its kernel is generated.
+MIN_OPSET, TESTED_MAX_OPSET = 7, 21
+MAX_OPSET = max(TESTED_MAX_OPSET, onnx.defs.onnx_opset_version())
 
 
 def load_onnx(model: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:

@@ -114,7 +114,15 @@ def _int_binary(op: str, b: B, x: ir.Value, y: ir.Value, attrs: dict, signed: bo
                      b.icmp_signed("!=", b.icmp_signed("<", r, zero), b.icmp_signed("<", y, zero)))
         return b.select(fix, b.add(r, y), r)
     if op == "BitShift":
-        return b.shl(x, y) if attrs["direction"] == "LEFT" else b.lshr(x, y)
+        # Shifting by >= the bit width is poison in LLVM; ONNX wants 0 (or the sign fill for
+        # arithmetic right shifts of signed types).
+        width = ir.Constant(x.type, x.type.width)
+        big = b.icmp_unsigned(">=", y, width)
+        if attrs["direction"] == "LEFT":
+            return b.select(big, ir.Constant(x.type, 0), b.shl(x, y))
+        if signed:
+            return b.ashr(x, b.select(big, ir.Constant(x.type, x.type.width - 1), y))
+        return b.select(big, ir.Constant(x.type, 0), b.lshr(x, y))
     cmp = {"Equal": "==", "Less": "<", "Greater": ">", "LessOrEqual": "<=", "GreaterOrEqual": ">="}
     if op in cmp:
         return b.icmp_signed(cmp[op], x, y) if signed else b.icmp_unsigned(cmp[op], x, y)

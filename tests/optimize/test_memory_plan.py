@@ -1,0 +1,75 @@
+"""The arena planner: no two buffers alive at the same step overlap; reuse makes it small."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto as T
+from onnx import helper
+
+from edgec.importer import import_model
+from edgec.ir import format_graph
+from edgec.optimize import run_pipeline
+from edgec.optimize.memory_plan import ALIGN, alias_roots, plan_memory
+from tests.helpers import check_model, make_model
+
+
+def _random_dag(seed: int, n: int = 30):
+    rng = np.random.default_rng(seed)
+    values = ["x"]
+    nodes = []
+    sizes = {"x": 16}
+    for k in range(n):
+        a, b = rng.choice(values, 2)
+        op = rng.choice(["Add", "Mul", "Max"])
+        out = f"v{k}"
+        nodes.append(helper.make_node(op, [str(a), str(b)], [out]))
+        values.append(out)
+        sizes[out] = 16
+    outputs = [values[-1], values[len(values) // 2]]
+    return make_model(nodes, [("x", T.FLOAT, [4, 16])], [(o, T.FLOAT, None) for o in outputs])
+
+
+def test_live_buffers_never_overlap() -> None:
+    for seed in range(20):
+        g = run_pipeline(import_model(_random_dag(seed)))
+        plan = plan_memory(g)
+        roots = alias_roots(g)
+        steps = len(g.nodes)
+        live: dict[str, tuple[int, int]] = {}
+        for name in g.inputs:
+            live[name] = (-1, steps)
+        for s, n in enumerate(g.nodes):
+            for o in n.outputs:
+                live.setdefault(roots.get(o, o), (s, s))
+            for i in n.inputs:
+                r = roots.get(i, i)
+                if r in live:
+                    live[r] = (live[r][0], max(live[r][1], s))
+        for o in g.outputs:
+            r = roots.get(o, o)
+            live[r] = (live[r][0], steps)
+        items = list(live.items())
+        for i, (a, (fa, la)) in enumerate(items):
+            oa, sa = plan.offsets[a], g.values[a].nbytes
+            assert oa % ALIGN == 0 and oa + sa <= plan.arena_bytes
+            for b, (fb, lb) in items[i + 1:]:
+                if la < fb or lb < fa:
+                    continue
+                ob, sb = plan.offsets[b], g.values[b].nbytes
+                assert oa + sa <= ob or ob + sb <= oa, f"seed {seed}: {a} and {b} overlap while both live"
+
+
+def test_chain_reuses_memory_and_matches() -> None:
+    nodes = [helper.make_node("Tanh" if k % 2 else "Relu", [f"v{k}"], [f"v{k + 1}"]) for k in range(12)]
+    m = make_model(nodes, [("v0", T.FLOAT, [64, 64])], [("v12", T.FLOAT, None)])
+    plan = plan_memory(run_pipeline(import_model(m)))
+    assert plan.arena_bytes <= 3 * 64 * 64 * 4 < plan.sum_of_sizes
+    check_model(m, {"v0": np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)})
+
+
+def test_dump_ir_shows_every_pass() -> None:
+    m = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", T.FLOAT, [2])], [("y", T.FLOAT, None)])
+    dumps: list[str] = []
+    g = run_pipeline(import_model(m), dump=dumps.append)
+    assert dumps[0].startswith("== after import ==") and any("fuse-activation" in d for d in dumps)
+    assert "Relu(%x:float32[2])" in format_graph(g)
