@@ -20,7 +20,7 @@ from edgec.importer import import_model, load_onnx
 from edgec.ir import Graph
 from edgec.optimize import run_pipeline
 from edgec.optimize.memory_plan import plan_memory
-from edgec.packager import Bundle, write_bundle
+from edgec.packager import Bundle, mobile, write_bundle
 from edgec.packager.bundle import check_prefix
 from edgec.packager.cglue import TensorSpec
 from edgec.targets import get_profile
@@ -79,7 +79,8 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     check_prefix(name)
-    profile = get_profile(device)
+    phone_profiles = mobile.resolve_devices(device)  # Android/iOS: one bundle, one slice per device
+    profile = phone_profiles[0] if phone_profiles else get_profile(device)
     find_toolchain(profile)  # fail before any work if the C toolchain is missing
     if threads < 1:
         raise EdgecError("--threads must be at least 1")
@@ -93,6 +94,9 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     g = run_pipeline(g, dump=dump)
     t_opt = time.perf_counter()
     say("generating code")
+    if phone_profiles:
+        return _build_phone_bundle(g, phone_profiles, name, out_dir, model_sha, input_shapes, threads,
+                                   t0, t_import, t_opt)
     profile, plan, kobj, wobj = compile_graph(g, device, name)
     t_cg = time.perf_counter()
     say("packaging")
@@ -110,5 +114,24 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     t_end = time.perf_counter()
     report.seconds = {"import": t_import - t0, "optimize": t_opt - t_import, "codegen": t_cg - t_opt,
                       "package": t_end - t_cg, "total": t_end - t0}
+    bundle.report = report  # type: ignore[attr-defined]
+    return bundle
+
+
+def _build_phone_bundle(g: Graph, profiles: list, name: str, out_dir, model_sha: str,
+                        input_shapes: dict[str, list[int]] | None, threads: int,
+                        t0: float, t_import: float, t_opt: float) -> Bundle:
+    """Android/iOS: code for every slice, then edgec/packager/mobile.py writes the bundle."""
+    opts = {"input_shapes": {k: list(map(int, v)) for k, v in sorted((input_shapes or {}).items())},
+            "threads": threads}
+    bundle, plan, code_bytes = mobile.build_bundle(
+        g, profiles, name=name, out_dir=out_dir or Path.cwd() / f"{name}-{profiles[0].platform}",
+        version=__version__, manifest_extra={"model_sha256": model_sha, "build_options": opts,
+                                             "ops": g.op_counts(), "tuning_log": None})
+    t_end = time.perf_counter()
+    report = BuildReport(g.op_counts(), len(g.nodes), len(plan.weights), code_bytes, plan.arena_bytes,
+                         plan.sum_of_sizes)
+    report.seconds = {"import": t_import - t0, "optimize": t_opt - t_import, "codegen": t_end - t_opt,
+                      "package": 0.0, "total": t_end - t0}
     bundle.report = report  # type: ignore[attr-defined]
     return bundle

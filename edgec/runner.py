@@ -132,7 +132,7 @@ def _native(device_arch: str) -> bool:
 
 
 def load(bundle_dir: str | Path, num_threads: int = 1, verify: bool = True) -> Runner | EmulatedRunner:
-    path = Path(bundle_dir)
+    path = Path(bundle_dir).resolve()
     manifest = read_manifest(path)
     if verify:
         verify_bundle(path, manifest)

@@ -35,7 +35,7 @@ class Codegen:
         return str(self.tm.target_data)
 
     def _prepare(self, ir_text: str, optimize: bool) -> llvm.ModuleRef:
-        mod = llvm.parse_assembly(add_function_attrs(ir_text))
+        mod = llvm.parse_assembly(add_function_attrs(ir_text) if optimize else ir_text)
         mod.triple = self.profile.triple
         mod.data_layout = self.data_layout
         mod.verify()
@@ -64,4 +64,4 @@ class Codegen:
         esc[:, 2] = hexd[data & 15]
         text = (f'@"{symbol}" = hidden constant [{n} x i8] c"{esc.tobytes().decode("ascii")}", '
                 "align 64\n")
-        return self.emit_object(text, optimize=False)
+        return self.emit_object(text, optimize=False)  # data only: no passes, no attribute rewrite

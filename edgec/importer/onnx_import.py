@@ -110,7 +110,25 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"invalid ONNX model: {str(exc).splitlines()[0]}") from None
 
-    kept, consts = fold_constants(proto, _value_infos(proto), set(supported_ops()))
+    # Fold, re-infer shapes on the folded graph, and fold again until nothing changes: a Shape
+    # node may only become static once an earlier folded value fixed its input's shape.
+    g = proto.graph
+    inits = {i.name for i in g.initializer}
+    real_inputs = [i for i in g.input if i.name not in inits]
+    supported = set(supported_ops())
+    current, infos = proto, _value_infos(proto)
+    while True:
+        kept, consts = fold_constants(current, infos, supported)
+        used = {i for n in kept for i in n.input} | {o.name for o in g.output}
+        folded = helper.make_graph(
+            kept, g.name or "model", real_inputs, list(g.output),
+            initializer=[onnx.numpy_helper.from_array(v, k) for k, v in consts.items() if k in used])
+        folded_model = helper.make_model(folded, opset_imports=proto.opset_import, ir_version=proto.ir_version)
+        infos = _value_infos(_infer(folded_model))
+        if len(kept) == len(current.graph.node):
+            break
+        current = folded_model
+
     unsupported: dict[str, list[str]] = {}
     for node in kept:
         if node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTERS:
@@ -118,17 +136,6 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
             unsupported.setdefault(op, []).append(node.name or node.output[0])
     if unsupported:
         raise UnsupportedOpsError(unsupported)
-
-    # Re-run shape inference on the folded graph so every remaining value has a static shape.
-    g = proto.graph
-    inits = {i.name for i in g.initializer}
-    real_inputs = [i for i in g.input if i.name not in inits]
-    used = {i for n in kept for i in n.input} | {o.name for o in g.output}
-    folded = helper.make_graph(
-        kept, g.name or "model", real_inputs, list(g.output),
-        initializer=[onnx.numpy_helper.from_array(v, k) for k, v in consts.items() if k in used])
-    folded_model = helper.make_model(folded, opset_imports=proto.opset_import, ir_version=proto.ir_version)
-    infos = _value_infos(_infer(folded_model))
 
     graph = Graph(name=_c_identifier(g.name or "model"), values={}, nodes=[],
                   inputs=[i.name for i in real_inputs], outputs=[o.name for o in g.output])

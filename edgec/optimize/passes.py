@@ -20,16 +20,19 @@ def dead_node_removal(g: Graph) -> Graph:
         if any(o in live for o in n.outputs):
             kept.append(n)
             live.update(i for i in n.inputs if i)
+            live.update(o for o in n.outputs if o)  # unused extra outputs still need their value
     g.nodes = kept[::-1]
     for name in [k for k, v in g.values.items() if k not in live and k not in g.inputs]:
         del g.values[name]
     return g
 
 
-def _single_consumer(g: Graph, value: str) -> Node | None:
+def _single_consumer(g: Graph, value: str, uses: dict[str, list[Node]]) -> Node | None:
+    """The only node reading `value`, if it is not also a graph output. `uses` is computed once
+    per pass: fusing renames a node's output to its consumer's output, whose readers stay valid."""
     if value in g.outputs:
         return None
-    users = g.consumers().get(value, [])
+    users = uses.get(value, [])
     return users[0] if len(users) == 1 else None
 
 
@@ -50,51 +53,50 @@ def _per_channel(g: Graph, name: str, channels: int, rank: int) -> np.ndarray | 
 def fold_scale_into_conv(g: Graph) -> Graph:
     """Conv -> Mul(per-channel const) / Add(per-channel const)  ==>  Conv with new weights/bias.
     BatchNormalization is imported as Mul+Add, so this is BN folding."""
-    changed = True
-    while changed:
-        changed = False
-        for n in g.nodes:
-            if n.op != "Conv" or n.attrs.get("activation"):
-                continue
+    uses = g.consumers()
+    removed: set[int] = set()
+    for n in g.nodes:
+        if n.op != "Conv" or n.attrs.get("activation") or id(n) in removed:
+            continue
+        while (user := _single_consumer(g, n.outputs[0], uses)) is not None:
             y = n.outputs[0]
-            user = _single_consumer(g, y)
             w = g.values[n.inputs[1]]
-            if user is None or user.op not in ("Mul", "Add") or not w.is_const:
-                continue
+            if user.op not in ("Mul", "Add") or not w.is_const:
+                break
+            if len(n.inputs) > 2 and n.inputs[2] and not g.values[n.inputs[2]].is_const:
+                break  # a runtime bias cannot be rescaled at build time
             other = user.inputs[1] if user.inputs[0] == y else user.inputs[0]
-            rank = len(g.values[y].shape)
-            vec = _per_channel(g, other, w.shape[0], rank)
+            vec = _per_channel(g, other, w.shape[0], len(g.values[y].shape))
             if vec is None or g.values[user.outputs[0]].shape != g.values[y].shape:
-                continue
+                break
             bias = g.values[n.inputs[2]].data if len(n.inputs) > 2 and n.inputs[2] else np.zeros(w.shape[0], np.float32)
             if user.op == "Mul":
                 new_w = w.data * vec.reshape((-1,) + (1,) * (w.data.ndim - 1))
                 new_b = bias * vec
             else:
                 new_w, new_b = w.data, bias + vec
-            ins = [n.inputs[0], g.add_const(n.inputs[1] + "_folded", new_w.astype(w.dtype)),
-                   g.add_const(f"{y}_bias", new_b.astype(w.dtype))]
-            n.inputs = ins
+            n.inputs = [n.inputs[0], g.add_const(n.inputs[1] + "_folded", new_w.astype(w.dtype)),
+                        g.add_const(f"{y}_bias", new_b.astype(w.dtype))]
             n.outputs = [user.outputs[0]]
-            g.nodes.remove(user)
+            removed.add(id(user))
             del g.values[y]
-            changed = True
-            break
+    g.nodes = [n for n in g.nodes if id(n) not in removed]
     return g
 
 
 def fuse_bias(g: Graph) -> Graph:
     """MatMul(A, B) + Add(bias over the last dim) ==> MatMul(A, B, bias)."""
+    uses = g.consumers()
     for n in list(g.nodes):
         if n.op != "MatMul" or len(n.inputs) > 2 or n.attrs.get("activation"):
             continue
         y = n.outputs[0]
-        user = _single_consumer(g, y)
+        user = _single_consumer(g, y, uses)
         if user is None or user.op != "Add":
             continue
         other = user.inputs[1] if user.inputs[0] == y else user.inputs[0]
         ov = g.values[other]
-        cols = g.values[y].shape[-1]
+        cols = g.values[y].shape[-1] if g.values[y].shape else 1  # MatMul of two 1-D operands is a scalar
         if not ov.is_const or ov.size not in (1, cols) or any(d != 1 for d in ov.shape[:-1]) \
                 or g.values[user.outputs[0]].shape != g.values[y].shape or ov.dtype != g.values[y].dtype:
             continue
@@ -108,11 +110,12 @@ def fuse_bias(g: Graph) -> Graph:
 
 def fuse_activation(g: Graph) -> Graph:
     """Conv/MatMul followed by a fusable activation ==> one kernel with an epilogue."""
+    uses = g.consumers()
     for n in list(g.nodes):
         if n.op not in ("Conv", "MatMul", "ConvTranspose") or n.attrs.get("activation"):
             continue
         y = n.outputs[0]
-        user = _single_consumer(g, y)
+        user = _single_consumer(g, y, uses)
         if user is None or user.op not in FUSABLE_ACTIVATIONS or g.values[y].dtype != np.float32:
             continue
         n.attrs["activation"] = (user.op, dict(user.attrs))

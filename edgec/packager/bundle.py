@@ -30,10 +30,14 @@ class Bundle:
 
     @property
     def static_library(self) -> Path:
+        if self.manifest.get("slices"):  # phone bundle (packager/mobile.py): the first slice's
+            return self.path / self.manifest["slices"][0]["static_library"]
         return self.path / "lib" / f"lib{self.name}.a"
 
     @property
     def shared_library(self) -> Path:
+        if self.manifest.get("slices"):
+            return self.path / self.manifest["slices"][0].get("shared_library", f"lib/lib{self.name}.so")
         return self.path / "lib" / f"lib{self.name}.so"
 
 

@@ -30,10 +30,18 @@ class TargetProfile:
     l2_kb: int = 512
     vector_bits: int = 128
     aliases: tuple[str, ...] = field(default=())
+    # Phones (edgec/packager/mobile.py): platform "android" | "ios" ("linux" for the others),
+    # the Android ABI or iOS slice directory name, and the minimum API level / OS version.
+    platform: str = "linux"
+    abi: str = ""
+    min_os: str = ""
 
     def summary(self) -> dict:
-        return {"name": self.name, "triple": self.triple, "cpu": self.cpu, "features": self.features,
-                "arch": self.arch, "float_abi": self.float_abi, "object_format": self.object_format}
+        out = {"name": self.name, "triple": self.triple, "cpu": self.cpu, "features": self.features,
+               "arch": self.arch, "float_abi": self.float_abi, "object_format": self.object_format}
+        if self.platform != "linux":  # keeps host/rpi manifests byte-identical
+            out |= {"platform": self.platform, "abi": self.abi, "min_os": self.min_os}
+        return out
 
 
 _AARCH64 = dict(arch="aarch64", cc="aarch64-linux-gnu-gcc", cc_package="gcc-aarch64-linux-gnu",
@@ -42,6 +50,23 @@ _ARMV7 = dict(arch="armv7", pointer_bits=32, cc="arm-linux-gnueabihf-gcc",
               cc_package="gcc-arm-linux-gnueabihf",
               cc_flags=("-mfpu=neon-vfpv4", "-mfloat-abi=hard"),
               exec_wrapper=("qemu-arm", "-L", "/usr/arm-linux-gnueabihf"))
+
+# Android: the runtime, glue and JNI bridge are compiled freestanding by the Linux cross gcc and
+# linked into lib<name>.so by ld.lld (no NDK, no libc). -ffixed-x18: Android reserves x18 (shadow
+# call stack). armeabi-v7a uses softfp (float args in core registers), so it is compiled by the
+# soft-float EABI gcc, whose libgcc has the same calling convention.
+_NOSTD = ("-ffreestanding", "-fno-stack-protector")
+_ANDROID = dict(platform="android", min_os="24", default_threads=1)
+_ANDROID_ARM64 = dict(arch="aarch64", cc="aarch64-linux-gnu-gcc", cc_package="gcc-aarch64-linux-gnu",
+                      cc_flags=(*_NOSTD, "-ffixed-x18"), abi="arm64-v8a",
+                      exec_wrapper=("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"), **_ANDROID)
+# iOS: Mach-O objects from LLVM, runtime compiled by clang for the same triple (toolchain/apple.py).
+_IOS = dict(object_format="macho", platform="ios", min_os="14.0", cc="clang", cc_package="clang")
+
+
+def _ios_flags(triple: str) -> tuple[str, ...]:
+    return ("-target", triple, *_NOSTD)
+
 
 PROFILES: dict[str, TargetProfile] = {p.name: p for p in [
     TargetProfile("rpi3", "Raspberry Pi 3 (Cortex-A53, 32-bit OS, NEON, hard float)",
@@ -61,6 +86,29 @@ PROFILES: dict[str, TargetProfile] = {p.name: p for p in [
                   "x86_64-unknown-linux-gnu", "haswell", "", arch="x86_64", vector_bits=256),
     TargetProfile("x86_64-avx512", "x86-64 Linux with AVX-512 and VNNI (Ice Lake, Zen 4)",
                   "x86_64-unknown-linux-gnu", "icelake-server", "", arch="x86_64", vector_bits=512),
+    TargetProfile("android-arm64", "Android arm64-v8a phones, API 24+ (Cortex-A53 baseline, NEON)",
+                  "aarch64-linux-android24", "cortex-a53", "+neon,+fp-armv8", **_ANDROID_ARM64),
+    TargetProfile("android-arm64-dotprod", "Android arm64-v8a, modern phones (ARMv8.2: dotprod, fp16)",
+                  "aarch64-linux-android24", "cortex-a76", "+neon,+fp-armv8,+dotprod,+fullfp16",
+                  **_ANDROID_ARM64),
+    TargetProfile("android-armv7", "Android armeabi-v7a, API 24+ (NEON, softfp ABI)",
+                  "armv7a-linux-androideabi24", "generic", "+neon,+vfp3,+thumb2", arch="armv7",
+                  float_abi="softfp", pointer_bits=32, cc="arm-linux-gnueabi-gcc",
+                  cc_package="gcc-arm-linux-gnueabi", abi="armeabi-v7a",
+                  cc_flags=("-march=armv7-a", "-mfpu=neon", "-mfloat-abi=softfp", "-mthumb", *_NOSTD),
+                  exec_wrapper=("qemu-arm", "-L", "/usr/arm-linux-gnueabi"), **_ANDROID),
+    TargetProfile("android-x86_64", "Android x86_64 (emulator; SSE4.2 + POPCNT baseline)",
+                  "x86_64-linux-android24", "x86-64", "+ssse3,+sse4.1,+sse4.2,+popcnt", arch="x86_64",
+                  cc_flags=_NOSTD, abi="x86_64", **_ANDROID),
+    TargetProfile("ios-arm64", "iPhone / iPad, iOS 14+ (arm64)", "arm64-apple-ios14.0", "apple-a9",
+                  "+neon,+fp-armv8", arch="aarch64", abi="ios-arm64",
+                  cc_flags=_ios_flags("arm64-apple-ios14.0"), **_IOS),
+    TargetProfile("ios-arm64-simulator", "iOS 14+ simulator on Apple-silicon Macs",
+                  "arm64-apple-ios14.0-simulator", "apple-m1", "+neon,+fp-armv8", arch="aarch64",
+                  abi="ios-arm64-simulator", cc_flags=_ios_flags("arm64-apple-ios14.0-simulator"), **_IOS),
+    TargetProfile("ios-x86_64-simulator", "iOS 14+ simulator on Intel Macs",
+                  "x86_64-apple-ios14.0-simulator", "penryn", "", arch="x86_64",
+                  abi="ios-x86_64-simulator", cc_flags=_ios_flags("x86_64-apple-ios14.0-simulator"), **_IOS),
 ]}
 
 

@@ -59,6 +59,10 @@ class Toolchain:
 
 
 def find_toolchain(profile: TargetProfile) -> Toolchain:
+    if profile.object_format == "macho":  # iOS: clang + llvm-ar (darwin format), see apple.py
+        from edgec.toolchain.apple import find_apple_toolchain
+
+        return find_apple_toolchain(profile)  # type: ignore[return-value]
     cc = os.environ.get(f"EDGEC_CC_{profile.arch.upper()}") or profile.cc
     path = shutil.which(cc)
     if path is None:

@@ -81,10 +81,18 @@ def _float_binary(op: str, b: B, x: ir.Value, y: ir.Value, attrs: dict) -> ir.Va
         return m.fmax(b, x, y)
     if op == "Min":
         return m.fmin(b, x, y)
-    if op == "Mod":  # fmod: sign of the dividend
+    if op == "Mod":
+        if attrs.get("fmod"):  # C fmod: the sign of the dividend, x - trunc(x/y)*y
+            q = b.fdiv(x, y)
+            t = b.select(b.fcmp_ordered("<", q, c(q, 0.0)), m.ceil(b, q), m.floor(b, q))
+            return b.fsub(x, b.fmul(t, y))
+        # Python-style modulo (the sign of the divisor), computed from fmod to stay exact.
         q = b.fdiv(x, y)
         t = b.select(b.fcmp_ordered("<", q, c(q, 0.0)), m.ceil(b, q), m.floor(b, q))
-        return b.fsub(x, b.fmul(t, y))
+        r = b.fsub(x, b.fmul(t, y))
+        fix = b.and_(b.fcmp_ordered("!=", r, c(r, 0.0)),
+                     b.xor(b.fcmp_ordered("<", r, c(r, 0.0)), b.fcmp_ordered("<", y, c(y, 0.0))))
+        return b.select(fix, b.fadd(r, y), r)
     cmp = {"Equal": "==", "Less": "<", "Greater": ">", "LessOrEqual": "<=", "GreaterOrEqual": ">="}
     if op in cmp:
         return b.fcmp_ordered(cmp[op], x, y)

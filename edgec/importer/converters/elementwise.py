@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from edgec.errors import ModelError
 from edgec.importer.context import ConvertContext
 from edgec.importer.registry import converter
 
 UNARY = ["Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Neg", "Abs", "Reciprocal", "Erf",
-         "Floor", "Ceil", "Not", "Softplus", "Softsign", "Sign", "Round", "Sin", "Cos"]
+         "Floor", "Ceil", "Not", "Softplus", "Softsign", "Sign", "Round"]
 BINARY = ["Add", "Sub", "Mul", "Div", "Pow", "PRelu", "Equal", "Less", "Greater",
           "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Mod", "BitShift"]
 
@@ -79,8 +80,11 @@ def convert_clip(cx: ConvertContext, node: onnx.NodeProto) -> None:
         hi_c = cx.const(cx.input(node, 2))
         if (cx.input(node, 1) and lo_c is None) or (cx.input(node, 2) and hi_c is None):
             cx.require_const(node, 1 if lo_c is None else 2, "min/max")
-        lo = float(lo_c) if lo_c is not None else float(info.min)
-        hi = float(hi_c) if hi_c is not None else float(info.max)
+        for bound in (lo_c, hi_c):
+            if bound is not None and bound.size != 1:
+                raise ModelError(f"Clip node {node.name!r}: min/max must be scalars, got shape {list(bound.shape)}")
+        lo = float(lo_c.reshape(-1)[0]) if lo_c is not None else float(info.min)
+        hi = float(hi_c.reshape(-1)[0]) if hi_c is not None else float(info.max)
     cx.emit("Clip", [node.input[0]], [node.output[0]], node.name, min=float(lo), max=float(hi))
 
 
@@ -98,6 +102,11 @@ def convert_cast(cx: ConvertContext, node: onnx.NodeProto) -> None:
 @converter("Identity", "Dropout")
 def convert_identity(cx: ConvertContext, node: onnx.NodeProto) -> None:
     """Identity and inference-mode Dropout are aliases: no kernel, no copy."""
+    if node.op_type == "Dropout":
+        training = cx.const(cx.input(node, 2))
+        if cx.input(node, 2) and (training is None or bool(np.asarray(training).reshape(-1)[0])):
+            raise ModelError(f"Dropout node {node.name!r}: training mode (random masks) is not supported; "
+                             "export the model for inference")
     if node.op_type == "Dropout" and len(node.output) > 1 and node.output[1]:
         # The mask output of inference Dropout is all ones.
         mask = np.ones(cx.shape(node.output[1]), dtype=bool)

@@ -1,0 +1,188 @@
+"""Benchmark cases: seeded ONNX models (per-op micro cases and whole networks) and FLOP counts.
+
+FLOPs are counted from the graph after ONNX shape inference as 2 * multiply-accumulates of the
+Conv, ConvTranspose, MatMul and Gemm nodes only: the usual convention for "GFLOP/s" of vision
+models. Bias adds, activations, pools, resizes and elementwise ops are not counted (they are a
+few percent of the work in these nets, and are memory-bound anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from math import prod
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+IR_VERSION = 8
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    description: str
+    make: Callable[[], onnx.ModelProto]
+    kind: str  # "micro" (one op) or "model" (a whole network)
+    quick: bool = False  # part of the default set of `--quick`
+
+
+def make_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded N(0, 1) data for every graph input (all cases take float32 inputs)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for vi in model.graph.input:
+        shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        feeds[vi.name] = rng.standard_normal(shape).astype(np.float32)
+    return feeds
+
+
+# -- FLOP counting --------------------------------------------------------------------------
+
+def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    g = inferred.graph
+    shapes = {t.name: list(t.dims) for t in g.initializer}
+    for vi in [*g.input, *g.value_info, *g.output]:
+        dims = vi.type.tensor_type.shape.dim
+        shapes[vi.name] = [d.dim_value for d in dims]
+    return shapes
+
+
+def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    for a in node.attribute:
+        if a.name == name:
+            return int(helper.get_attribute_value(a))
+    return default
+
+
+def _macs(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> int:
+    op = node.op_type
+    if op == "Conv":
+        w, y = shapes[node.input[1]], shapes[node.output[0]]
+        # every output element is a dot product over (Cin/group) * kernel elements
+        return prod(y) * prod(w[1:])
+    if op == "ConvTranspose":
+        x, w = shapes[node.input[0]], shapes[node.input[1]]
+        # every input element is scattered to (Cout/group) * kernel outputs
+        return prod(x) * prod(w[1:])
+    if op == "MatMul":
+        a, y = shapes[node.input[0]], shapes[node.output[0]]
+        return prod(y) * a[-1]
+    if op == "Gemm":
+        a, y = shapes[node.input[0]], shapes[node.output[0]]
+        k = a[0] if _attr(node, "transA", 0) else a[1]
+        return prod(y) * k
+    return 0
+
+
+def count_flops(model: onnx.ModelProto) -> int:
+    """2 * MACs of the Conv/ConvTranspose/MatMul/Gemm nodes, one inference."""
+    shapes = _shapes(model)
+    return 2 * sum(_macs(n, shapes) for n in model.graph.node)
+
+
+# -- micro cases ----------------------------------------------------------------------------
+
+def _finish(nodes: list[onnx.NodeProto], name: str, inp: tuple[str, list[int]],
+            out: str, inits: dict[str, np.ndarray]) -> onnx.ModelProto:
+    g = helper.make_graph(
+        nodes, name, [helper.make_tensor_value_info(inp[0], TensorProto.FLOAT, inp[1])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="benchmarks")
+    m.ir_version = IR_VERSION
+    m = onnx.shape_inference.infer_shapes(m, strict_mode=True)
+    onnx.checker.check_model(m)
+    return m
+
+
+def _he(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+
+def dense(n: int, seed: int = 0) -> onnx.ModelProto:
+    """GEMV as a fully connected layer exports: MatMul [1, n] x [n, n] + bias (Add)."""
+    rng = np.random.default_rng(seed)
+    inits = {"w": _he(rng, (n, n), n), "b": rng.uniform(-0.1, 0.1, n).astype(np.float32)}
+    nodes = [helper.make_node("MatMul", ["input", "w"], ["mm"]),
+             helper.make_node("Add", ["mm", "b"], ["output"])]
+    return _finish(nodes, f"dense{n}", ("input", [1, n]), "output", inits)
+
+
+def conv(channels: int, size: int, out_channels: int, k: int, depthwise: bool = False,
+         seed: int = 0) -> onnx.ModelProto:
+    """One Conv (stride 1, 'same' padding) with bias on a 1 x C x size x size input."""
+    rng = np.random.default_rng(seed)
+    group = channels if depthwise else 1
+    cig = channels // group
+    inits = {"w": _he(rng, (out_channels, cig, k, k), cig * k * k),
+             "b": rng.uniform(-0.1, 0.1, out_channels).astype(np.float32)}
+    p = k // 2
+    node = helper.make_node("Conv", ["input", "w", "b"], ["output"], kernel_shape=[k, k],
+                            pads=[p] * 4, strides=[1, 1], group=group)
+    return _finish([node], f"conv{k}x{k}", ("input", [1, channels, size, size]), "output", inits)
+
+
+# -- whole networks -------------------------------------------------------------------------
+# Imported lazily: generating a network takes about a second, listing cases should not.
+
+def _mobilenet_v2() -> onnx.ModelProto:
+    from edgec.models.mobilenet_v2 import mobilenet_v2
+
+    return mobilenet_v2(224)
+
+
+def _resnet18() -> onnx.ModelProto:
+    from edgec.models.resnet import resnet18
+
+    return resnet18(224)
+
+
+def _squeezenet() -> onnx.ModelProto:
+    from edgec.models.squeezenet import squeezenet
+
+    return squeezenet(224)
+
+
+def _shufflenet() -> onnx.ModelProto:
+    from edgec.models.shufflenet import shufflenet
+
+    return shufflenet(224, groups=3)
+
+
+def _ppocr_det() -> onnx.ModelProto:
+    from edgec.models.ppocr_det import ppocr_det
+
+    return ppocr_det(640)
+
+
+CASES: list[Case] = [
+    Case("dense256", "MatMul [1,256]x[256,256] + bias (GEMV)", lambda: dense(256), "micro", True),
+    Case("dense1024", "MatMul [1,1024]x[1024,1024] + bias (GEMV)", lambda: dense(1024), "micro", True),
+    Case("conv1x1", "Conv 1x1, 1x64x56x56 -> 64, bias", lambda: conv(64, 56, 64, 1), "micro", True),
+    Case("conv3x3", "Conv 3x3 pad 1, 1x64x56x56 -> 64, bias", lambda: conv(64, 56, 64, 3), "micro", True),
+    Case("dwconv3x3", "depthwise Conv 3x3 pad 1, 1x144x56x56, bias",
+         lambda: conv(144, 56, 144, 3, depthwise=True), "micro", True),
+    Case("mobilenet_v2", "MobileNetV2 1.0, 224x224", _mobilenet_v2, "model"),
+    Case("resnet18", "ResNet-18, 224x224", _resnet18, "model"),
+    Case("squeezenet", "SqueezeNet-like (v1.1 fire modules), 224x224", _squeezenet, "model"),
+    Case("shufflenet", "ShuffleNet v1 g=3 1x, 224x224", _shufflenet, "model"),
+    Case("ppocr_det", "PP-OCR-like DB text detector (MobileNetV3 0.5 + DBFPN 96), 640x640",
+         _ppocr_det, "model"),
+]
+
+BY_NAME = {c.name: c for c in CASES}
+
+
+def select(names: str | None, quick: bool = False) -> list[Case]:
+    """Cases named in a comma-separated list (in the order given), else all (or the quick set)."""
+    if not names:
+        return [c for c in CASES if c.quick] if quick else list(CASES)
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in BY_NAME]
+    if unknown:
+        raise KeyError(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
+    return [BY_NAME[n] for n in wanted]

@@ -1,0 +1,310 @@
+"""Side-by-side benchmark of edgec and onnxruntime on the host: `python -m benchmarks.run`.
+
+For every case: build the model with edgec for the host (in a temporary directory), load the
+bundle in-process, time `<name>_run(ctx)` directly (inputs set once: no Python conversions in
+the loop) and the full `runner.run(feeds)`; time onnxruntime with 1 and 2 intra-op threads
+(sequential executor, default graph optimizations: what users get) through an IOBinding with
+preallocated outputs (the counterpart of the direct call), plus `session.run(feeds)` with 1
+thread; check that edgec's outputs match onnxruntime's. Prints a table, writes JSON, and
+optionally a bar chart. Performance is measured, never asserted; exit code 1 means a case
+failed to build or its outputs did not match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import onnx
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+import edgec
+from benchmarks import timing
+from benchmarks.cases import CASES, Case, count_flops, make_inputs, select
+from edgec.errors import EdgecError
+from edgec.runner import Runner
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
+DEFAULT_PLOT = DEFAULT_JSON.with_suffix(".png")
+TOLERANCE = 1e-3  # max abs error <= TOLERANCE * max(1, |onnxruntime|), elementwise
+ORT_THREADS = (1, 2)
+JSON_VERSION = 1
+
+err = Console(stderr=True)
+
+
+# -- engines --------------------------------------------------------------------------------
+
+def _ort_session(model: onnx.ModelProto, threads: int):  # -> onnxruntime.InferenceSession
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # graph_optimization_level stays at its default (ORT_ENABLE_ALL).
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def _ort_bound_run(sess, feeds: dict[str, np.ndarray], outputs: list[np.ndarray]) -> Callable[[], object]:
+    """A no-argument callable running `sess` on `feeds` bound once, writing into preallocated
+    arrays shaped like `outputs` (a previous run's results)."""
+    import onnxruntime as ort
+
+    binding = sess.io_binding()
+    for name, arr in feeds.items():
+        binding.bind_cpu_input(name, arr)
+    # The OrtValues wrap these arrays without copying: the closure keeps both alive.
+    keep = [ort.OrtValue.ortvalue_from_numpy(np.empty_like(ref)) for ref in outputs]
+    for meta, value in zip(sess.get_outputs(), keep):
+        binding.bind_ortvalue_output(meta.name, value)
+    return lambda: (sess.run_with_iobinding(binding), keep)
+
+
+def _edgec_direct_run(runner: Runner) -> tuple[object, object]:
+    """The compiled `<name>_run` entry point and its context argument (inputs already set)."""
+    fn = getattr(runner.lib, f"{runner.name}_run")  # attribute access: restype is set (int)
+    ctx = ctypes.byref(runner.ctx)
+    status = fn(ctx)
+    if status != 0:
+        raise EdgecError(f"{runner.name}_run returned status {status}")
+    return fn, ctx
+
+
+def _compare(got: dict[str, np.ndarray], want: list[np.ndarray], names: list[str]) -> tuple[float, float]:
+    """(max abs error, max of |err| / max(1, |ref|)) over all outputs; NaN in one side only is inf."""
+    worst_abs = worst_scaled = 0.0
+    for name, w in zip(names, want):
+        g64, w64 = got[name].astype(np.float64), np.asarray(w, np.float64)
+        if g64.shape != w64.shape:
+            return float("inf"), float("inf")
+        nan = np.isnan(w64)
+        if not np.array_equal(nan, np.isnan(g64)):
+            return float("inf"), float("inf")
+        diff = np.abs(g64 - w64)[~nan]
+        if diff.size:
+            worst_abs = max(worst_abs, float(diff.max()))
+            worst_scaled = max(worst_scaled, float((diff / np.maximum(1.0, np.abs(w64[~nan]))).max()))
+    return worst_abs, worst_scaled
+
+
+# -- one case -------------------------------------------------------------------------------
+
+def _time_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray], kw: dict) -> tuple[list, dict]:
+    """(1-thread outputs, timings keyed "1", "2" (bound runs) and "1_session_run")."""
+    times: dict = {}
+    reference: list = []
+    for threads in ORT_THREADS:
+        sess = _ort_session(model, threads)
+        outputs = sess.run(None, feeds)
+        if threads == 1:
+            reference = outputs
+            times["1_session_run"] = timing.measure(partial(sess.run, None, feeds), **kw).as_dict()
+        times[str(threads)] = timing.measure(_ort_bound_run(sess, feeds, outputs), **kw).as_dict()
+    return reference, times
+
+
+def _time_edgec(runner: Runner, feeds: dict[str, np.ndarray], got: dict[str, np.ndarray],
+                kw: dict) -> tuple[dict, bool]:
+    """(timings "run" (direct) and "runner_run", whether the outputs stayed the same)."""
+    fn, ctx = _edgec_direct_run(runner)
+    times = {"run": timing.measure(partial(fn, ctx), **kw).as_dict(),
+             "runner_run": timing.measure(partial(runner.run, feeds), **kw).as_dict()}
+    # The timed loop ignores status codes; the outputs afterwards must still be the same.
+    stable = all(np.array_equal(a, got[k]) for k, a in runner.run(feeds).items())
+    return times, stable
+
+
+def bench_case(case: Case, opts: argparse.Namespace) -> dict:
+    t0 = time.perf_counter()
+    model = case.make()
+    feeds = make_inputs(model)
+    res: dict = {"name": case.name, "kind": case.kind, "description": case.description,
+                 "inputs": {k: list(v.shape) for k, v in feeds.items()},
+                 "flops": count_flops(model), "generate_s": time.perf_counter() - t0,
+                 "edgec": None, "onnxruntime": {}, "check": "ERROR", "error": None}
+    kw = dict(min_runs=opts.min_runs, min_time=opts.min_time, warmup=opts.warmup)
+
+    err.print(f"[bold]{case.name}[/]: onnxruntime")
+    reference, res["onnxruntime"] = _time_ort(model, feeds, kw)
+
+    err.print(f"[bold]{case.name}[/]: edgec build")
+    with tempfile.TemporaryDirectory(prefix="edgec-bench-") as tmp:
+        try:
+            t0 = time.perf_counter()
+            bundle = edgec.build(model, device="host", out_dir=Path(tmp) / "bundle",
+                                 name=f"bench_{case.name}")
+            build_s = time.perf_counter() - t0
+            runner = edgec.load(bundle.path)
+            if not isinstance(runner, Runner):
+                raise EdgecError("the host bundle did not load in-process")
+            got = runner.run(feeds)
+        except Exception as exc:  # noqa: BLE001 - one broken case must not stop the others
+            res["error"] = f"{type(exc).__name__}: {exc}"
+            err.print(f"  [red]{escape(res['error'])}[/]")
+            return res
+        abs_err, scaled = _compare(got, reference, [o.name for o in model.graph.output])
+        res.update(max_abs_err=abs_err, max_scaled_err=scaled,
+                   check="ok" if scaled <= TOLERANCE else "MISMATCH")
+        err.print(f"[bold]{case.name}[/]: edgec timing (built in {build_s:.1f} s, {res['check']})")
+        times, stable = _time_edgec(runner, feeds, got, kw)
+    if not stable:
+        res["check"] = "MISMATCH"
+        res["error"] = "outputs changed across repeated runs"
+    report = bundle.report  # type: ignore[attr-defined]
+    res["edgec"] = {**times, "build_s": build_s, "build_phases_s": report.seconds,
+                    "arena_bytes": report.arena_bytes, "weight_bytes": report.weight_bytes,
+                    "code_bytes": report.code_bytes, "ops": report.ops, "threads": 1}
+    med = times["run"]["median_us"]
+    res["ratio_vs_ort1"] = med / res["onnxruntime"]["1"]["median_us"]
+    res["gflops"] = res["flops"] / (med * 1e-6) / 1e9 if res["flops"] else None
+    peak = opts.peak_gflops
+    res["peak_pct"] = 100.0 * res["gflops"] / peak if res["gflops"] is not None and peak else None
+    return res
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+def _us(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.1f}" if v < 1000 else f"{v:,.0f}"
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def make_table(results: list[dict], machine: dict) -> Table:
+    peak = machine["peak_gflops_1core"]
+    title = (f"edgec vs onnxruntime on {machine['cpu']} ({machine['logical_cpus']} logical CPUs, "
+             f"{_num(machine['ghz'], '.2f')} GHz, 1-core fp32 peak {_num(peak, '.0f')} GFLOP/s)")
+    t = Table(title=title, caption="times: median µs per inference unless noted; ratio = edgec / "
+              "onnxruntime (1 thread), medians; numbers are noisy on a shared machine")
+    for col in ("case", "GFLOP", "build s", "edgec", "edgec min", "runner.run", "ort 1t",
+                "ort 1t min", "ort 2t", "ratio", "GFLOP/s", "% peak", "max err", "check"):
+        t.add_column(col, justify="left" if col in ("case", "check") else "right")
+    for r in results:
+        e, o = r["edgec"] or {}, r["onnxruntime"]
+        ort1, ort2 = o.get("1", {}), o.get("2", {})
+        check = r["check"]
+        style = {"ok": "green", "MISMATCH": "bold red"}.get(check, "red")
+        t.add_row(
+            r["name"], f"{r['flops'] / 1e9:.3f}", _num(e.get("build_s"), ".1f"),
+            _us(e.get("run", {}).get("median_us")), _us(e.get("run", {}).get("min_us")),
+            _us(e.get("runner_run", {}).get("median_us")), _us(ort1.get("median_us")),
+            _us(ort1.get("min_us")), _us(ort2.get("median_us")), _num(r.get("ratio_vs_ort1"), ".2f"),
+            _num(r.get("gflops"), ".2f"), _num(r.get("peak_pct"), ".1f"),
+            _num(r.get("max_abs_err"), ".1e"), f"[{style}]{check}[/]")
+    return t
+
+
+def write_plot(results: list[dict], path: Path) -> bool:
+    """Horizontal bars of median time per case and engine (log scale); False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    series = {"edgec": lambda r: (r["edgec"] or {}).get("run", {}).get("median_us"),
+              "onnxruntime 1 thread": lambda r: r["onnxruntime"].get("1", {}).get("median_us"),
+              "onnxruntime 2 threads": lambda r: r["onnxruntime"].get("2", {}).get("median_us")}
+    names = [r["name"] for r in results]
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(names) + 1.5))
+    height = 0.8 / len(series)
+    for k, (label, get) in enumerate(series.items()):
+        vals = [get(r) or float("nan") for r in results]  # no bar where a case failed
+        ax.barh([i + k * height for i in range(len(names))], vals, height, label=label)
+    ax.set_yticks([i + height for i in range(len(names))], names)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("median time per inference (µs, log scale)")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+# -- command line ---------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", help="comma-separated case names (default: all; with --quick: the micro cases)")
+    ap.add_argument("--list", action="store_true", help="list the cases and exit")
+    ap.add_argument("--quick", action="store_true",
+                    help="short run: micro cases only (unless --cases), --min-time 0.05 --min-runs 3 --warmup 1")
+    ap.add_argument("--min-time", type=float, help="seconds of timed runs per case and engine (default 0.5)")
+    ap.add_argument("--min-runs", type=int, help="at least this many timed runs (default 10)")
+    ap.add_argument("--warmup", type=int, help="untimed runs first (default 3)")
+    ap.add_argument("--ghz", type=float, help="core clock for the %% of peak (default: max 'cpu MHz' in /proc/cpuinfo)")
+    ap.add_argument("--flop-per-cycle", type=int, default=timing.ZEN_FP32_FLOP_PER_CYCLE,
+                    help="fp32 FLOP per cycle of one core (default 32: Zen, 2 x 256-bit FMA)")
+    ap.add_argument("--json-out", type=Path, default=DEFAULT_JSON, help=f"JSON results (default {DEFAULT_JSON})")
+    ap.add_argument("--plot", nargs="?", type=Path, const=DEFAULT_PLOT, default=None,
+                    help=f"also write a bar chart PNG (needs matplotlib; default path {DEFAULT_PLOT})")
+    args = ap.parse_args(argv)
+    quick = {"min_time": 0.05, "min_runs": 3, "warmup": 1}
+    normal = {"min_time": 0.5, "min_runs": 10, "warmup": 3}
+    for key, value in (quick if args.quick else normal).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.min_runs < 1 or args.min_time < 0 or args.warmup < 0:
+        ap.error("--min-runs must be >= 1, --min-time and --warmup >= 0")
+    if args.ghz is not None and args.ghz <= 0:
+        ap.error("--ghz must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for c in CASES:
+            print(f"{c.name:14} {c.kind:6} {'quick ' if c.quick else '      '}{c.description}")
+        return 0
+    try:
+        cases = select(args.cases, args.quick)
+    except KeyError as exc:
+        err.print(f"error: {escape(exc.args[0])}")
+        return 2
+    import onnxruntime
+
+    ghz = args.ghz or timing.cpu_ghz()
+    machine = timing.machine_info(ghz, args.flop_per_cycle)
+    args.peak_gflops = machine["peak_gflops_1core"]
+    settings = {"min_time_s": args.min_time, "min_runs": args.min_runs, "warmup": args.warmup,
+                "tolerance": TOLERANCE, "ort_threads": list(ORT_THREADS)}
+    versions = {"edgec": edgec.__version__, "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
+                "numpy": np.__version__}
+    results = []
+    for case in cases:
+        results.append(bench_case(case, args))
+    doc = {"version": JSON_VERSION, "machine": machine, "versions": versions, "settings": settings,
+           "cases": results}
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
+    Console(width=200).print(make_table(results, machine))
+    err.print(f"wrote {args.json_out}")
+    if args.plot is not None:
+        if write_plot(results, args.plot):
+            err.print(f"wrote {args.plot}")
+        else:
+            err.print("--plot: matplotlib is not installed; no chart written")
+    return 0 if all(r["check"] == "ok" for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Adaptive wall-clock timing of a Python callable, and this machine's CPU description.
+
+`measure` warms up, then calls the function until it has at least `min_runs` samples AND has
+spent at least `min_time` seconds. Calls much shorter than the timer's resolution and the loop's
+own overhead (a ~3 µs GEMV) are timed in batches of `inner` calls per sample, as `timeit` does;
+each sample is then the mean of its batch, so "min" is the fastest batch. The garbage collector
+is off while timing (also as `timeit`), so a collection does not land inside a sample.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# Zen 2/3/4 cores retire 2 fused multiply-adds on 8 float32 lanes (256-bit) a cycle.
+ZEN_FP32_FLOP_PER_CYCLE = 32
+
+
+@dataclass
+class Stats:
+    """Per-call times of one engine on one case, in microseconds."""
+
+    runs: int  # calls timed (samples * inner)
+    inner: int  # calls per sample
+    min_us: float
+    median_us: float
+    mean_us: float
+    p90_us: float
+    total_s: float  # wall time spent in the timed samples
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def _calls_per_sample(per_call_s: float, sample_s: float) -> int:
+    return max(1, math.ceil(sample_s / max(per_call_s, 1e-9)))
+
+
+def measure(fn: Callable[[], object], *, min_runs: int = 10, min_time: float = 0.5,
+            warmup: int = 3, sample_time: float = 50e-6) -> Stats:
+    """Time `fn()`; see the module docstring. `sample_time` is the smallest batch duration."""
+    if min_runs < 1 or warmup < 0 or min_time < 0:
+        raise ValueError("min_runs must be >= 1, warmup and min_time >= 0")
+    clock = time.perf_counter
+    # Warm-up: caches, page faults of the arena and lazy library initialisation. Spend at
+    # least a tenth of the measuring budget (but at most 2 s) so the clock and caches settle.
+    warm: list[float] = []
+    t_start = clock()
+    while len(warm) < max(1, warmup) or (clock() - t_start < min(0.1 * min_time, 2.0) and len(warm) < 10_000):
+        t0 = clock()
+        fn()
+        warm.append(clock() - t0)
+    inner = _calls_per_sample(statistics.median(warm), sample_time)
+    samples: list[float] = []
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        spent = 0.0
+        rng = range(inner)
+        while len(samples) < min_runs or spent < min_time:
+            t0 = clock()
+            for _ in rng:
+                fn()
+            dt = clock() - t0
+            spent += dt
+            samples.append(dt / inner)
+    finally:
+        if was_enabled:
+            gc.enable()
+    samples.sort()
+    us = [s * 1e6 for s in samples]
+    p90 = us[min(len(us) - 1, math.ceil(0.9 * len(us)) - 1)]
+    return Stats(runs=len(us) * inner, inner=inner, min_us=us[0], median_us=statistics.median(us),
+                 mean_us=statistics.fmean(us), p90_us=p90, total_s=spent)
+
+
+# -- machine description --------------------------------------------------------------------
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def cpu_model() -> str:
+    m = re.search(r"^model name\s*:\s*(.+)$", _cpuinfo(), re.M)
+    return m.group(1).strip() if m else (platform.processor() or platform.machine())
+
+
+def cpu_ghz() -> float | None:
+    """Highest "cpu MHz" over the cores in /proc/cpuinfo (the clock a busy core runs at), or
+    the cpufreq maximum when /proc/cpuinfo has none; None when neither is readable."""
+    mhz = [float(v) for v in re.findall(r"^cpu MHz\s*:\s*([0-9.]+)", _cpuinfo(), re.M)]
+    if mhz:
+        return max(mhz) / 1000.0
+    try:
+        khz = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()
+        return int(khz) / 1e6
+    except (OSError, ValueError):
+        return None
+
+
+def machine_info(ghz: float | None, flop_per_cycle: int) -> dict[str, object]:
+    return {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "ghz": ghz,
+        "fp32_flop_per_cycle": flop_per_cycle,
+        "peak_gflops_1core": ghz * flop_per_cycle if ghz else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,92 @@
+"""MaxPool, AveragePool and the global pools -> IR pools with explicit 2-D attributes.
+
+ceil_mode only changes the output size, which the IR carries in the output value's shape; the
+kernel clips every window at the padded input edge, so nothing else needs to know about it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from edgec.errors import ModelError
+from edgec.importer.context import ConvertContext
+from edgec.importer.converters.conv import (
+    auto_pad,
+    check_dtype,
+    check_out_shape,
+    forward_pads,
+    ints,
+    pads_2d,
+    spatial_rank,
+    to_2d,
+    where,
+)
+from edgec.importer.registry import converter
+
+POOL_DTYPES = {"MaxPool": ("float32", "float64", "int8", "uint8"), "AveragePool": ("float32",)}
+
+
+def pool_out_size(size: int, k_eff: int, stride: int, head: int, tail: int, ceil: bool) -> int:
+    """onnxruntime's rule: with ceil_mode, a last window that would start past the end of the
+    input plus the begin padding is dropped (as in PyTorch)."""
+    span = size + head + tail - k_eff
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if ceil and (out - 1) * stride >= size + head:
+        out -= 1
+    return out
+
+
+@converter("MaxPool", "AveragePool")
+def convert_pool(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    nsp = spatial_rank(cx, node)
+    check_dtype(cx, node, POOL_DTYPES[node.op_type])
+    if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
+        raise ModelError(f"{where(node)}: the Indices output is not supported")
+    a = cx.attrs(node)
+    if "kernel_shape" not in a:
+        raise ModelError(f"{where(node)}: kernel_shape is required")
+    kernel = ints(a, "kernel_shape", [], nsp, node)
+    strides = ints(a, "strides", [1] * nsp, nsp, node)
+    dils = ints(a, "dilations", [1] * nsp, nsp, node)
+    if min(kernel) < 1 or min(strides) < 1 or min(dils) < 1:
+        raise ModelError(f"{where(node)}: kernel_shape, strides and dilations must be positive")
+    k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dils)]
+    sizes = list(cx.shape(node.input[0])[2:])
+    pads = forward_pads(auto_pad(a, node), a, sizes, k_eff, strides, node)
+    ceil = bool(int(a.get("ceil_mode", 0)))
+    out = [pool_out_size(s, k, st, pads[i], pads[i + nsp], ceil)
+           for i, (s, k, st) in enumerate(zip(sizes, k_eff, strides))]
+    check_out_shape(cx, node, out, " (with ceil_mode, a window that would start in the end "
+                    "padding is dropped)" if ceil else "")
+    attrs = dict(kernel=to_2d(kernel, 1), strides=to_2d(strides, 1), pads=pads_2d(pads),
+                 dilations=to_2d(dils, 1))
+    if node.op_type == "AveragePool":
+        attrs["count_include_pad"] = int(a.get("count_include_pad", 0))
+    cx.emit(node.op_type, [node.input[0]], [node.output[0]], node.name, **attrs)
+
+
+@converter("GlobalAveragePool", "GlobalMaxPool")
+def convert_global_pool(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    """A pool whose window is the whole (flattened) spatial extent. Rank-3/4 inputs are pooled
+    directly; higher ranks are viewed as (N, C, 1, D*H*W) through Reshape aliases."""
+    op = "AveragePool" if node.op_type == "GlobalAveragePool" else "MaxPool"
+    check_dtype(cx, node, POOL_DTYPES[op])
+    x, y = node.input[0], node.output[0]
+    xv = cx.value(x)
+    if len(xv.shape) < 3:
+        raise ModelError(f"{where(node)}: input rank {len(xv.shape)} has no spatial axes")
+    n, c = xv.shape[:2]
+    spatial = [int(d) for d in xv.shape[2:]]
+    attrs = dict(strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1])
+    if op == "AveragePool":
+        attrs["count_include_pad"] = 0
+    if len(spatial) <= 2:
+        cx.emit(op, [x], [y], node.name, kernel=to_2d(spatial, 1), **attrs)
+        return
+    size = int(np.prod(spatial))
+    flat = cx.temp(f"{x}_flat", xv.dtype, (n, c, 1, size))
+    pooled = cx.temp(f"{y}_pooled", xv.dtype, (n, c, 1, 1))
+    cx.emit("Reshape", [x], [flat], node.name)
+    cx.emit(op, [flat], [pooled], node.name, kernel=[1, size], **attrs)
+    cx.emit("Reshape", [pooled], [y], node.name)

@@ -1,0 +1,70 @@
+"""Smoke test of the benchmark runner: two smallest cases, very few runs, JSON structure only.
+
+Performance is measured, never asserted: nothing here depends on how fast anything ran.
+"""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import run
+
+STATS_KEYS = {"runs", "inner", "min_us", "median_us", "mean_us", "p90_us", "total_s"}
+
+
+def test_runner_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    code = run.main(["--cases", "dense256,dense1024", "--min-time", "0", "--min-runs", "2",
+                     "--warmup", "1", "--ghz", "3.0", "--json-out", str(out)])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert doc["version"] == run.JSON_VERSION
+    assert doc["machine"]["peak_gflops_1core"] == 3.0 * 32
+    assert doc["settings"]["min_runs"] == 2
+    assert [c["name"] for c in doc["cases"]] == ["dense256", "dense1024"]
+    for case, n in zip(doc["cases"], (256, 1024)):
+        assert case["check"] == "ok" and case["error"] is None
+        assert case["flops"] == 2 * n * n  # the MatMul; the bias Add is not counted
+        assert case["inputs"] == {"input": [1, n]}
+        assert case["max_scaled_err"] <= run.TOLERANCE
+        timings = [case["edgec"]["run"], case["edgec"]["runner_run"],
+                   *(case["onnxruntime"][k] for k in ("1", "2", "1_session_run"))]
+        for stats in timings:
+            assert set(stats) == STATS_KEYS
+            assert stats["runs"] >= 2
+            assert 0 < stats["min_us"] <= stats["median_us"] <= stats["p90_us"]
+        assert case["edgec"]["build_s"] > 0 and "MatMul" in case["edgec"]["ops"]
+        assert case["ratio_vs_ort1"] > 0 and case["gflops"] > 0 and case["peak_pct"] > 0
+
+
+def test_unknown_case_is_a_usage_error(tmp_path):
+    assert run.main(["--cases", "nope", "--json-out", str(tmp_path / "x.json")]) == 2
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_failed_build_is_reported_and_exits_1(tmp_path, monkeypatch):
+    from onnx import TensorProto, helper
+
+    from benchmarks import cases
+
+    def unsupported():  # an op with no converter: edgec refuses it at import
+        node = helper.make_node("NonMaxSuppression", ["input", "scores"], ["output"])
+        g = helper.make_graph(
+            [node], "nms",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 4]),
+             helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, 4])],
+            [helper.make_tensor_value_info("output", TensorProto.INT64, [None, 3])])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        m.ir_version = 8
+        return m
+
+    case = cases.Case("nms", "unsupported op", unsupported, "micro")
+    monkeypatch.setitem(cases.BY_NAME, "nms", case)
+    out = tmp_path / "bench.json"
+    code = run.main(["--cases", "nms", "--min-time", "0", "--min-runs", "1", "--warmup", "0",
+                     "--json-out", str(out)])
+    assert code == 1
+    (res,) = json.loads(out.read_text())["cases"]
+    assert res["check"] == "ERROR" and res["edgec"] is None
+    assert "NonMaxSuppression" in res["error"]
+    assert res["onnxruntime"]["1"]["runs"] >= 1  # onnxruntime is still timed
