@@ -17,9 +17,10 @@ from edgec.codegen.executor import build_module, missing_lowerings
 from edgec.codegen.module import Codegen
 from edgec.errors import EdgecError, ModelError
 from edgec.importer import import_model, load_onnx
-from edgec.ir import Graph
+from edgec.ir import Graph, Node
 from edgec.optimize import run_pipeline
 from edgec.optimize.memory_plan import plan_memory
+from edgec.optimize.passes import dead_node_removal
 from edgec.packager import Bundle, mobile, write_bundle
 from edgec.packager.bundle import check_prefix
 from edgec.packager.cglue import TensorSpec
@@ -55,9 +56,24 @@ def _text_bytes(obj: bytes) -> int:
     return sum(s.data_size for s in elf.iter_sections() if s.name.startswith(".text"))
 
 
-def compile_graph(g: Graph, device: str = "host", name: str = "model"):
+def target_passes(profile) -> list:  # noqa: ANN001
+    """Passes that depend on the device (vector width, registers): run per target on a copy."""
+    from edgec.optimize.direct_conv import prepare_direct_conv
+
+    return [("prepare-direct-conv", prepare_direct_conv(profile)), ("dead-node-removal", dead_node_removal)]
+
+
+def _copy_graph(g: Graph) -> Graph:
+    """Nodes and the value table copied (values themselves are shared and never mutated)."""
+    return Graph(g.name, dict(g.values), [Node(n.op, list(n.inputs), list(n.outputs), dict(n.attrs), n.name)
+                                          for n in g.nodes], list(g.inputs), list(g.outputs))
+
+
+def compile_graph(g: Graph, device: str = "host", name: str = "model",
+                  dump: Callable[[str], None] | None = None):
     """Lower a graph to (profile, plan, kernels object, weights object)."""
     profile = get_profile(device)
+    g = run_pipeline(_copy_graph(g), target_passes(profile), dump=dump, dump_initial=False)
     missing = missing_lowerings(g)
     if missing:
         raise ModelError(f"no kernel for IR op(s): {', '.join(missing)}")
@@ -97,7 +113,7 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     if phone_profiles:
         return _build_phone_bundle(g, phone_profiles, name, out_dir, model_sha, input_shapes, threads,
                                    t0, t_import, t_opt)
-    profile, plan, kobj, wobj = compile_graph(g, device, name)
+    profile, plan, kobj, wobj = compile_graph(g, device, name, dump)
     t_cg = time.perf_counter()
     say("packaging")
     report = BuildReport(g.op_counts(), len(g.nodes), len(plan.weights),

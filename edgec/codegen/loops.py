@@ -58,3 +58,45 @@ def linear_index(b: ir.IRBuilder, idxs: Sequence[ir.Value], strides: Sequence[in
         term = i if s == 1 else b.mul(i, ir.Constant(ity, s), flags=["nsw"])
         acc = b.add(acc, term, flags=["nsw"])
     return acc
+
+
+class Carried:
+    """Loop-carried values of `for_range_carried`: read `.values` in the body, assign `.next`."""
+
+    def __init__(self, index: ir.Value, values: list[ir.Value]):
+        self.index = index
+        self.values = values
+        self.next: list[ir.Value] | None = None
+
+
+@contextmanager
+def for_range_carried(b: ir.IRBuilder, count: int, ity: ir.IntType, init: Sequence[ir.Value],
+                      name: str = "k") -> Iterator[Carried]:
+    """A counted loop whose body updates SSA values (accumulators stay in registers). After the
+    block, `carried.values` are the final values (the header phis, valid on the exit edge)."""
+    pre = b.block
+    cond = b.append_basic_block(f"{name}.cond")
+    body = b.append_basic_block(f"{name}.body")
+    end = b.append_basic_block(f"{name}.end")
+    b.branch(cond)
+    b.position_at_end(cond)
+    idx = b.phi(ity, name=name)
+    idx.add_incoming(ir.Constant(ity, 0), pre)
+    phis = []
+    for v in init:
+        p = b.phi(v.type)
+        p.add_incoming(v, pre)
+        phis.append(p)
+    b.cbranch(b.icmp_signed("<", idx, ir.Constant(ity, count)), body, end)
+    b.position_at_end(body)
+    carried = Carried(idx, list(phis))
+    yield carried
+    if carried.next is None or len(carried.next) != len(phis):
+        raise RuntimeError("for_range_carried: the body must set .next to one value per carried value")
+    latch = b.block
+    idx.add_incoming(b.add(idx, ir.Constant(ity, 1), flags=["nsw"]), latch)
+    for p, v in zip(phis, carried.next):
+        p.add_incoming(v, latch)
+    b.branch(cond)
+    b.position_at_end(end)
+    carried.values = list(phis)

@@ -15,6 +15,9 @@ import numpy as np
 from edgec.ir.graph import Graph
 
 ALIGN = 64
+# Vector kernels may read (never write) a little past a row's end in tail tiles; the arena ends
+# with this much slack so such reads stay inside it.
+READ_SLACK = 512
 ALIAS_OPS = {"Reshape"}
 
 
@@ -84,7 +87,7 @@ def plan_memory(g: Graph) -> MemoryPlan:
             off = max(off, _align(o + s))
         offsets[b] = off
         placed.append((off, size, lo, hi))
-    arena = max((o + s for o, s, _, _ in placed), default=0)
+    arena = max((o + s for o, s, _, _ in placed), default=0) + READ_SLACK
 
     for name in list(root):
         if r(name) in offsets:

@@ -26,8 +26,8 @@ DEFAULT_PASSES: list[tuple[str, Pass]] = [
 
 
 def run_pipeline(g: Graph, passes: list[tuple[str, Pass]] | None = None,
-                 dump: Callable[[str], None] | None = None) -> Graph:
-    if dump:
+                 dump: Callable[[str], None] | None = None, dump_initial: bool = True) -> Graph:
+    if dump and dump_initial:
         dump(f"== after import ==\n{format_graph(g)}")
     for name, fn in passes if passes is not None else DEFAULT_PASSES:
         g = fn(g)

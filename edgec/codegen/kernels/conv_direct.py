@@ -1,0 +1,136 @@
+"""Register-blocked direct convolution for NCHW (groups == 1), the fp32 hot path.
+
+The output is computed in tiles of MR output channels x NR = NRV*VL output columns of one row,
+held in MR*NRV vector accumulators. The reduction runs over input channels (a runtime loop)
+and, unrolled inside it, the KH*KW kernel taps: each tap loads NRV input vectors (contiguous for
+stride 1, one wide load + deinterleave for stride 2) and broadcasts MR weights, packed at build
+time in exactly that order ([oc_block][ic][kh][kw][MR]). Bias and the fused activation are the
+epilogue. Padding was made explicit by the `prepare-direct-conv` pass (a Pad node in front), so
+the kernel has no bounds checks; reads past a row's end in tail tiles land in the next row or in
+the arena's slack and only feed lanes that are never stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from edgec.codegen.activations import FLOAT_UNARY
+from edgec.codegen.kernel import KernelContext, lowering
+from edgec.codegen.loops import for_range_carried
+from edgec.codegen.types import I32
+from edgec.codegen.vector import Vec, vector_lanes, vector_registers
+from edgec.targets import TargetProfile
+
+# Activations whose rules are pure select/compare/mul code, valid on vectors as they are.
+VECTOR_SAFE = {"Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish"}
+
+
+@dataclass(frozen=True)
+class DirectConvSchedule:
+    """Schedule knobs (explicit and enumerable, for the tuner): MR output channels x NRV vectors."""
+
+    mr: int
+    nrv: int
+    lanes: int
+
+    def to_attr(self) -> dict:
+        return {"mr": self.mr, "nrv": self.nrv, "lanes": self.lanes}
+
+
+def default_schedule(profile: TargetProfile, out_width: int) -> DirectConvSchedule:
+    lanes = vector_lanes(profile)
+    regs = vector_registers(profile)
+    nrv = max(1, min(4 if regs == 32 else 3, -(-out_width // lanes)))
+    mr = max(1, min(8, (regs - nrv - 1) // nrv))  # accumulators + input vectors + a broadcast
+    return DirectConvSchedule(mr, nrv, lanes)
+
+
+def vector_activation(b: ir.IRBuilder, v: ir.Value, act: tuple[str, dict] | None, lanes: int) -> ir.Value:
+    if act is None:
+        return v
+    rule = FLOAT_UNARY[act[0]]
+    if act[0] in VECTOR_SAFE:
+        return rule(b, v, act[1])
+    out = v
+    for i in range(lanes):  # scalar rules (exp-based) lane by lane
+        lane = b.extract_element(v, ir.Constant(I32, i))
+        out = b.insert_element(out, rule(b, lane, act[1]), ir.Constant(I32, i))
+    return out
+
+
+@lowering("ConvDirect")
+def lower_conv_direct(kc: KernelContext) -> None:
+    x, wp, bias = kc.inputs[:3]
+    y = kc.outputs[0]
+    n_, c_, h_, w_ = kc.shape(x)
+    _, m_, oh_, ow_ = kc.shape(y)
+    if kc.attrs.get("flatten"):  # 1x1 stride 1: the plane is one long row
+        h_, w_, oh_, ow_ = 1, h_ * w_, 1, oh_ * ow_
+    kh_, kw_ = kc.attrs["kernel"]
+    sh, sw = kc.attrs["strides"]
+    dh, dw = kc.attrs["dilations"]
+    s = DirectConvSchedule(**kc.attrs["schedule"])
+    mr, lanes = s.mr, s.lanes
+    vec = Vec(kc.b, lanes)
+    b = kc.b
+    act = kc.attrs.get("activation")
+    nr = s.nrv * lanes
+    ocb_count = -(-m_ // mr)
+
+    def tile(n: ir.Value, oh: ir.Value, ow0: ir.Value | int, ocb: ir.Value, width: int) -> None:
+        nrv = -(-width // lanes)
+        base_w = kc.b.mul(ocb, kc.idx(c_ * kh_ * kw_ * mr))
+        accs = []
+        for m in range(mr):
+            bv = vec.splat(kc.load(bias, b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m))))
+            accs.append([bv] * nrv)
+        flat = [a for row in accs for a in row]
+        with for_range_carried(b, c_, kc.isize, flat, "ic") as loop:
+            ic = loop.index
+            cur = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
+            x_ch = b.mul(b.add(b.mul(n, kc.idx(c_)), ic), kc.idx(h_ * w_))
+            w_ic = b.add(base_w, b.mul(ic, kc.idx(kh_ * kw_ * mr)))
+            ow0_v = ow0 if isinstance(ow0, ir.Value) else kc.idx(ow0)
+            for kh in range(kh_):
+                row = b.add(x_ch, b.mul(b.add(b.mul(oh, kc.idx(sh)), kc.idx(kh * dh)), kc.idx(w_)))
+                for kw in range(kw_):
+                    start = b.add(row, b.add(b.mul(ow0_v, kc.idx(sw)), kc.idx(kw * dw)))
+                    xs = [vec.load_strided(kc.gep(x, b.add(start, kc.idx(v * lanes * sw))), sw)
+                          for v in range(nrv)]
+                    woff = b.add(w_ic, kc.idx((kh * kw_ + kw) * mr))
+                    for m in range(mr):
+                        wb = vec.splat(kc.load(wp, b.add(woff, kc.idx(m))))
+                        for v in range(nrv):
+                            cur[m][v] = vec.fma(wb, xs[v], cur[m][v])
+            loop.next = [a for row in cur for a in row]
+        phis = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
+        # After the loop the phis hold the sums (the loop exits from its header).
+        for m in range(mr):
+            oc = b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m))
+            valid = b.icmp_signed("<", oc, kc.idx(m_))
+            store_bb = b.append_basic_block("store")
+            next_bb = b.append_basic_block("next")
+            b.cbranch(valid, store_bb, next_bb)
+            b.position_at_end(store_bb)
+            out_row = b.add(b.mul(b.add(b.mul(n, kc.idx(m_)), oc), kc.idx(oh_ * ow_)),
+                            b.mul(oh, kc.idx(ow_)))
+            for v in range(nrv):
+                val = vector_activation(b, phis[m][v], act, lanes)
+                col = b.add(ow0 if isinstance(ow0, ir.Value) else kc.idx(ow0), kc.idx(v * lanes))
+                count = min(lanes, width - v * lanes)
+                vec.store_lanes(val, kc.gep(y, b.add(out_row, col)), count)
+            b.branch(next_bb)
+            b.position_at_end(next_bb)
+
+    full, rem = divmod(ow_, nr)
+    with kc.loop(n_, "n") as n, kc.loop(oh_, "oh") as oh:
+        if full:
+            with kc.loop(full, "owt") as owt:
+                ow0 = b.mul(owt, kc.idx(nr))
+                with kc.loop(ocb_count, "ocb") as ocb:
+                    tile(n, oh, ow0, ocb, nr)
+        if rem:
+            with kc.loop(ocb_count, "ocbr") as ocb:
+                tile(n, oh, full * nr, ocb, rem)

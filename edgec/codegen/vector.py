@@ -1,0 +1,63 @@
+"""Explicit SIMD helpers for hot kernels: typed vector loads/stores, broadcasts, strided loads
+(deinterleave) and fused multiply-add. Vector width comes from the target profile; nothing here
+calls libc or libm (llvm.fmuladd becomes an FMA instruction or a mul+add, never a call)."""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from edgec.codegen.types import F32, I32
+from edgec.targets import TargetProfile
+
+
+def vector_lanes(profile: TargetProfile) -> int:
+    """fp32 lanes of the widest vector register the profile has."""
+    return max(4, profile.vector_bits // 32)
+
+
+def vector_registers(profile: TargetProfile) -> int:
+    return 32 if profile.arch == "aarch64" or profile.vector_bits >= 512 else 16
+
+
+class Vec:
+    def __init__(self, b: ir.IRBuilder, lanes: int):
+        self.b, self.lanes = b, lanes
+        self.ty = ir.VectorType(F32, lanes)
+        module = b.module
+        name = f"llvm.fmuladd.v{lanes}f32"
+        self._fma = module.globals.get(name) or ir.Function(module, ir.FunctionType(self.ty, [self.ty] * 3), name)
+
+    def zeros(self) -> ir.Constant:
+        return ir.Constant(self.ty, [0.0] * self.lanes)
+
+    def splat(self, s: ir.Value) -> ir.Value:
+        v = self.b.insert_element(ir.Constant(self.ty, ir.Undefined), s, ir.Constant(I32, 0))
+        mask = ir.Constant(ir.VectorType(I32, self.lanes), [0] * self.lanes)
+        return self.b.shuffle_vector(v, ir.Constant(self.ty, ir.Undefined), mask)
+
+    def load(self, fptr: ir.Value, lanes: int | None = None) -> ir.Value:
+        ty = self.ty if lanes is None else ir.VectorType(F32, lanes)
+        return self.b.load(self.b.bitcast(fptr, ty.as_pointer()), align=4)
+
+    def load_strided(self, fptr: ir.Value, stride: int) -> ir.Value:
+        """Lanes fptr[0], fptr[stride], ...: one wide load and a deinterleaving shuffle."""
+        if stride == 1:
+            return self.load(fptr)
+        wide = self.load(fptr, self.lanes * stride)
+        mask = ir.Constant(ir.VectorType(I32, self.lanes), [i * stride for i in range(self.lanes)])
+        return self.b.shuffle_vector(wide, ir.Constant(wide.type, ir.Undefined), mask)
+
+    def store(self, v: ir.Value, fptr: ir.Value) -> None:
+        self.b.store(v, self.b.bitcast(fptr, self.ty.as_pointer()), align=4)
+
+    def store_lanes(self, v: ir.Value, fptr: ir.Value, count: int) -> None:
+        """Store only the first `count` lanes (tails): no write past the row."""
+        if count == self.lanes:
+            self.store(v, fptr)
+            return
+        for i in range(count):
+            lane = self.b.extract_element(v, ir.Constant(I32, i))
+            self.b.store(lane, self.b.gep(fptr, [ir.Constant(I32, i)], inbounds=True))
+
+    def fma(self, a: ir.Value, x: ir.Value, acc: ir.Value) -> ir.Value:
+        return self.b.call(self._fma, [a, x, acc])

@@ -1,0 +1,77 @@
+"""Target-dependent pass `prepare-direct-conv`: Conv nodes the register-blocked kernel handles
+become `ConvDirect` with weights packed in the order its inner loop reads them, and padding
+made explicit (a Pad node in front) so the kernel needs no bounds checks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.codegen.kernels.conv_direct import default_schedule
+from edgec.ir.graph import Graph, Node, Value
+from edgec.targets import TargetProfile
+
+
+def _is_depthwise(g: Graph, n: Node) -> bool:
+    w = g.values[n.inputs[1]]
+    return n.attrs.get("group", 1) == w.shape[0] and w.shape[1] == 1 and g.values[n.inputs[0]].shape[1] == w.shape[0]
+
+
+def _eligible(g: Graph, n: Node) -> bool:
+    if n.op != "Conv" or (n.attrs.get("group", 1) != 1 and not _is_depthwise(g, n)):
+        return False
+    x, w = g.values[n.inputs[0]], g.values[n.inputs[1]]
+    bias = g.values[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
+    return (x.dtype == np.float32 and len(x.shape) == 4 and w.is_const and w.dtype == np.float32
+            and (bias is None or bias.is_const) and all(s in (1, 2) for s in n.attrs["strides"]))
+
+
+def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
+    def run(g: Graph) -> Graph:
+        nodes: list[Node] = []
+        for n in g.nodes:
+            if not _eligible(g, n):
+                nodes.append(n)
+                continue
+            x = n.inputs[0]
+            w = g.values[n.inputs[1]].data
+            m, c, kh, kw = w.shape
+            out_w = g.values[n.outputs[0]].shape[3]
+            sched = default_schedule(profile, out_w)
+            pt, pl, pb, pr = n.attrs["pads"]
+            if any((pt, pl, pb, pr)):
+                xs = g.values[x].shape
+                padded = g.fresh(f"{x}_padded")
+                g.values[padded] = Value(padded, np.dtype(np.float32), (xs[0], xs[1], xs[2] + pt + pb, xs[3] + pl + pr))
+                nodes.append(Node("Pad", [x], [padded], {"pads": [0, 0, pt, pl, 0, 0, pb, pr],
+                                                          "mode": "constant", "value": 0.0}, n.name))
+                x = padded
+            attrs = {"kernel": [kh, kw], "strides": list(n.attrs["strides"]),
+                     "dilations": list(n.attrs["dilations"]), "activation": n.attrs.get("activation")}
+            bias_src = g.values[n.inputs[2]].data.reshape(-1) if len(n.inputs) > 2 and n.inputs[2] else None
+            if _is_depthwise(g, n):
+                attrs["schedule"] = {"mr": 1, "nrv": 4 if sched.nrv >= 3 else sched.nrv, "lanes": sched.lanes}
+                bias = np.zeros(m, np.float32) if bias_src is None else bias_src.astype(np.float32)
+                nodes.append(Node("DepthwiseDirect", [x, n.inputs[1], g.add_const(f"{n.outputs[0]}_bias", bias)],
+                                  list(n.outputs), attrs, n.name))
+                continue
+            if [kh, kw] == [1, 1] and attrs["strides"] == [1, 1]:
+                # A pointwise conv is one GEMM over the flattened plane: schedule for H*W columns.
+                hw = g.values[n.outputs[0]].shape[2] * out_w
+                sched = default_schedule(profile, hw)
+                attrs["flatten"] = True
+            mr = sched.mr
+            mpad = -(-m // mr) * mr
+            wfull = np.zeros((mpad, c, kh, kw), np.float32)
+            wfull[:m] = w
+            packed = np.ascontiguousarray(wfull.reshape(mpad // mr, mr, c, kh, kw).transpose(0, 2, 3, 4, 1))
+            bias = np.zeros(mpad, np.float32)
+            if bias_src is not None:
+                bias[:m] = bias_src
+            attrs["schedule"] = sched.to_attr()
+            nodes.append(Node("ConvDirect", [x, g.add_const(f"{n.inputs[1]}_packed{mr}", packed),
+                                             g.add_const(f"{n.outputs[0]}_bias{mr}", bias)],
+                              list(n.outputs), attrs, n.name))
+        g.nodes = nodes
+        return g
+
+    return run

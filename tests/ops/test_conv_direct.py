@@ -1,0 +1,73 @@
+"""The register-blocked conv paths (ConvDirect, DepthwiseDirect): chosen where they apply, and
+exact against onnxruntime across tile tails, strides, dilations, fused activations and targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto as T
+from onnx import helper
+
+from edgec.compiler import _copy_graph, target_passes
+from edgec.importer import import_model
+from edgec.optimize import run_pipeline
+from edgec.targets import get_profile
+from tests.helpers import check_model, make_model, rand
+
+
+def _conv_model(c: int, m: int, hw: tuple[int, int], k: int, stride: int, pad: int, group: int = 1,
+                dil: int = 1, act: str | None = None):
+    w = rand(m, c // group, k, k, seed=1, low=-0.5, high=0.5)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if act else "y"], strides=[stride] * 2,
+                              pads=[pad] * 4, group=group, dilations=[dil] * 2)]
+    if act:
+        nodes.append(helper.make_node(act, ["c"], ["y"]))
+    return make_model(nodes, [("x", T.FLOAT, [1, c, *hw])], [("y", T.FLOAT, None)],
+                      {"w": w, "b": rand(m, seed=2)})
+
+
+def _ops_after_target_passes(model, device: str = "host") -> set[str]:
+    g = run_pipeline(import_model(model))
+    return {n.op for n in run_pipeline(_copy_graph(g), target_passes(get_profile(device))).nodes}
+
+
+def test_dispatch() -> None:
+    assert "ConvDirect" in _ops_after_target_passes(_conv_model(8, 16, (9, 9), 3, 1, 1))
+    assert "DepthwiseDirect" in _ops_after_target_passes(_conv_model(8, 8, (9, 9), 3, 1, 1, group=8))
+    assert "Conv" in _ops_after_target_passes(_conv_model(8, 8, (9, 9), 3, 3, 0))  # stride 3: generic
+
+
+@pytest.mark.parametrize("c,m,hw,k,stride,pad,dil", [
+    (3, 5, (11, 13), 3, 1, 1, 1),     # oc tail (5 % mr), ow tail
+    (16, 24, (20, 37), 3, 2, 1, 1),   # stride 2
+    (8, 7, (15, 15), 5, 1, 2, 2),     # dilation 2
+    (12, 33, (7, 7), 1, 1, 0, 1),     # 1x1 flattened plane
+    (4, 9, (10, 29), 1, 2, 0, 1),     # 1x1 stride 2
+    (3, 8, (31, 31), 7, 2, 3, 1),     # 7x7 stem
+])
+def test_direct_conv_shapes(c: int, m: int, hw: tuple, k: int, stride: int, pad: int, dil: int) -> None:
+    check_model(_conv_model(c, m, hw, k, stride, pad, dil=dil), {"x": rand(1, c, *hw, seed=3)})
+
+
+@pytest.mark.parametrize("act", ["Relu", "Sigmoid", "HardSwish", "Tanh"])
+def test_fused_activation_epilogue(act: str) -> None:
+    check_model(_conv_model(6, 10, (9, 19), 3, 1, 1, act=act), {"x": rand(1, 6, 9, 19, seed=4)})
+
+
+@pytest.mark.parametrize("hw,stride,k", [((17, 23), 1, 3), ((16, 30), 2, 3), ((9, 9), 1, 5)])
+def test_depthwise_direct(hw: tuple, stride: int, k: int) -> None:
+    m = _conv_model(12, 12, hw, k, stride, k // 2, group=12, act="Relu")
+    check_model(m, {"x": rand(1, 12, *hw, seed=5)})
+
+
+@pytest.mark.parametrize("device", ["rpi4", "rpi3"])
+def test_direct_paths_arm(device: str) -> None:
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["a"], pads=[1] * 4),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Conv", ["r", "w2", "b2"], ["d"], pads=[1] * 4, strides=[2, 2], group=6),
+             helper.make_node("Conv", ["d", "w3", "b3"], ["y"])]
+    init = {"w1": rand(6, 3, 3, 3, seed=6), "b1": rand(6, seed=7), "w2": rand(6, 1, 3, 3, seed=8),
+            "b2": rand(6, seed=9), "w3": rand(5, 6, 1, 1, seed=10), "b3": rand(5, seed=11)}
+    m = make_model(nodes, [("x", T.FLOAT, [1, 3, 13, 21])], [("y", T.FLOAT, None)], init)
+    assert {"ConvDirect", "DepthwiseDirect"} <= _ops_after_target_passes(m, device)
+    check_model(m, {"x": np.asarray(rand(1, 3, 13, 21, seed=12))}, device=device)
