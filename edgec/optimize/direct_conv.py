@@ -59,6 +59,26 @@ def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pas
                 hw = g.values[n.outputs[0]].shape[2] * out_w
                 sched = default_schedule(profile, hw)
                 attrs["flatten"] = True
+            lanes = sched.lanes
+            if not attrs.get("flatten") and m >= lanes and (out_w < 2 * lanes or attrs["strides"] != [1, 1]):
+                # Small maps and strided convs: vectorize across output channels instead of
+                # columns (no lanes wasted on short rows, no deinterleaving shuffles).
+                regs = 32 if profile.arch == "aarch64" or profile.vector_bits >= 512 else 16
+                nrv = min(4 if regs == 32 else 3, -(-m // lanes))
+                mp = max(1, min(8, (regs - nrv - 1) // nrv))
+                nr = nrv * lanes
+                mpad = -(-m // nr) * nr
+                wfull = np.zeros((mpad, c, kh, kw), np.float32)
+                wfull[:m] = w
+                packed = np.ascontiguousarray(wfull.reshape(mpad // nr, nr, c, kh, kw).transpose(0, 2, 3, 4, 1))
+                bias = np.zeros(mpad, np.float32)
+                if bias_src is not None:
+                    bias[:m] = bias_src
+                attrs["schedule"] = {"mp": mp, "nrv": nrv, "lanes": lanes}
+                nodes.append(Node("ConvDirect", [x, g.add_const(f"{n.inputs[1]}_ocpacked{nr}", packed),
+                                                 g.add_const(f"{n.outputs[0]}_bias{nr}", bias)],
+                                  list(n.outputs), attrs, n.name))
+                continue
             mr = sched.mr
             mpad = -(-m // mr) * mr
             wfull = np.zeros((mpad, c, kh, kw), np.float32)

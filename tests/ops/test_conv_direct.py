@@ -71,3 +71,12 @@ def test_direct_paths_arm(device: str) -> None:
     m = make_model(nodes, [("x", T.FLOAT, [1, 3, 13, 21])], [("y", T.FLOAT, None)], init)
     assert {"ConvDirect", "DepthwiseDirect"} <= _ops_after_target_passes(m, device)
     check_model(m, {"x": np.asarray(rand(1, 3, 13, 21, seed=12))}, device=device)
+
+
+@pytest.mark.parametrize("c,m,hw,k,stride", [(16, 20, (7, 7), 3, 1), (8, 64, (5, 6), 3, 2), (4, 9, (3, 3), 3, 1)])
+def test_output_channel_vectorized_small_maps(c: int, m: int, hw: tuple, k: int, stride: int) -> None:
+    model = _conv_model(c, m, hw, k, stride, 1, act="Relu")
+    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile("host")))
+    assert any("mp" in n.attrs.get("schedule", {}) for n in g.nodes)
+    check_model(model, {"x": rand(1, c, *hw, seed=13)})
+    check_model(model, {"x": rand(1, c, *hw, seed=13)}, device="rpi4")

@@ -62,6 +62,11 @@ def vector_activation(b: ir.IRBuilder, v: ir.Value, act: tuple[str, dict] | None
 
 @lowering("ConvDirect")
 def lower_conv_direct(kc: KernelContext) -> None:
+    if "mp" in kc.attrs["schedule"]:
+        from edgec.codegen.kernels.conv_ocvec import lower_conv_ocvec
+
+        lower_conv_ocvec(kc)
+        return
     x, wp, bias = kc.inputs[:3]
     y = kc.outputs[0]
     n_, c_, h_, w_ = kc.shape(x)

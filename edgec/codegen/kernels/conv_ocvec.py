@@ -1,0 +1,80 @@
+"""Direct convolution vectorized across output channels, for small feature maps (7x7, 14x14)
+where a row holds too few columns to fill vectors. A tile is MP output pixels (flattened over the
+plane, so tiles may cross rows) x NRV vectors of output channels: each reduction step broadcasts
+one input scalar per pixel and loads NRV packed weight vectors ([oc_block][ic][kh][kw][NR]).
+Stores scatter lanes into the NCHW output once per tile, after the whole reduction."""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from edgec.codegen.kernel import KernelContext
+from edgec.codegen.kernels.conv_direct import vector_activation
+from edgec.codegen.loops import for_range_carried
+from edgec.codegen.types import I32
+from edgec.codegen.vector import Vec
+
+
+def lower_conv_ocvec(kc: KernelContext) -> None:
+    x, wp, bias = kc.inputs[:3]
+    y = kc.outputs[0]
+    n_, c_, h_, w_ = kc.shape(x)
+    _, m_, oh_, ow_ = kc.shape(y)
+    kh_, kw_ = kc.attrs["kernel"]
+    sh, sw = kc.attrs["strides"]
+    dh, dw = kc.attrs["dilations"]
+    sched = kc.attrs["schedule"]
+    mp, nrv, lanes = sched["mp"], sched["nrv"], sched["lanes"]
+    nr = nrv * lanes
+    act = kc.attrs.get("activation")
+    vec = Vec(kc.b, lanes)
+    b = kc.b
+    plane = oh_ * ow_
+
+    def tile(n: ir.Value, ocb: ir.Value, p0: ir.Value, count: int) -> None:
+        bases = []
+        for i in range(count):
+            p = b.add(p0, kc.idx(i))
+            oh, ow = b.udiv(p, kc.idx(ow_)), b.urem(p, kc.idx(ow_))
+            bases.append(b.add(b.mul(b.mul(oh, kc.idx(sh)), kc.idx(w_)), b.mul(ow, kc.idx(sw))))
+        init = []
+        for _ in range(count):
+            for v in range(nrv):
+                init.append(vec.load(kc.gep(bias, b.add(b.mul(ocb, kc.idx(nr)), kc.idx(v * lanes)))))
+        with for_range_carried(b, c_, kc.isize, init, "ic") as loop:
+            ic = loop.index
+            acc = list(loop.values)
+            x_ch = b.mul(b.add(b.mul(n, kc.idx(c_)), ic), kc.idx(h_ * w_))
+            w_ic = b.mul(b.add(b.mul(ocb, kc.idx(c_)), ic), kc.idx(kh_ * kw_ * nr))
+            for kh in range(kh_):
+                for kw in range(kw_):
+                    woff = b.add(w_ic, kc.idx((kh * kw_ + kw) * nr))
+                    wv = [vec.load(kc.gep(wp, b.add(woff, kc.idx(v * lanes)))) for v in range(nrv)]
+                    tap = kh * dh * w_ + kw * dw
+                    for i in range(count):
+                        xb = vec.splat(kc.load(x, b.add(x_ch, b.add(bases[i], kc.idx(tap)))))
+                        for v in range(nrv):
+                            acc[i * nrv + v] = vec.fma(xb, wv[v], acc[i * nrv + v])
+            loop.next = acc
+        for i in range(count):
+            p = b.add(p0, kc.idx(i))
+            for v in range(nrv):
+                val = vector_activation(b, loop.values[i * nrv + v], act, lanes)
+                for lane in range(lanes):
+                    oc = b.add(b.mul(ocb, kc.idx(nr)), kc.idx(v * lanes + lane))
+                    ok = b.append_basic_block("st")
+                    nxt = b.append_basic_block("nx")
+                    b.cbranch(b.icmp_signed("<", oc, kc.idx(m_)), ok, nxt)
+                    b.position_at_end(ok)
+                    dst = b.add(b.mul(b.add(b.mul(n, kc.idx(m_)), oc), kc.idx(plane)), p)
+                    kc.store(y, dst, b.extract_element(val, ir.Constant(I32, lane)))
+                    b.branch(nxt)
+                    b.position_at_end(nxt)
+
+    full, rem = divmod(plane, mp)
+    with kc.loop(n_, "n") as n, kc.loop(-(-m_ // nr), "ocb") as ocb:
+        if full:
+            with kc.loop(full, "pt") as pt:
+                tile(n, ocb, b.mul(pt, kc.idx(mp)), mp)
+        if rem:
+            tile(n, ocb, kc.idx(full * mp), rem)
