@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import json
 import sys
 import tempfile
@@ -137,6 +138,7 @@ def bench_case(case: Case, opts: argparse.Namespace) -> dict:
 
     err.print(f"[bold]{case.name}[/]: onnxruntime")
     reference, res["onnxruntime"] = _time_ort(model, feeds, kw)
+    gc.collect()  # destroy the onnxruntime sessions now: their spinning workers would steal a core
 
     err.print(f"[bold]{case.name}[/]: edgec build")
     with tempfile.TemporaryDirectory(prefix="edgec-bench-") as tmp:
@@ -158,6 +160,17 @@ def bench_case(case: Case, opts: argparse.Namespace) -> dict:
                    check="ok" if scaled <= TOLERANCE else "MISMATCH")
         err.print(f"[bold]{case.name}[/]: edgec timing (built in {build_s:.1f} s, {res['check']})")
         times, stable = _time_edgec(runner, feeds, got, kw)
+        runner.close()
+        try:  # the same model built with a 2-thread pool
+            bundle2 = edgec.build(model, device="host", out_dir=Path(tmp) / "bundle2",
+                                  name=f"bench_{case.name}", threads=2)
+            runner2 = edgec.load(bundle2.path, num_threads=2)
+            stable = stable and all(np.array_equal(a, got[k]) for k, a in runner2.run(feeds).items())
+            fn2, ctx2 = _edgec_direct_run(runner2)
+            times["run_2t"] = timing.measure(partial(fn2, ctx2), **kw).as_dict()
+            runner2.close()
+        except Exception as exc:  # noqa: BLE001
+            err.print(f"  [red]2 threads: {escape(str(exc))}[/]")
     if not stable:
         res["check"] = "MISMATCH"
         res["error"] = "outputs changed across repeated runs"
@@ -185,6 +198,12 @@ def _num(v: float | None, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _speedup(e: dict) -> float | None:
+    """edgec 1-thread median / 2-thread median."""
+    one, two = e.get("run", {}).get("median_us"), e.get("run_2t", {}).get("median_us")
+    return one / two if one and two else None
+
+
 def make_table(results: list[dict], machine: dict) -> Table:
     peak = machine["peak_gflops_1core"]
     title = (f"edgec vs onnxruntime on {machine['cpu']} ({machine['logical_cpus']} logical CPUs, "
@@ -192,7 +211,8 @@ def make_table(results: list[dict], machine: dict) -> Table:
     t = Table(title=title, caption="times: median µs per inference unless noted; ratio = edgec / "
               "onnxruntime (1 thread), medians; numbers are noisy on a shared machine")
     for col in ("case", "GFLOP", "build s", "edgec", "edgec min", "runner.run", "ort 1t",
-                "ort 1t min", "ort 2t", "ratio", "GFLOP/s", "% peak", "max err", "check"):
+                "ort 1t min", "ort 2t", "ratio", "edgec 2t", "2t speedup", "GFLOP/s", "% peak",
+                "max err", "check"):
         t.add_column(col, justify="left" if col in ("case", "check") else "right")
     for r in results:
         e, o = r["edgec"] or {}, r["onnxruntime"]
@@ -204,6 +224,7 @@ def make_table(results: list[dict], machine: dict) -> Table:
             _us(e.get("run", {}).get("median_us")), _us(e.get("run", {}).get("min_us")),
             _us(e.get("runner_run", {}).get("median_us")), _us(ort1.get("median_us")),
             _us(ort1.get("min_us")), _us(ort2.get("median_us")), _num(r.get("ratio_vs_ort1"), ".2f"),
+            _us(e.get("run_2t", {}).get("median_us")), _num(_speedup(e), ".2f"),
             _num(r.get("gflops"), ".2f"), _num(r.get("peak_pct"), ".1f"),
             _num(r.get("max_abs_err"), ".1e"), f"[{style}]{check}[/]")
     return t

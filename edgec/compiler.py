@@ -70,7 +70,7 @@ def _copy_graph(g: Graph) -> Graph:
 
 
 def compile_graph(g: Graph, device: str = "host", name: str = "model",
-                  dump: Callable[[str], None] | None = None):
+                  dump: Callable[[str], None] | None = None, threads: int = 1):
     """Lower a graph to (profile, plan, kernels object, weights object)."""
     profile = get_profile(device)
     g = run_pipeline(_copy_graph(g), target_passes(profile), dump=dump, dump_initial=False)
@@ -79,7 +79,7 @@ def compile_graph(g: Graph, device: str = "host", name: str = "model",
         raise ModelError(f"no kernel for IR op(s): {', '.join(missing)}")
     plan = plan_memory(g)
     try:
-        ir_text = build_module(g, plan, profile, name)
+        ir_text = build_module(g, plan, profile, name, threads)
     except NotImplementedError as exc:
         raise ModelError(f"cannot generate code: {exc}") from None
     cg = Codegen(profile)
@@ -98,8 +98,10 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     phone_profiles = mobile.resolve_devices(device)  # Android/iOS: one bundle, one slice per device
     profile = phone_profiles[0] if phone_profiles else get_profile(device)
     find_toolchain(profile)  # fail before any work if the C toolchain is missing
-    if threads < 1:
-        raise EdgecError("--threads must be at least 1")
+    if not 1 <= threads <= 16:
+        raise EdgecError("--threads must be between 1 and 16")
+    if threads > 1 and phone_profiles:
+        raise EdgecError("--threads > 1 is not supported for Android/iOS bundles yet; build with --threads 1")
     proto = load_onnx(model)
     model_sha = hashlib.sha256(proto.SerializeToString(deterministic=True)).hexdigest()
     say("importing")
@@ -113,7 +115,7 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     if phone_profiles:
         return _build_phone_bundle(g, phone_profiles, name, out_dir, model_sha, input_shapes, threads,
                                    t0, t_import, t_opt)
-    profile, plan, kobj, wobj = compile_graph(g, device, name, dump)
+    profile, plan, kobj, wobj = compile_graph(g, device, name, dump, threads)
     t_cg = time.perf_counter()
     say("packaging")
     report = BuildReport(g.op_counts(), len(g.nodes), len(plan.weights),
@@ -126,7 +128,7 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
         kernels_obj=kobj, weights_obj=wobj, weights=plan.weights, arena_bytes=plan.arena_bytes,
         inputs=_tensor_specs(g, g.inputs, plan.offsets), outputs=_tensor_specs(g, g.outputs, plan.offsets),
         manifest_extra={"model_sha256": model_sha, "build_options": opts, "ops": report.ops,
-                        "code_text_bytes": report.code_bytes, "tuning_log": None})
+                        "code_text_bytes": report.code_bytes, "tuning_log": None}, threads=threads)
     t_end = time.perf_counter()
     report.seconds = {"import": t_import - t0, "optimize": t_opt - t_import, "codegen": t_cg - t_opt,
                       "package": t_end - t_cg, "total": t_end - t0}

@@ -25,11 +25,6 @@ STATUS = {0: "ok", 1: "null pointer argument", 2: "arena too small", 3: "arena n
           6: "unsupported thread count", 7: "weight checksum mismatch", 8: "context not initialized"}
 
 
-class _Ctx(ctypes.Structure):
-    _fields_ = [("info", ctypes.c_void_p), ("arena", ctypes.c_void_p), ("arena_bytes", ctypes.c_size_t),
-                ("num_threads", ctypes.c_int), ("magic", ctypes.c_uint32)]
-
-
 def _check_inputs(manifest: dict, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     names = [t["name"] for t in manifest["inputs"]]
     unknown = sorted(set(feeds) - set(names))
@@ -54,7 +49,7 @@ def _check_inputs(manifest: dict, feeds: dict[str, np.ndarray]) -> list[np.ndarr
 class Runner:
     """In-process runner for bundles this machine can execute natively."""
 
-    def __init__(self, bundle: Bundle, num_threads: int = 1):
+    def __init__(self, bundle: Bundle, num_threads: int | None = None):
         self.bundle = bundle
         m = bundle.manifest
         self.name = m["name"]
@@ -64,12 +59,28 @@ class Runner:
             getattr(self.lib, f"{p}_{fn}").restype = ctypes.c_int
         self.lib[f"{p}_output_ptr"].restype = ctypes.c_void_p
         self.lib[f"{p}_verify_weights"].restype = ctypes.c_int
+        self.lib[f"{p}_deinit"].restype = ctypes.c_int
+        self.lib.edgec_ctx_size.restype = ctypes.c_size_t
         self._arena_raw = np.zeros(m["arena_bytes"] + 64, np.uint8)
         start = (-self._arena_raw.ctypes.data) % 64
         self.arena = self._arena_raw[start:start + m["arena_bytes"]]
-        self.ctx = _Ctx()
+        # The ctx is opaque here (it embeds the thread pool): size it from the library itself.
+        self.ctx = ctypes.create_string_buffer(self.lib.edgec_ctx_size())
+        if num_threads is None:
+            num_threads = int(m.get("build_options", {}).get("threads", 1))
+        self.num_threads = num_threads
         self._call("init", ctypes.byref(self.ctx), ctypes.c_void_p(self.arena.ctypes.data),
                    ctypes.c_size_t(m["arena_bytes"]), ctypes.c_int(num_threads))
+        self._open = True
+
+    def close(self) -> None:
+        """Join the bundle's worker threads (if any)."""
+        if getattr(self, "_open", False):
+            self._open = False
+            self.lib[f"{self.name}_deinit"](ctypes.byref(self.ctx))
+
+    def __del__(self) -> None:
+        self.close()
 
     def _call(self, fn: str, *args: object) -> None:
         status = getattr(self.lib, f"{self.name}_{fn}")(*args)
@@ -131,7 +142,7 @@ def _native(device_arch: str) -> bool:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine) == device_arch
 
 
-def load(bundle_dir: str | Path, num_threads: int = 1, verify: bool = True) -> Runner | EmulatedRunner:
+def load(bundle_dir: str | Path, num_threads: int | None = None, verify: bool = True) -> Runner | EmulatedRunner:
     path = Path(bundle_dir).resolve()
     manifest = read_manifest(path)
     if verify:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from llvmlite import ir
 
 from edgec.codegen import kernels  # noqa: F401  (registers lowerings)
-from edgec.codegen.kernel import LOWERINGS, KernelContext, kernel_values
-from edgec.codegen.types import I8, I8P, VOID
+from edgec.codegen.kernel import LOWERINGS, PARALLEL_OPS, KernelContext, kernel_values
+from edgec.codegen.types import I8, I8P, I32, VOID
 from edgec.ir.graph import Graph
 from edgec.optimize.memory_plan import ALIAS_OPS, MemoryPlan
 from edgec.targets import TargetProfile
@@ -17,35 +17,62 @@ def missing_lowerings(g: Graph) -> list[str]:
     return sorted({n.op for n in g.nodes if n.op not in ALIAS_OPS and n.op not in LOWERINGS})
 
 
-def build_module(g: Graph, plan: MemoryPlan, target: TargetProfile, prefix: str) -> str:
-    """LLVM IR text for all kernels plus the graph entry function."""
+def build_module(g: Graph, plan: MemoryPlan, target: TargetProfile, prefix: str, threads: int = 1) -> str:
+    """LLVM IR text for all kernels plus the graph entry function
+    `void <prefix>_graph_run(i8* arena, i8* pool)`."""
     module = ir.Module(name=prefix)
     isize = ir.IntType(target.pointer_bits)
     weights = ir.GlobalVariable(module, ir.ArrayType(I8, max(len(plan.weights), 1)), f"{prefix}_weights")
     weights.linkage = "external"
     weights.visibility = "hidden"
     weights.global_constant = True
+    task_ty = ir.FunctionType(VOID, [I8P, I32, I32])
+    parallel_for = ir.Function(module, ir.FunctionType(VOID, [I8P, task_ty.as_pointer(), I8P, I32]),
+                               "edgec_parallel_for")
 
     calls = []
     for step, node in enumerate(g.nodes):
         if node.op in ALIAS_OPS:
             continue
-        kc = KernelContext(module, g, node, f"{prefix}_k{step}_{node.op.lower()}", target)
+        kc = KernelContext(module, g, node, f"{prefix}_k{step}_{node.op.lower()}", target,
+                           parallel=node.op in PARALLEL_OPS)
         LOWERINGS[node.op](kc)
         kc.finish()
-        calls.append((kc.fn, kernel_values(node)))
+        calls.append((kc, kernel_values(node)))
 
-    run = ir.Function(module, ir.FunctionType(VOID, [I8P]), f"{prefix}_graph_run")
+    run = ir.Function(module, ir.FunctionType(VOID, [I8P, I8P]), f"{prefix}_graph_run")
     b = ir.IRBuilder(run.append_basic_block("entry"))
-    arena = run.args[0]
+    arena, pool = run.args
     arena.add_attribute("noalias")
     wbase = b.bitcast(weights, I8P)
-    for fn, names in calls:
+    for kc, names in calls:
         args = []
         for n in names:
             where, off = plan.location(n)
             base = wbase if where == "weights" else arena
             args.append(b.gep(base, [ir.Constant(isize, off)], inbounds=True))
-        b.call(fn, args)
+        if not kc.parallel:
+            b.call(kc.fn, args)
+        elif threads == 1:
+            b.call(kc.fn, [*args, ir.Constant(I32, 0), ir.Constant(I32, 1)])
+        else:
+            # Pointers go through a small array on the stack; the pool calls the trampoline.
+            arr = b.alloca(ir.ArrayType(I8P, len(args)))
+            for k, a in enumerate(args):
+                b.store(a, b.gep(arr, [ir.Constant(I32, 0), ir.Constant(I32, k)], inbounds=True))
+            b.call(parallel_for, [pool, _trampoline(module, kc, len(args)), b.bitcast(arr, I8P),
+                                  ir.Constant(I32, threads)])
     b.ret_void()
     return str(module)
+
+
+def _trampoline(module: ir.Module, kc: KernelContext, nargs: int) -> ir.Function:
+    """`void <kernel>.task(i8* args, i32 task, i32 num_tasks)`: unpack and call the kernel."""
+    fn = ir.Function(module, ir.FunctionType(VOID, [I8P, I32, I32]), f"{kc.fn.name}.task")
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    arr = b.bitcast(fn.args[0], I8P.as_pointer())
+    ptrs = [b.load(b.gep(arr, [ir.Constant(I32, k)], inbounds=True)) for k in range(nargs)]
+    b.call(kc.fn, [*ptrs, fn.args[1], fn.args[2]])
+    b.ret_void()
+    return fn

@@ -20,6 +20,8 @@ from edgec.targets import TargetProfile
 
 Lowering = Callable[["KernelContext"], None]
 LOWERINGS: dict[str, Lowering] = {}
+# Ops whose kernels split their work into tasks (task, num_tasks arguments) for the thread pool.
+PARALLEL_OPS = {"ConvDirect", "DepthwiseDirect"}
 
 
 def lowering(*ops: str) -> Callable[[Lowering], Lowering]:
@@ -37,14 +39,17 @@ def kernel_values(node: Node) -> list[str]:
 
 
 class KernelContext:
-    def __init__(self, module: ir.Module, graph: Graph, node: Node, name: str, target: TargetProfile):
+    def __init__(self, module: ir.Module, graph: Graph, node: Node, name: str, target: TargetProfile,
+                 parallel: bool = False):
         self.module, self.graph, self.node, self.target = module, graph, node, target
         self.attrs = node.attrs
         self.isize = ir.IntType(target.pointer_bits)
+        self.parallel = parallel
         names = kernel_values(node)
-        self.fn = ir.Function(module, ir.FunctionType(VOID, [I8P] * len(names)), name)
+        extra = [ir.IntType(32), ir.IntType(32)] if parallel else []  # (task, num_tasks)
+        self.fn = ir.Function(module, ir.FunctionType(VOID, [I8P] * len(names) + extra), name)
         self.fn.linkage = "internal"
-        for a in self.fn.args:
+        for a in self.fn.args[:len(names)]:
             a.add_attribute("noalias")
         # Each kernel has one call site; inlining them all into graph_run makes one huge function
         # whose optimization time grows superlinearly (3x slower builds at ~30 nodes).
@@ -52,6 +57,11 @@ class KernelContext:
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self._ptrs = {n: self.b.bitcast(a, llvm_type(graph.values[n].dtype).as_pointer())
                       for n, a in zip(names, self.fn.args)}
+        if parallel:
+            self.task = self.b.zext(self.fn.args[len(names)], self.isize) if self.isize.width > 32 \
+                else self.fn.args[len(names)]
+            self.num_tasks = self.b.zext(self.fn.args[len(names) + 1], self.isize) if self.isize.width > 32 \
+                else self.fn.args[len(names) + 1]
         self._tables = 0
 
     # ---- values ------------------------------------------------------------------
@@ -74,6 +84,20 @@ class KernelContext:
 
     def ptr(self, name: str) -> ir.Value:
         return self._ptrs[name]
+
+    def task_range(self, total: int) -> tuple[ir.Value, ir.Value]:
+        """This task's share [start, end) of `total` work items (all of it when not parallel)."""
+        if not self.parallel:
+            return self.idx(0), self.idx(total)
+        b = self.b
+        start = b.udiv(b.mul(self.task, self.idx(total)), self.num_tasks)
+        end = b.udiv(b.mul(b.add(self.task, self.idx(1)), self.idx(total)), self.num_tasks)
+        return start, end
+
+    def is_last_task(self) -> ir.Value:
+        if not self.parallel:
+            return ir.Constant(ir.IntType(1), 1)
+        return self.b.icmp_unsigned("==", self.b.add(self.task, self.idx(1)), self.num_tasks)
 
     # ---- emission helpers -------------------------------------------------------
     def idx(self, v: int) -> ir.Constant:

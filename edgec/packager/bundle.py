@@ -73,7 +73,7 @@ def _prepare_out_dir(out: Path) -> None:
 def write_bundle(out_dir: str | Path, *, prefix: str, profile: TargetProfile, version: str,
                  kernels_obj: bytes, weights_obj: bytes, weights: bytes, arena_bytes: int,
                  inputs: list[cglue.TensorSpec], outputs: list[cglue.TensorSpec],
-                 manifest_extra: dict) -> Bundle:
+                 manifest_extra: dict, threads: int = 1) -> Bundle:
     out = Path(out_dir).resolve()
     _prepare_out_dir(out)
     toolchain = find_toolchain(profile)
@@ -86,11 +86,18 @@ def write_bundle(out_dir: str | Path, *, prefix: str, profile: TargetProfile, ve
         shutil.copyfile(RUNTIME_DIR / "edgec_runtime.c", tmp / "src" / "edgec_runtime.c")
         (tmp / "include" / f"{prefix}.h").write_text(cglue.header(prefix, arena_bytes, inputs, outputs))
         (tmp / "src" / f"{prefix}_model.c").write_text(cglue.source(
-            prefix, version, arena_bytes, len(weights), cglue.weights_checksum(weights), inputs, outputs))
+            prefix, version, arena_bytes, len(weights), cglue.weights_checksum(weights), inputs, outputs,
+            max_threads=threads))
+        runtime_srcs = [f"src/{prefix}_model.c", "src/edgec_runtime.c"]
+        thread_flags: tuple[str, ...] = ()
+        if threads > 1:  # a pthread pool; single-thread bundles need no pthreads at all
+            shutil.copyfile(RUNTIME_DIR / "edgec_threads.c", tmp / "src" / "edgec_threads.c")
+            runtime_srcs.append("src/edgec_threads.c")
+            thread_flags = ("-DEDGEC_THREADS=1", "-pthread")
         (tmp / "obj" / f"{prefix}_kernels.o").write_bytes(kernels_obj)
         (tmp / "obj" / f"{prefix}_weights.o").write_bytes(weights_obj)
         (tmp / "examples" / "main.c").write_text(templates.example_main(prefix))
-        (tmp / "CMakeLists.txt").write_text(templates.cmakelists(prefix))
+        (tmp / "CMakeLists.txt").write_text(templates.cmakelists(prefix, threads > 1))
 
         # Build the library in a scratch dir with relative paths (reproducible objects).
         work = Path(tempfile.mkdtemp(prefix="edgec-build-"))
@@ -98,12 +105,12 @@ def write_bundle(out_dir: str | Path, *, prefix: str, profile: TargetProfile, ve
             shutil.copytree(tmp / "src", work / "src")
             shutil.copytree(tmp / "include", work / "include")
             shutil.copytree(tmp / "obj", work / "obj")
-            c_objs = toolchain.compile_c([f"src/{prefix}_model.c", "src/edgec_runtime.c"], work, ["include"])
+            c_objs = toolchain.compile_c(runtime_srcs, work, ["include"], thread_flags)
             objs = [*c_objs, f"obj/{prefix}_kernels.o", f"obj/{prefix}_weights.o"]
             toolchain.archive(f"lib{prefix}.a", objs, work)
             shutil.copyfile(work / f"lib{prefix}.a", tmp / "lib" / f"lib{prefix}.a")
             if profile.object_format == "elf":
-                toolchain.link_shared(f"lib{prefix}.so", objs, work)
+                toolchain.link_shared(f"lib{prefix}.so", [*objs, *thread_flags[1:]], work)
                 shutil.copyfile(work / f"lib{prefix}.so", tmp / "lib" / f"lib{prefix}.so")
         finally:
             shutil.rmtree(work, ignore_errors=True)

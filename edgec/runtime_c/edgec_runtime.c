@@ -23,11 +23,16 @@ edgec_status edgec_init(edgec_ctx *ctx, const edgec_model_info *info, void *aren
   if (!arena && info->arena_bytes > 0) return EDGEC_ERR_NULL;
   if (((uintptr_t)arena) % EDGEC_ARENA_ALIGN != 0) return EDGEC_ERR_ALIGNMENT;
   if (arena_bytes < info->arena_bytes) return EDGEC_ERR_ARENA_TOO_SMALL;
-  if (num_threads < 1) return EDGEC_ERR_THREADS;
+  if (num_threads < 1 || num_threads > EDGEC_MAX_THREADS) return EDGEC_ERR_THREADS;
+  if (num_threads > 1 && info->max_threads <= 1) return EDGEC_ERR_THREADS; /* built single-threaded */
   ctx->info = info;
   ctx->arena = (uint8_t *)arena;
   ctx->arena_bytes = arena_bytes;
-  ctx->num_threads = num_threads; /* this build runs kernels on the calling thread */
+  ctx->num_threads = num_threads;
+  ctx->pool = 0;
+#if EDGEC_THREADS
+  if (num_threads > 1 && edgec_pool_start(ctx, num_threads) != 0) return EDGEC_ERR_THREADS;
+#endif
   ctx->magic = EDGEC_CTX_MAGIC;
   return EDGEC_OK;
 }
@@ -51,7 +56,7 @@ void *edgec_input_ptr(edgec_ctx *ctx, int index) {
 edgec_status edgec_run(edgec_ctx *ctx) {
   edgec_status s = check_ctx(ctx);
   if (s != EDGEC_OK) return s;
-  ctx->info->graph_run(ctx->arena);
+  ctx->info->graph_run(ctx->arena, ctx->pool);
   return EDGEC_OK;
 }
 
@@ -80,6 +85,25 @@ edgec_status edgec_verify_weights(const edgec_model_info *info) {
   }
   return ((b << 16) | a) == info->weights_adler32 ? EDGEC_OK : EDGEC_ERR_CHECKSUM;
 }
+
+edgec_status edgec_deinit(edgec_ctx *ctx) {
+  edgec_status s = check_ctx(ctx);
+  if (s != EDGEC_OK) return s;
+#if EDGEC_THREADS
+  edgec_pool_stop(ctx);
+#endif
+  ctx->magic = 0;
+  return EDGEC_OK;
+}
+
+size_t edgec_ctx_size(void) { return sizeof(edgec_ctx); }
+
+#if !EDGEC_THREADS
+void edgec_parallel_for(void *pool, edgec_task_fn fn, void *args, int32_t num_tasks) {
+  (void)pool;
+  for (int32_t t = 0; t < num_tasks; ++t) fn(args, t, num_tasks);
+}
+#endif
 
 const char *edgec_status_str(edgec_status status) {
   switch (status) {

@@ -13,6 +13,13 @@ extern "C" {
 #define EDGEC_ABI_VERSION 1
 #define EDGEC_ARENA_ALIGN 64
 #define EDGEC_MAX_DIMS 8
+#define EDGEC_MAX_THREADS 16
+
+/* Generated code hands work to the runtime as tasks: fn(args, task, num_tasks) for every task
+ * in [0, num_tasks). Without a thread pool (single-thread builds) they run in order on the
+ * calling thread. */
+typedef void (*edgec_task_fn)(void *args, int32_t task, int32_t num_tasks);
+void edgec_parallel_for(void *pool, edgec_task_fn fn, void *args, int32_t num_tasks);
 
 typedef enum {
   EDGEC_OK = 0,
@@ -53,7 +60,8 @@ typedef struct edgec_model_info {
   const uint8_t *weights;
   size_t weight_bytes;
   uint32_t weights_adler32; /* Adler-32 of the weight blob, checked by edgec_verify_weights */
-  void (*graph_run)(void *arena);
+  void (*graph_run)(void *arena, void *pool);
+  int32_t max_threads;     /* threads the bundle was built for (1: no thread pool compiled in) */
 } edgec_model_info;
 
 typedef struct {
@@ -62,6 +70,8 @@ typedef struct {
   size_t arena_bytes;
   int num_threads;
   uint32_t magic;
+  void *pool;                 /* points into pool_storage when worker threads run */
+  uint64_t pool_storage[160]; /* the thread pool lives in the caller's ctx: no malloc */
 } edgec_ctx;
 
 edgec_status edgec_init(edgec_ctx *ctx, const edgec_model_info *info, void *arena,
@@ -72,6 +82,12 @@ edgec_status edgec_run(edgec_ctx *ctx);
 edgec_status edgec_get_output(edgec_ctx *ctx, int index, void *data, size_t bytes);
 const void *edgec_output_ptr(edgec_ctx *ctx, int index);
 edgec_status edgec_verify_weights(const edgec_model_info *info);
+edgec_status edgec_deinit(edgec_ctx *ctx); /* joins worker threads; the ctx can be re-initialized */
+size_t edgec_ctx_size(void);
+
+/* Thread pool (edgec_threads.c; only in bundles built with --threads > 1). */
+int edgec_pool_start(edgec_ctx *ctx, int num_threads);
+void edgec_pool_stop(edgec_ctx *ctx);
 const char *edgec_status_str(edgec_status status);
 
 /* Weak platform hooks (override in the app): log a message. */

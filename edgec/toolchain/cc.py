@@ -52,7 +52,7 @@ class Toolchain:
     def link_executable(self, out: str, inputs: list[str], cwd: Path, include_dirs: list[str],
                         static: bool = True) -> None:
         cmd = [self.cc, *self.profile.cc_flags, "-std=c99", "-O2", *[f"-I{d}" for d in include_dirs],
-               "-o", out, *inputs]
+               "-o", out, *inputs, "-pthread"]  # harmless without threads; needed with a pool
         if static:
             cmd.append("-static")
         self._run(cmd, cwd, f"linking {out}")

@@ -9,7 +9,7 @@ from onnx import helper
 from edgec.importer import import_model
 from edgec.ir import format_graph
 from edgec.optimize import run_pipeline
-from edgec.optimize.memory_plan import ALIGN, alias_roots, plan_memory
+from edgec.optimize.memory_plan import ALIGN, READ_SLACK, alias_roots, plan_memory
 from tests.helpers import check_model, make_model
 
 
@@ -63,7 +63,7 @@ def test_chain_reuses_memory_and_matches() -> None:
     nodes = [helper.make_node("Tanh" if k % 2 else "Relu", [f"v{k}"], [f"v{k + 1}"]) for k in range(12)]
     m = make_model(nodes, [("v0", T.FLOAT, [64, 64])], [("v12", T.FLOAT, None)])
     plan = plan_memory(run_pipeline(import_model(m)))
-    assert plan.arena_bytes <= 3 * 64 * 64 * 4 < plan.sum_of_sizes
+    assert plan.arena_bytes <= 3 * 64 * 64 * 4 + READ_SLACK < plan.sum_of_sizes
     check_model(m, {"v0": np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)})
 
 

@@ -130,12 +130,17 @@ def lower_conv_direct(kc: KernelContext) -> None:
             b.position_at_end(next_bb)
 
     full, rem = divmod(ow_, nr)
-    with kc.loop(n_, "n") as n, kc.loop(oh_, "oh") as oh:
+    # Threads split output rows, or output-channel blocks when the plane is one row (1x1).
+    if oh_ >= 2:
+        (r0, r1), (c0, c1) = kc.task_range(oh_), (kc.idx(0), kc.idx(ocb_count))
+    else:
+        (r0, r1), (c0, c1) = (kc.idx(0), kc.idx(oh_)), kc.task_range(ocb_count)
+    with kc.loop(n_, "n") as n, kc.loop(r1, "oh", start=r0) as oh:
         if full:
             with kc.loop(full, "owt") as owt:
                 ow0 = b.mul(owt, kc.idx(nr))
-                with kc.loop(ocb_count, "ocb") as ocb:
+                with kc.loop(c1, "ocb", start=c0) as ocb:
                     tile(n, oh, ow0, ocb, nr)
         if rem:
-            with kc.loop(ocb_count, "ocbr") as ocb:
+            with kc.loop(c1, "ocbr", start=c0) as ocb:
                 tile(n, oh, full * nr, ocb, rem)

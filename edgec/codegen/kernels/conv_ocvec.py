@@ -72,9 +72,12 @@ def lower_conv_ocvec(kc: KernelContext) -> None:
                     b.position_at_end(nxt)
 
     full, rem = divmod(plane, mp)
+    t0, t1 = kc.task_range(full)  # threads split the pixel tiles; the last one takes the tail
+    last = kc.is_last_task()
     with kc.loop(n_, "n") as n, kc.loop(-(-m_ // nr), "ocb") as ocb:
         if full:
-            with kc.loop(full, "pt") as pt:
+            with kc.loop(t1, "pt", start=t0) as pt:
                 tile(n, ocb, b.mul(pt, kc.idx(mp)), mp)
         if rem:
-            tile(n, ocb, kc.idx(full * mp), rem)
+            with b.if_then(last):
+                tile(n, ocb, kc.idx(full * mp), rem)

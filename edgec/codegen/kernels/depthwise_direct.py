@@ -45,7 +45,8 @@ def lower_depthwise_direct(kc: KernelContext) -> None:
             vec.store_lanes(val, kc.gep(y, b.add(out, kc.idx(v * lanes))), min(lanes, width - v * lanes))
 
     full, rem = divmod(ow_, nr)
-    with kc.loop(n_, "n") as n, kc.loop(c_, "c") as c, kc.loop(oh_, "oh") as oh:
+    c0, c1 = kc.task_range(c_)  # threads split the channels
+    with kc.loop(n_, "n") as n, kc.loop(c1, "c", start=c0) as c, kc.loop(oh_, "oh") as oh:
         if full:
             with kc.loop(full, "owt") as owt:
                 tile(n, c, oh, b.mul(owt, kc.idx(nr)), nr)
