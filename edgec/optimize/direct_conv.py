@@ -25,6 +25,20 @@ def _eligible(g: Graph, n: Node) -> bool:
             and (bias is None or bias.is_const) and all(s in (1, 2) for s in n.attrs["strides"]))
 
 
+def _pack(w: np.ndarray, bias_src: np.ndarray | None, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weights as [oc_block][ic][kh][kw][block] (output channels zero-padded to a multiple of
+    `block`): the order the kernels' reduction reads them. Bias padded the same way."""
+    m, c, kh, kw = w.shape
+    mpad = -(-m // block) * block
+    wfull = np.zeros((mpad, c, kh, kw), np.float32)
+    wfull[:m] = w
+    packed = np.ascontiguousarray(wfull.reshape(mpad // block, block, c, kh, kw).transpose(0, 2, 3, 4, 1))
+    bias = np.zeros(mpad, np.float32)
+    if bias_src is not None:
+        bias[:m] = bias_src
+    return packed, bias
+
+
 def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []
@@ -65,31 +79,14 @@ def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pas
                 # columns (no lanes wasted on short rows, no deinterleaving shuffles).
                 regs = 32 if profile.arch == "aarch64" or profile.vector_bits >= 512 else 16
                 nrv = min(4 if regs == 32 else 3, -(-m // lanes))
-                mp = max(1, min(8, (regs - nrv - 1) // nrv))
-                nr = nrv * lanes
-                mpad = -(-m // nr) * nr
-                wfull = np.zeros((mpad, c, kh, kw), np.float32)
-                wfull[:m] = w
-                packed = np.ascontiguousarray(wfull.reshape(mpad // nr, nr, c, kh, kw).transpose(0, 2, 3, 4, 1))
-                bias = np.zeros(mpad, np.float32)
-                if bias_src is not None:
-                    bias[:m] = bias_src
-                attrs["schedule"] = {"mp": mp, "nrv": nrv, "lanes": lanes}
-                nodes.append(Node("ConvDirect", [x, g.add_const(f"{n.inputs[1]}_ocpacked{nr}", packed),
-                                                 g.add_const(f"{n.outputs[0]}_bias{nr}", bias)],
-                                  list(n.outputs), attrs, n.name))
-                continue
-            mr = sched.mr
-            mpad = -(-m // mr) * mr
-            wfull = np.zeros((mpad, c, kh, kw), np.float32)
-            wfull[:m] = w
-            packed = np.ascontiguousarray(wfull.reshape(mpad // mr, mr, c, kh, kw).transpose(0, 2, 3, 4, 1))
-            bias = np.zeros(mpad, np.float32)
-            if bias_src is not None:
-                bias[:m] = bias_src
-            attrs["schedule"] = sched.to_attr()
-            nodes.append(Node("ConvDirect", [x, g.add_const(f"{n.inputs[1]}_packed{mr}", packed),
-                                             g.add_const(f"{n.outputs[0]}_bias{mr}", bias)],
+                block = nrv * lanes
+                attrs["schedule"] = {"mp": max(1, min(8, (regs - nrv - 1) // nrv)), "nrv": nrv, "lanes": lanes}
+            else:
+                block = sched.mr
+                attrs["schedule"] = sched.to_attr()
+            packed, bias = _pack(w, bias_src, block)
+            nodes.append(Node("ConvDirect", [x, g.add_const(f"{n.inputs[1]}_packed{block}", packed),
+                                             g.add_const(f"{n.outputs[0]}_bias{block}", bias)],
                               list(n.outputs), attrs, n.name))
         g.nodes = nodes
         return g
