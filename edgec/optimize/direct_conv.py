@@ -51,6 +51,16 @@ def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pas
             m, c, kh, kw = w.shape
             out_w = g.values[n.outputs[0]].shape[3]
             sched = default_schedule(profile, out_w)
+            attrs = {"kernel": [kh, kw], "strides": list(n.attrs["strides"]),
+                     "dilations": list(n.attrs["dilations"]), "activation": n.attrs.get("activation")}
+            bias_src = g.values[n.inputs[2]].data.reshape(-1) if len(n.inputs) > 2 and n.inputs[2] else None
+            if _is_depthwise(g, n):  # pads are handled inside the depthwise kernel
+                attrs["pads"] = list(n.attrs["pads"])
+                attrs["schedule"] = {"mr": 1, "nrv": 4 if sched.nrv >= 3 else sched.nrv, "lanes": sched.lanes}
+                bias = np.zeros(m, np.float32) if bias_src is None else bias_src.astype(np.float32)
+                nodes.append(Node("DepthwiseDirect", [x, n.inputs[1], g.add_const(f"{n.outputs[0]}_bias", bias)],
+                                  list(n.outputs), attrs, n.name))
+                continue
             pt, pl, pb, pr = n.attrs["pads"]
             if any((pt, pl, pb, pr)):
                 xs = g.values[x].shape
@@ -59,15 +69,6 @@ def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pas
                 nodes.append(Node("Pad", [x], [padded], {"pads": [0, 0, pt, pl, 0, 0, pb, pr],
                                                           "mode": "constant", "value": 0.0}, n.name))
                 x = padded
-            attrs = {"kernel": [kh, kw], "strides": list(n.attrs["strides"]),
-                     "dilations": list(n.attrs["dilations"]), "activation": n.attrs.get("activation")}
-            bias_src = g.values[n.inputs[2]].data.reshape(-1) if len(n.inputs) > 2 and n.inputs[2] else None
-            if _is_depthwise(g, n):
-                attrs["schedule"] = {"mr": 1, "nrv": 4 if sched.nrv >= 3 else sched.nrv, "lanes": sched.lanes}
-                bias = np.zeros(m, np.float32) if bias_src is None else bias_src.astype(np.float32)
-                nodes.append(Node("DepthwiseDirect", [x, n.inputs[1], g.add_const(f"{n.outputs[0]}_bias", bias)],
-                                  list(n.outputs), attrs, n.name))
-                continue
             if [kh, kw] == [1, 1] and attrs["strides"] == [1, 1]:
                 # A pointwise conv is one GEMM over the flattened plane: schedule for H*W columns.
                 hw = g.values[n.outputs[0]].shape[2] * out_w

@@ -80,3 +80,22 @@ def test_output_channel_vectorized_small_maps(c: int, m: int, hw: tuple, k: int,
     assert any("mp" in n.attrs.get("schedule", {}) for n in g.nodes)
     check_model(model, {"x": rand(1, c, *hw, seed=13)})
     check_model(model, {"x": rand(1, c, *hw, seed=13)}, device="rpi4")
+
+
+@pytest.mark.parametrize("hw,k,stride,pads,dil", [
+    ((2, 3), 3, 1, [1, 1, 1, 1], 1),      # every output is a border output
+    ((16, 16), 3, 2, [0, 0, 1, 1], 1),    # asymmetric (SAME_UPPER-like) padding
+    ((12, 40), 3, 1, [2, 2, 2, 2], 2),    # dilation
+    ((9, 11), 5, 2, [2, 1, 2, 3], 1),
+    ((20, 7), 3, 1, [0, 0, 0, 0], 1),     # no padding
+])
+def test_depthwise_in_kernel_padding(hw: tuple, k: int, stride: int, pads: list, dil: int) -> None:
+    c = 10
+    w = rand(c, 1, k, k, seed=14, low=-0.5, high=0.5)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[stride] * 2, pads=pads, group=c,
+                              dilations=[dil] * 2)]
+    m = make_model(nodes, [("x", T.FLOAT, [1, c, *hw])], [("y", T.FLOAT, None)], {"w": w, "b": rand(c, seed=15)})
+    ops = _ops_after_target_passes(m)
+    assert "DepthwiseDirect" in ops and "Pad" not in ops
+    check_model(m, {"x": rand(1, c, *hw, seed=16)})
+    check_model(m, {"x": rand(1, c, *hw, seed=16)}, device="rpi3")

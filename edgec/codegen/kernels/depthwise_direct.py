@@ -1,15 +1,33 @@
 """Depthwise convolution (one input channel per group, multiplier 1) for NCHW, vectorized along
-output columns: each tile keeps NRV vector accumulators of one output row and adds the KH*KW
-taps as broadcast-weight FMAs on contiguous (or deinterleaved, stride 2) input vectors.
-Padding is explicit (a Pad node in front, from `prepare-direct-conv`)."""
+output columns, with padding handled inside the kernel (no padded copy of the input).
+
+Which taps fall inside the input is static: output rows split into a top border, an interior
+(runtime loop, every kernel row valid) and a bottom border (each border row emitted with its own
+valid kernel rows); output columns split the same way into scalar border columns and vector
+tiles over the interior columns, whose taps are all in bounds. Reads past a row's end in the
+last partial tile only feed lanes that are never stored (the arena has read slack)."""
 
 from __future__ import annotations
 
 from llvmlite import ir
 
+from edgec.codegen.activations import apply_activation
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels.conv_direct import vector_activation
+from edgec.codegen.mathfn import FM
 from edgec.codegen.vector import Vec
+
+
+def interior(n_out: int, n_in: int, stride: int, pad: int, dil: int, k: int) -> tuple[int, int]:
+    """[lo, hi) of output positions whose k taps all land inside [0, n_in)."""
+    lo = -(-pad // stride)
+    hi = (n_in - 1 - (k - 1) * dil + pad) // stride + 1
+    lo = min(max(lo, 0), n_out)
+    return lo, min(max(hi, lo), n_out)
+
+
+def valid_taps(o: int, n_in: int, stride: int, pad: int, dil: int, k: int) -> list[int]:
+    return [t for t in range(k) if 0 <= o * stride - pad + t * dil < n_in]
 
 
 @lowering("DepthwiseDirect")
@@ -21,34 +39,67 @@ def lower_depthwise_direct(kc: KernelContext) -> None:
     kh_, kw_ = kc.attrs["kernel"]
     sh, sw = kc.attrs["strides"]
     dh, dw = kc.attrs["dilations"]
+    pt, pl, _, _ = kc.attrs.get("pads", [0, 0, 0, 0])
     lanes, nrv_full = kc.attrs["schedule"]["lanes"], kc.attrs["schedule"]["nrv"]
     act = kc.attrs.get("activation")
     vec = Vec(kc.b, lanes)
     b = kc.b
     nr = nrv_full * lanes
+    oh_lo, oh_hi = interior(oh_, h_, sh, pt, dh, kh_)
+    ow_lo, ow_hi = interior(ow_, w_, sw, pl, dw, kw_)
 
-    def tile(n: ir.Value, c: ir.Value, oh: ir.Value, ow0: ir.Value, width: int) -> None:
-        nrv = -(-width // lanes)
+    def weight(c: ir.Value, kh: int, kw: int) -> ir.Value:
+        return kc.load(w, b.add(b.mul(c, kc.idx(kh_ * kw_)), kc.idx(kh * kw_ + kw)))
+
+    def in_row(plane: ir.Value, oh: ir.Value, kh: int) -> ir.Value:
+        return b.add(plane, b.mul(b.add(b.mul(oh, kc.idx(sh)), kc.idx(kh * dh - pt)), kc.idx(w_)))
+
+    def row(n: ir.Value, c: ir.Value, oh: ir.Value, khs: list[int]) -> None:
         plane = b.mul(b.add(b.mul(n, kc.idx(c_)), c), kc.idx(h_ * w_))
-        accs = [vec.splat(kc.load(bias, c))] * nrv
-        for kh in range(kh_):
-            row = b.add(plane, b.mul(b.add(b.mul(oh, kc.idx(sh)), kc.idx(kh * dh)), kc.idx(w_)))
-            for kw in range(kw_):
-                wb = vec.splat(kc.load(w, b.add(b.mul(c, kc.idx(kh_ * kw_)), kc.idx(kh * kw_ + kw))))
-                start = b.add(row, b.add(b.mul(ow0, kc.idx(sw)), kc.idx(kw * dw)))
-                for v in range(nrv):
-                    xv = vec.load_strided(kc.gep(x, b.add(start, kc.idx(v * lanes * sw))), sw)
-                    accs[v] = vec.fma(wb, xv, accs[v])
-        out = b.add(b.mul(b.add(b.mul(n, kc.idx(c_)), c), kc.idx(oh_ * ow_)), b.add(b.mul(oh, kc.idx(ow_)), ow0))
-        for v in range(nrv):
-            val = vector_activation(b, accs[v], act, lanes)
-            vec.store_lanes(val, kc.gep(y, b.add(out, kc.idx(v * lanes))), min(lanes, width - v * lanes))
+        out = b.add(b.mul(b.add(b.mul(n, kc.idx(c_)), c), kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
+        bval = kc.load(bias, c)
+        rows = {kh: in_row(plane, oh, kh) for kh in khs}
 
-    full, rem = divmod(ow_, nr)
-    c0, c1 = kc.task_range(c_)  # threads split the channels
-    with kc.loop(n_, "n") as n, kc.loop(c1, "c", start=c0) as c, kc.loop(oh_, "oh") as oh:
+        def scalar_col(ow: int) -> None:
+            acc = bval
+            for kh in khs:
+                for kw in valid_taps(ow, w_, sw, pl, dw, kw_):
+                    xv = kc.load(x, b.add(rows[kh], kc.idx(ow * sw - pl + kw * dw)))
+                    acc = b.fadd(acc, b.fmul(weight(c, kh, kw), xv, flags=FM), flags=FM)
+            kc.store(y, b.add(out, kc.idx(ow)), apply_activation(b, acc, act))
+
+        def tile(ow0: ir.Value, width: int) -> None:
+            nrv = -(-width // lanes)
+            accs = [vec.splat(bval)] * nrv
+            for kh in khs:
+                for kw in range(kw_):
+                    wb = vec.splat(weight(c, kh, kw))
+                    start = b.add(rows[kh], b.add(b.mul(ow0, kc.idx(sw)), kc.idx(kw * dw - pl)))
+                    for v in range(nrv):
+                        xv = vec.load_strided(kc.gep(x, b.add(start, kc.idx(v * lanes * sw))), sw)
+                        accs[v] = vec.fma(wb, xv, accs[v])
+            for v in range(nrv):
+                val = vector_activation(b, accs[v], act, lanes)
+                vec.store_lanes(val, kc.gep(y, b.add(out, b.add(ow0, kc.idx(v * lanes)))),
+                                min(lanes, width - v * lanes))
+
+        for ow in range(ow_lo):
+            scalar_col(ow)
+        full, rem = divmod(ow_hi - ow_lo, nr)
         if full:
             with kc.loop(full, "owt") as owt:
-                tile(n, c, oh, b.mul(owt, kc.idx(nr)), nr)
+                tile(b.add(kc.idx(ow_lo), b.mul(owt, kc.idx(nr))), nr)
         if rem:
-            tile(n, c, oh, kc.idx(full * nr), rem)
+            tile(kc.idx(ow_lo + full * nr), rem)
+        for ow in range(ow_hi, ow_):
+            scalar_col(ow)
+
+    c0, c1 = kc.task_range(c_)  # threads split the channels
+    with kc.loop(n_, "n") as n, kc.loop(c1, "c", start=c0) as c:
+        for oh in range(oh_lo):
+            row(n, c, kc.idx(oh), valid_taps(oh, h_, sh, pt, dh, kh_))
+        if oh_hi > oh_lo:
+            with kc.loop(oh_hi, "oh", start=oh_lo) as oh:
+                row(n, c, oh, list(range(kh_)))
+        for oh in range(max(oh_hi, oh_lo), oh_):
+            row(n, c, kc.idx(oh), valid_taps(oh, h_, sh, pt, dh, kh_))
