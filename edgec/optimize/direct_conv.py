@@ -17,7 +17,7 @@ def _is_depthwise(g: Graph, n: Node) -> bool:
 
 
 def _eligible(g: Graph, n: Node) -> bool:
-    if n.op != "Conv" or (n.attrs.get("group", 1) != 1 and not _is_depthwise(g, n)):
+    if n.op != "Conv":
         return False
     x, w = g.values[n.inputs[0]], g.values[n.inputs[1]]
     bias = g.values[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
@@ -49,6 +49,7 @@ def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pas
             x = n.inputs[0]
             w = g.values[n.inputs[1]].data
             m, c, kh, kw = w.shape
+            groups = n.attrs.get("group", 1)
             out_w = g.values[n.outputs[0]].shape[3]
             sched = default_schedule(profile, out_w)
             attrs = {"kernel": [kh, kw], "strides": list(n.attrs["strides"]),
@@ -75,7 +76,7 @@ def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pas
                 sched = default_schedule(profile, hw)
                 attrs["flatten"] = True
             lanes = sched.lanes
-            if not attrs.get("flatten") and m >= lanes and (out_w < 2 * lanes or attrs["strides"] != [1, 1]):
+            if groups == 1 and not attrs.get("flatten") and m >= lanes and (out_w < 2 * lanes or attrs["strides"] != [1, 1]):
                 # Small maps and strided convs: vectorize across output channels instead of
                 # columns (no lanes wasted on short rows, no deinterleaving shuffles).
                 regs = 32 if profile.arch == "aarch64" or profile.vector_bits >= 512 else 16
@@ -85,7 +86,13 @@ def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pas
             else:
                 block = sched.mr
                 attrs["schedule"] = sched.to_attr()
-            packed, bias = _pack(w, bias_src, block)
+            if groups > 1:
+                attrs["group"] = groups
+            mg = m // groups
+            parts = [_pack(w[k * mg:(k + 1) * mg], None if bias_src is None else bias_src[k * mg:(k + 1) * mg], block)
+                     for k in range(groups)]
+            packed = np.concatenate([p for p, _ in parts]) if groups > 1 else parts[0][0]
+            bias = np.concatenate([bb for _, bb in parts]) if groups > 1 else parts[0][1]
             nodes.append(Node("ConvDirect", [x, g.add_const(f"{n.inputs[1]}_packed{block}", packed),
                                              g.add_const(f"{n.outputs[0]}_bias{block}", bias)],
                               list(n.outputs), attrs, n.name))

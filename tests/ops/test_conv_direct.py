@@ -99,3 +99,15 @@ def test_depthwise_in_kernel_padding(hw: tuple, k: int, stride: int, pads: list,
     assert "DepthwiseDirect" in ops and "Pad" not in ops
     check_model(m, {"x": rand(1, c, *hw, seed=16)})
     check_model(m, {"x": rand(1, c, *hw, seed=16)}, device="rpi3")
+
+
+@pytest.mark.parametrize("c,m,group,k,stride,hw", [
+    (12, 24, 3, 1, 1, (10, 10)),   # ShuffleNet-style grouped pointwise
+    (8, 12, 2, 3, 2, (11, 13)),    # grouped 3x3, stride 2
+    (6, 12, 6, 3, 1, (9, 9)),      # depthwise with channel multiplier 2
+])
+def test_grouped_direct(c: int, m: int, group: int, k: int, stride: int, hw: tuple) -> None:
+    model = _conv_model(c, m, hw, k, stride, k // 2, group=group, act="Relu")
+    assert "ConvDirect" in _ops_after_target_passes(model)
+    check_model(model, {"x": rand(1, c, *hw, seed=17)})
+    check_model(model, {"x": rand(1, c, *hw, seed=17)}, device="rpi4")

@@ -82,20 +82,23 @@ def lower_conv_direct(kc: KernelContext) -> None:
     b = kc.b
     act = kc.attrs.get("activation")
     nr = s.nrv * lanes
-    ocb_count = -(-m_ // mr)
+    groups = kc.attrs.get("group", 1)  # grouped convs: blocks of each group packed one after another
+    cg, mg = c_ // groups, m_ // groups
+    ocb_count = -(-mg // mr)
 
-    def tile(n: ir.Value, oh: ir.Value, ow0: ir.Value | int, ocb: ir.Value, width: int) -> None:
+    def tile(n: ir.Value, grp: ir.Value, oh: ir.Value, ow0: ir.Value | int, ocb: ir.Value, width: int) -> None:
         nrv = -(-width // lanes)
-        base_w = kc.b.mul(ocb, kc.idx(c_ * kh_ * kw_ * mr))
+        gb = b.add(b.mul(grp, kc.idx(ocb_count)), ocb)  # block index over all groups
+        base_w = kc.b.mul(gb, kc.idx(cg * kh_ * kw_ * mr))
         accs = []
         for m in range(mr):
-            bv = vec.splat(kc.load(bias, b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m))))
+            bv = vec.splat(kc.load(bias, b.add(b.mul(gb, kc.idx(mr)), kc.idx(m))))
             accs.append([bv] * nrv)
         flat = [a for row in accs for a in row]
-        with for_range_carried(b, c_, kc.isize, flat, "ic") as loop:
+        with for_range_carried(b, cg, kc.isize, flat, "ic") as loop:
             ic = loop.index
             cur = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
-            x_ch = b.mul(b.add(b.mul(n, kc.idx(c_)), ic), kc.idx(h_ * w_))
+            x_ch = b.mul(b.add(b.mul(n, kc.idx(c_)), b.add(b.mul(grp, kc.idx(cg)), ic)), kc.idx(h_ * w_))
             w_ic = b.add(base_w, b.mul(ic, kc.idx(kh_ * kw_ * mr)))
             ow0_v = ow0 if isinstance(ow0, ir.Value) else kc.idx(ow0)
             for kh in range(kh_):
@@ -113,8 +116,9 @@ def lower_conv_direct(kc: KernelContext) -> None:
         phis = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
         # After the loop the phis hold the sums (the loop exits from its header).
         for m in range(mr):
-            oc = b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m))
-            valid = b.icmp_signed("<", oc, kc.idx(m_))
+            oc_in_group = b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m))
+            valid = b.icmp_signed("<", oc_in_group, kc.idx(mg))
+            oc = b.add(b.mul(grp, kc.idx(mg)), oc_in_group)
             store_bb = b.append_basic_block("store")
             next_bb = b.append_basic_block("next")
             b.cbranch(valid, store_bb, next_bb)
@@ -135,12 +139,12 @@ def lower_conv_direct(kc: KernelContext) -> None:
         (r0, r1), (c0, c1) = kc.task_range(oh_), (kc.idx(0), kc.idx(ocb_count))
     else:
         (r0, r1), (c0, c1) = (kc.idx(0), kc.idx(oh_)), kc.task_range(ocb_count)
-    with kc.loop(n_, "n") as n, kc.loop(r1, "oh", start=r0) as oh:
+    with kc.loop(n_, "n") as n, kc.loop(groups, "grp") as grp, kc.loop(r1, "oh", start=r0) as oh:
         if full:
             with kc.loop(full, "owt") as owt:
                 ow0 = b.mul(owt, kc.idx(nr))
                 with kc.loop(c1, "ocb", start=c0) as ocb:
-                    tile(n, oh, ow0, ocb, nr)
+                    tile(n, grp, oh, ow0, ocb, nr)
         if rem:
             with kc.loop(c1, "ocbr", start=c0) as ocb:
-                tile(n, oh, full * nr, ocb, rem)
+                tile(n, grp, oh, full * nr, ocb, rem)
