@@ -58,9 +58,10 @@ def _text_bytes(obj: bytes) -> int:
 
 def target_passes(profile) -> list:  # noqa: ANN001
     """Passes that depend on the device (vector width, registers): run per target on a copy."""
-    from edgec.optimize.direct_conv import prepare_direct_conv
+    from edgec.optimize.direct_conv import fuse_residual_add, prepare_direct_conv
 
-    return [("prepare-direct-conv", prepare_direct_conv(profile)), ("dead-node-removal", dead_node_removal)]
+    return [("prepare-direct-conv", prepare_direct_conv(profile)), ("fuse-residual-add", fuse_residual_add),
+            ("dead-node-removal", dead_node_removal)]
 
 
 def _copy_graph(g: Graph) -> Graph:

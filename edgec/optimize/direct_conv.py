@@ -100,3 +100,42 @@ def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pas
         return g
 
     return run
+
+
+def fuse_residual_add(g: Graph) -> Graph:
+    """ConvDirect -> Add(other of the same shape) [-> activation]  ==>  one ConvDirect whose
+    epilogue adds the residual, then applies the activation (ResNet/MobileNetV2 shortcuts):
+    saves a full read and write of the feature map per shortcut."""
+    from edgec.optimize.passes import FUSABLE_ACTIVATIONS
+
+    uses = g.consumers()
+    order = {o: k for k, n in enumerate(g.nodes) for o in n.outputs}
+    removed: set[int] = set()
+    for k, n in enumerate(g.nodes):
+        if n.op != "ConvDirect" or n.attrs.get("activation") is not None or len(n.inputs) != 3:
+            continue
+        y = n.outputs[0]
+        users = uses.get(y, [])
+        if y in g.outputs or len(users) != 1 or users[0].op != "Add":
+            continue
+        add = users[0]
+        other = add.inputs[1] if add.inputs[0] == y else add.inputs[0]
+        ov = g.values[other]
+        # The residual must exist before the conv runs and match the output exactly.
+        if other == y or ov.is_const or ov.shape != g.values[y].shape or ov.dtype != np.float32 \
+                or order.get(other, -1) >= k:
+            continue
+        n.inputs.append(other)
+        n.attrs["residual"] = True
+        n.outputs = [add.outputs[0]]
+        removed.add(id(add))
+        del g.values[y]
+        out = n.outputs[0]
+        after = uses.get(out, [])
+        if out not in g.outputs and len(after) == 1 and after[0].op in FUSABLE_ACTIVATIONS:
+            n.attrs["activation"] = (after[0].op, dict(after[0].attrs))
+            n.outputs = [after[0].outputs[0]]
+            removed.add(id(after[0]))
+            del g.values[out]
+    g.nodes = [n for n in g.nodes if id(n) not in removed]
+    return g

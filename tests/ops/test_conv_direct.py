@@ -111,3 +111,18 @@ def test_grouped_direct(c: int, m: int, group: int, k: int, stride: int, hw: tup
     assert "ConvDirect" in _ops_after_target_passes(model)
     check_model(model, {"x": rand(1, c, *hw, seed=17)})
     check_model(model, {"x": rand(1, c, *hw, seed=17)}, device="rpi4")
+
+
+@pytest.mark.parametrize("hw,act", [((12, 30), "Relu"), ((5, 5), "Relu"), ((12, 30), None), ((6, 7), None)])
+@pytest.mark.parametrize("device", ["host", "rpi3"])
+def test_residual_add_fused(hw: tuple, act: str | None, device: str) -> None:
+    c = 16
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1] * 4),
+             helper.make_node("Add", ["x", "c"], ["s" if act else "y"])]
+    if act:
+        nodes.append(helper.make_node(act, ["s"], ["y"]))
+    m = make_model(nodes, [("x", T.FLOAT, [1, c, *hw])], [("y", T.FLOAT, None)],
+                   {"w": rand(c, c, 3, 3, seed=18, low=-0.3, high=0.3), "b": rand(c, seed=19)})
+    ops = _ops_after_target_passes(m, device)
+    assert "Add" not in ops and (act is None or act not in ops), ops
+    check_model(m, {"x": rand(1, c, *hw, seed=20)}, device=device)

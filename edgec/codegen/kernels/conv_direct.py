@@ -19,6 +19,7 @@ from llvmlite import ir
 from edgec.codegen.activations import FLOAT_UNARY
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.loops import for_range_carried
+from edgec.codegen.mathfn import FM
 from edgec.codegen.types import I32
 from edgec.codegen.vector import Vec, vector_lanes, vector_registers
 from edgec.targets import TargetProfile
@@ -82,6 +83,7 @@ def lower_conv_direct(kc: KernelContext) -> None:
     b = kc.b
     act = kc.attrs.get("activation")
     nr = s.nrv * lanes
+    residual = kc.inputs[3] if kc.attrs.get("residual") else None
     groups = kc.attrs.get("group", 1)  # grouped convs: blocks of each group packed one after another
     cg, mg = c_ // groups, m_ // groups
     ocb_count = -(-mg // mr)
@@ -126,8 +128,11 @@ def lower_conv_direct(kc: KernelContext) -> None:
             out_row = b.add(b.mul(b.add(b.mul(n, kc.idx(m_)), oc), kc.idx(oh_ * ow_)),
                             b.mul(oh, kc.idx(ow_)))
             for v in range(nrv):
-                val = vector_activation(b, phis[m][v], act, lanes)
                 col = b.add(ow0 if isinstance(ow0, ir.Value) else kc.idx(ow0), kc.idx(v * lanes))
+                acc = phis[m][v]
+                if residual:  # fused residual Add (before the activation, as the graph had it)
+                    acc = b.fadd(acc, vec.load(kc.gep(residual, b.add(out_row, col))), flags=FM)
+                val = vector_activation(b, acc, act, lanes)
                 count = min(lanes, width - v * lanes)
                 vec.store_lanes(val, kc.gep(y, b.add(out_row, col)), count)
             b.branch(next_bb)

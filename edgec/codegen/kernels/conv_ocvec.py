@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from edgec.codegen.activations import apply_activation
 from edgec.codegen.kernel import KernelContext
 from edgec.codegen.kernels.conv_direct import vector_activation
 from edgec.codegen.loops import for_range_carried
+from edgec.codegen.mathfn import FM
 from edgec.codegen.types import I32
 from edgec.codegen.vector import Vec
 
@@ -27,6 +29,7 @@ def lower_conv_ocvec(kc: KernelContext) -> None:
     mp, nrv, lanes = sched["mp"], sched["nrv"], sched["lanes"]
     nr = nrv * lanes
     act = kc.attrs.get("activation")
+    residual = kc.inputs[3] if kc.attrs.get("residual") else None
     vec = Vec(kc.b, lanes)
     b = kc.b
     plane = oh_ * ow_
@@ -59,7 +62,8 @@ def lower_conv_ocvec(kc: KernelContext) -> None:
         for i in range(count):
             p = b.add(p0, kc.idx(i))
             for v in range(nrv):
-                val = vector_activation(b, loop.values[i * nrv + v], act, lanes)
+                raw = loop.values[i * nrv + v]
+                val = raw if residual else vector_activation(b, raw, act, lanes)
                 for lane in range(lanes):
                     oc = b.add(b.mul(ocb, kc.idx(nr)), kc.idx(v * lanes + lane))
                     ok = b.append_basic_block("st")
@@ -67,7 +71,10 @@ def lower_conv_ocvec(kc: KernelContext) -> None:
                     b.cbranch(b.icmp_signed("<", oc, kc.idx(m_)), ok, nxt)
                     b.position_at_end(ok)
                     dst = b.add(b.mul(b.add(b.mul(n, kc.idx(m_)), oc), kc.idx(plane)), p)
-                    kc.store(y, dst, b.extract_element(val, ir.Constant(I32, lane)))
+                    out = b.extract_element(val, ir.Constant(I32, lane))
+                    if residual:  # fused residual Add, then the activation, per lane
+                        out = apply_activation(b, b.fadd(out, kc.load(residual, dst), flags=FM), act)
+                    kc.store(y, dst, out)
                     b.branch(nxt)
                     b.position_at_end(nxt)
 
