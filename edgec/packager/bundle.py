@@ -115,8 +115,6 @@ def write_bundle(out_dir: str | Path, *, prefix: str, profile: TargetProfile, ve
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-        files = {str(p.relative_to(tmp)): sha256_file(p)
-                 for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "format_version": FORMAT_VERSION,
             "edgec_version": version,
@@ -129,16 +127,22 @@ def write_bundle(out_dir: str | Path, *, prefix: str, profile: TargetProfile, ve
             "weight_bytes": len(weights),
             "code_bytes": len(kernels_obj),
             **manifest_extra,
-            "files": files,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        finish_bundle(tmp, out, manifest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Bundle(out, manifest)
+
+
+def finish_bundle(tmp: Path, out: Path, manifest: dict) -> None:
+    """Record the sha256 of every file in `manifest`, write manifest.json, then move the
+    complete bundle from `tmp` into `out` (replacing an earlier bundle there)."""
+    manifest["files"] = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
 
 
 def check_prefix(prefix: str) -> str:

@@ -11,7 +11,6 @@ Layout (shared part; see android.py and ios.py for the rest):
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,7 +18,13 @@ from pathlib import Path
 from edgec.errors import DeviceError
 from edgec.ir import Graph
 from edgec.packager import templates
-from edgec.packager.bundle import FORMAT_VERSION, RUNTIME_DIR, Bundle, _prepare_out_dir, sha256_file
+from edgec.packager.bundle import (
+    FORMAT_VERSION,
+    RUNTIME_DIR,
+    Bundle,
+    _prepare_out_dir,
+    finish_bundle,
+)
 from edgec.packager.cglue import header, source, weights_checksum
 from edgec.targets import PROFILES, TargetProfile, get_profile
 from edgec.toolchain import find_toolchain
@@ -163,7 +168,6 @@ def build_bundle(g: Graph, profiles: list[TargetProfile], *, name: str, out_dir:
         slice_entries = writer(tmp, name, version, profiles, inputs, outputs, plan.arena_bytes)
         code_bytes = _text_bytes(slices[0][1])
 
-        files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
         manifest = {
             "format_version": FORMAT_VERSION, "edgec_version": version, "name": name,
             "device": profiles[0].name, "devices": [p.name for p in profiles],
@@ -172,12 +176,8 @@ def build_bundle(g: Graph, profiles: list[TargetProfile], *, name: str, out_dir:
             "inputs": [t.to_json() for t in inputs], "outputs": [t.to_json() for t in outputs],
             "arena_bytes": plan.arena_bytes, "weight_bytes": len(plan.weights),
             "code_bytes": len(slices[0][1]), **manifest_extra, "code_text_bytes": code_bytes,
-            "files": files,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        finish_bundle(tmp, out, manifest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edgec.errors import ToolchainError
 from edgec.targets import TargetProfile
+from edgec.toolchain.cc import run_tool
 from edgec.toolchain.lld import find_versioned
 
 # clang spellings of the runtime flags in cc.C_FLAGS. -ffreestanding implies -fno-builtin, so the
@@ -28,10 +29,7 @@ class AppleToolchain:
     ar: str
 
     def _run(self, cmd: list[str], cwd: Path, what: str) -> None:
-        env = dict(os.environ, SOURCE_DATE_EPOCH="0", ZERO_AR_DATE="1", LC_ALL="C")
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            raise ToolchainError(f"{what} failed ({' '.join(cmd[:3])} ...):\n{proc.stderr.strip()[:2000]}")
+        run_tool(cmd, cwd, what)
 
     def compile_c(self, sources: list[str], cwd: Path, include_dirs: list[str],
                   extra: tuple[str, ...] = ()) -> list[str]:

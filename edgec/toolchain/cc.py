@@ -18,6 +18,15 @@ C_FLAGS = ("-std=c99", "-O2", "-fPIC", "-ffunction-sections", "-fdata-sections",
            "-fno-tree-loop-distribute-patterns", "-Wall", "-Wextra", "-Werror=implicit-function-declaration")
 
 
+def run_tool(cmd: list[str], cwd: Path, what: str) -> None:
+    """Run a compiler/archiver/linker with a fixed locale and no timestamps (reproducible
+    outputs); a failure is a ToolchainError carrying the tool's own message."""
+    env = dict(os.environ, SOURCE_DATE_EPOCH="0", ZERO_AR_DATE="1", LC_ALL="C")
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise ToolchainError(f"{what} failed ({' '.join(cmd[:3])} ...):\n{proc.stderr.strip()[:2000]}")
+
+
 @dataclass(frozen=True)
 class Toolchain:
     profile: TargetProfile
@@ -25,10 +34,7 @@ class Toolchain:
     ar: str
 
     def _run(self, cmd: list[str], cwd: Path, what: str) -> None:
-        env = dict(os.environ, SOURCE_DATE_EPOCH="0", ZERO_AR_DATE="1", LC_ALL="C")
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            raise ToolchainError(f"{what} failed ({' '.join(cmd[:3])} ...):\n{proc.stderr.strip()[:2000]}")
+        run_tool(cmd, cwd, what)
 
     def compile_c(self, sources: list[str], cwd: Path, include_dirs: list[str], extra: tuple[str, ...] = ()) -> list[str]:
         """Compile each source (relative to cwd) to an object next to it; returns object names."""

@@ -3,14 +3,13 @@ small static/dynamic test drivers that run them under qemu-user."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from edgec.errors import ToolchainError
 from edgec.targets import TargetProfile
-from edgec.toolchain.cc import Toolchain
+from edgec.toolchain.cc import Toolchain, run_tool
 
 
 def find_versioned(tool: str, package: str) -> str:
@@ -40,13 +39,6 @@ def builtins_library(tc: Toolchain) -> str:
     return lib
 
 
-def _run(cmd: list[str], cwd: Path, what: str) -> None:
-    env = dict(os.environ, LC_ALL="C")
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise ToolchainError(f"{what} failed:\n{proc.stderr.strip()[:2000]}")
-
-
 # Android: SONAME is required since API 23; RELRO + BIND_NOW as the NDK defaults; 16 KiB pages
 # (Android 15 devices) also load on 4 KiB kernels; both hash styles for every API level.
 ANDROID_SHARED_FLAGS = ("--build-id=none", "--hash-style=both", "-z", "relro", "-z", "now",
@@ -57,13 +49,13 @@ ANDROID_SHARED_FLAGS = ("--build-id=none", "--hash-style=both", "-z", "relro", "
 def link_shared(profile: TargetProfile, out: str, inputs: list[str], builtins: str, cwd: Path) -> None:
     """Link a freestanding shared library. `--no-undefined`: anything the generated code or
     runtime would need from libc/libm fails here, not on the phone."""
-    _run([find_lld(), "-shared", "-soname", Path(out).name, *ANDROID_SHARED_FLAGS, "-o", out,
+    run_tool([find_lld(), "-shared", "-soname", Path(out).name, *ANDROID_SHARED_FLAGS, "-o", out,
           *inputs, builtins], cwd, f"linking {out} for {profile.name}")
 
 
 def link_static_exe(profile: TargetProfile, out: str, inputs: list[str], builtins: str, cwd: Path) -> None:
     """A static executable without libc (entry `_start`), for the freestanding test driver."""
-    _run([find_lld(), "-static", "-e", "_start", "--build-id=none", "--no-undefined", "--gc-sections",
+    run_tool([find_lld(), "-static", "-e", "_start", "--build-id=none", "--no-undefined", "--gc-sections",
           "-o", out, *inputs, builtins], cwd, f"linking {out} for {profile.name}")
 
 
@@ -71,6 +63,6 @@ def link_dynamic_exe(profile: TargetProfile, out: str, inputs: list[str], interp
                      cwd: Path) -> None:
     """An executable that loads the shared libraries among `inputs` through `interpreter`
     (glibc's ld.so under qemu-user), found next to the executable ($ORIGIN)."""
-    _run([find_lld(), "-e", "_start", "--build-id=none", "-dynamic-linker", interpreter,
+    run_tool([find_lld(), "-e", "_start", "--build-id=none", "-dynamic-linker", interpreter,
           "-rpath", "$ORIGIN", "--no-undefined", "-o", out, *inputs], cwd,
          f"linking {out} for {profile.name}")
