@@ -58,9 +58,11 @@ def _text_bytes(obj: bytes) -> int:
 
 def target_passes(profile) -> list:  # noqa: ANN001
     """Passes that depend on the device (vector width, registers): run per target on a copy."""
+    from edgec.optimize.deconv import prepare_deconv
     from edgec.optimize.direct_conv import fuse_residual_add, prepare_direct_conv
 
-    return [("prepare-direct-conv", prepare_direct_conv(profile)), ("fuse-residual-add", fuse_residual_add),
+    return [("prepare-direct-conv", prepare_direct_conv(profile)), ("prepare-deconv", prepare_deconv(profile)),
+            ("fuse-residual-add", fuse_residual_add),
             ("dead-node-removal", dead_node_removal)]
 
 

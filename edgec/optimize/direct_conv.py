@@ -25,7 +25,7 @@ def _eligible(g: Graph, n: Node) -> bool:
             and (bias is None or bias.is_const) and all(s in (1, 2) for s in n.attrs["strides"]))
 
 
-def _pack(w: np.ndarray, bias_src: np.ndarray | None, block: int) -> tuple[np.ndarray, np.ndarray]:
+def pack_weights(w: np.ndarray, bias_src: np.ndarray | None, block: int) -> tuple[np.ndarray, np.ndarray]:
     """Weights as [oc_block][ic][kh][kw][block] (output channels zero-padded to a multiple of
     `block`): the order the kernels' reduction reads them. Bias padded the same way."""
     m, c, kh, kw = w.shape
@@ -89,7 +89,7 @@ def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pas
             if groups > 1:
                 attrs["group"] = groups
             mg = m // groups
-            parts = [_pack(w[k * mg:(k + 1) * mg], None if bias_src is None else bias_src[k * mg:(k + 1) * mg], block)
+            parts = [pack_weights(w[k * mg:(k + 1) * mg], None if bias_src is None else bias_src[k * mg:(k + 1) * mg], block)
                      for k in range(groups)]
             packed = np.concatenate([p for p, _ in parts]) if groups > 1 else parts[0][0]
             bias = np.concatenate([bb for _, bb in parts]) if groups > 1 else parts[0][1]
@@ -112,7 +112,8 @@ def fuse_residual_add(g: Graph) -> Graph:
     order = {o: k for k, n in enumerate(g.nodes) for o in n.outputs}
     removed: set[int] = set()
     for k, n in enumerate(g.nodes):
-        if n.op != "ConvDirect" or n.attrs.get("activation") is not None or len(n.inputs) != 3:
+        if n.op != "ConvDirect" or n.attrs.get("activation") is not None or len(n.inputs) != 3 \
+                or "shuffle" in n.attrs:
             continue
         y = n.outputs[0]
         users = uses.get(y, [])

@@ -51,12 +51,12 @@ def _per_channel(g: Graph, name: str, channels: int, rank: int) -> np.ndarray | 
 
 
 def fold_scale_into_conv(g: Graph) -> Graph:
-    """Conv -> Mul(per-channel const) / Add(per-channel const)  ==>  Conv with new weights/bias.
-    BatchNormalization is imported as Mul+Add, so this is BN folding."""
+    """Conv/ConvTranspose -> Mul(per-channel const) / Add(per-channel const)  ==>  the same conv
+    with new weights/bias. BatchNormalization is imported as Mul+Add, so this is BN folding."""
     uses = g.consumers()
     removed: set[int] = set()
     for n in g.nodes:
-        if n.op != "Conv" or n.attrs.get("activation") or id(n) in removed:
+        if n.op not in ("Conv", "ConvTranspose") or n.attrs.get("activation") or id(n) in removed:
             continue
         while (user := _single_consumer(g, n.outputs[0], uses)) is not None:
             y = n.outputs[0]
@@ -66,12 +66,13 @@ def fold_scale_into_conv(g: Graph) -> Graph:
             if len(n.inputs) > 2 and n.inputs[2] and not g.values[n.inputs[2]].is_const:
                 break  # a runtime bias cannot be rescaled at build time
             other = user.inputs[1] if user.inputs[0] == y else user.inputs[0]
-            vec = _per_channel(g, other, w.shape[0], len(g.values[y].shape))
+            channels = g.values[y].shape[1] if len(g.values[y].shape) > 1 else 0
+            vec = _per_channel(g, other, channels, len(g.values[y].shape))
             if vec is None or g.values[user.outputs[0]].shape != g.values[y].shape:
                 break
-            bias = g.values[n.inputs[2]].data if len(n.inputs) > 2 and n.inputs[2] else np.zeros(w.shape[0], np.float32)
+            bias = g.values[n.inputs[2]].data if len(n.inputs) > 2 and n.inputs[2] else np.zeros(channels, np.float32)
             if user.op == "Mul":
-                new_w = w.data * vec.reshape((-1,) + (1,) * (w.data.ndim - 1))
+                new_w = _scale_output_channels(n, w.data, vec)
                 new_b = bias * vec
             else:
                 new_w, new_b = w.data, bias + vec
@@ -82,6 +83,18 @@ def fold_scale_into_conv(g: Graph) -> Graph:
             del g.values[y]
     g.nodes = [n for n in g.nodes if id(n) not in removed]
     return g
+
+
+def _scale_output_channels(n: Node, w: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Multiply every output channel's weights: Conv weights are (M, C/g, ...), ConvTranspose
+    weights (C, M/g, ...) with output channel gi*M/g + j in column j of group gi's rows."""
+    tail = (1,) * (w.ndim - 2)
+    if n.op == "Conv":
+        return w * scale.reshape((-1, 1) + tail)
+    groups = int(n.attrs.get("group", 1))
+    c, mg = w.shape[:2]
+    grouped = w.reshape((groups, c // groups, mg) + w.shape[2:])
+    return (grouped * scale.reshape((groups, 1, mg) + tail)).reshape(w.shape)
 
 
 def fuse_bias(g: Graph) -> Graph:

@@ -72,6 +72,11 @@ def lower_conv_direct(kc: KernelContext) -> None:
     y = kc.outputs[0]
     n_, c_, h_, w_ = kc.shape(x)
     _, m_, oh_, ow_ = kc.shape(y)
+    # A ConvTranspose whose kernel equals its stride (see edgec/optimize/deconv.py) is a 1x1
+    # conv to M*FH*FW channels whose results are stored depth-to-space: row (m, fh, fw) of the
+    # GEMM lands at output pixel (oh*FH + fh, ow*FW + fw) of channel m.
+    fh, fw = kc.attrs.get("shuffle", (1, 1))
+    m_, oh_, ow_ = m_ * fh * fw, oh_ // fh, ow_ // fw
     if kc.attrs.get("flatten"):  # 1x1 stride 1: the plane is one long row
         h_, w_, oh_, ow_ = 1, h_ * w_, 1, oh_ * ow_
     kh_, kw_ = kc.attrs["kernel"]
@@ -117,6 +122,9 @@ def lower_conv_direct(kc: KernelContext) -> None:
             loop.next = [a for row in cur for a in row]
         phis = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
         # After the loop the phis hold the sums (the loop exits from its header).
+        if (fh, fw) != (1, 1):
+            _store_shuffled(kc, vec, phis, n, oh, ow0, ocb, width, (fh, fw), m_)
+            return
         for m in range(mr):
             oc_in_group = b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m))
             valid = b.icmp_signed("<", oc_in_group, kc.idx(mg))
@@ -153,3 +161,49 @@ def lower_conv_direct(kc: KernelContext) -> None:
         if rem:
             with kc.loop(c1, "ocbr", start=c0) as ocb:
                 tile(n, grp, oh, full * nr, ocb, rem)
+
+
+def interleave(b: ir.IRBuilder, vals: list[ir.Value], lanes: int) -> list[ir.Value]:
+    """out[j] = vals[j % k][j // k] for k = len(vals) in (1, 2, 4), as k vectors of `lanes`."""
+    if len(vals) == 1:
+        return vals
+    if len(vals) == 4:  # 4-way = 2-way of the 2-way interleaves of (v0, v2) and (v1, v3)
+        evens = interleave(b, [vals[0], vals[2]], lanes)
+        odds = interleave(b, [vals[1], vals[3]], lanes)
+        return interleave(b, [evens[0], odds[0]], lanes) + interleave(b, [evens[1], odds[1]], lanes)
+    a, c = vals
+    lo = [i // 2 + (lanes if i % 2 else 0) for i in range(lanes)]
+    hi = [lanes // 2 + i // 2 + (lanes if i % 2 else 0) for i in range(lanes)]
+    return [b.shuffle_vector(a, c, ir.Constant(ir.VectorType(I32, lanes), mask)) for mask in (lo, hi)]
+
+
+def _store_shuffled(kc: KernelContext, vec: Vec, phis: list[list[ir.Value]], n: ir.Value, oh: ir.Value,
+                    ow0: ir.Value | int, ocb: ir.Value, width: int, factors: tuple[int, int],
+                    gemm_rows: int) -> None:
+    """Depth-to-space epilogue: the FW accumulator rows of one (m, fh) pair are interleaved into
+    contiguous output columns, so every store is a full vector (no scatter)."""
+    b, lanes, y = kc.b, vec.lanes, kc.outputs[0]
+    fh, fw = factors
+    _, m_out, oh_out, ow_out = kc.shape(y)
+    act = kc.attrs.get("activation")
+    mr = len(phis)
+    ow0_v = ow0 if isinstance(ow0, ir.Value) else kc.idx(ow0)
+    for m in range(0, mr, fw):
+        row = b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m))  # GEMM row of kw == 0
+        store_bb, next_bb = b.append_basic_block("store"), b.append_basic_block("next")
+        b.cbranch(b.icmp_signed("<", row, kc.idx(gemm_rows)), store_bb, next_bb)
+        b.position_at_end(store_bb)
+        ch = b.udiv(row, kc.idx(fh * fw))
+        kh = b.urem(b.udiv(row, kc.idx(fw)), kc.idx(fh))
+        out_row = b.mul(b.add(b.mul(b.add(b.mul(n, kc.idx(m_out)), ch), kc.idx(oh_out)),
+                              b.add(b.mul(oh, kc.idx(fh)), kh)), kc.idx(ow_out))
+        for v in range(len(phis[m])):
+            vals = [vector_activation(b, phis[m + k][v], act, lanes) for k in range(fw)]
+            col = b.mul(b.add(ow0_v, kc.idx(v * lanes)), kc.idx(fw))
+            count = min(lanes, width - v * lanes) * fw
+            for j, out in enumerate(interleave(b, vals, lanes)):
+                if count > j * lanes:
+                    vec.store_lanes(out, kc.gep(y, b.add(out_row, b.add(col, kc.idx(j * lanes)))),
+                                    min(lanes, count - j * lanes))
+        b.branch(next_bb)
+        b.position_at_end(next_bb)
