@@ -27,6 +27,7 @@ class Case:
     make: Callable[[], onnx.ModelProto]
     kind: str  # "micro" (one op) or "model" (a whole network)
     quick: bool = False  # part of the default set of `--quick`
+    dense_baseline: bool = False  # also time edgec's dense build (`sparsity="off"`) of the model
 
 
 def make_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
@@ -112,6 +113,20 @@ def dense(n: int, seed: int = 0) -> onnx.ModelProto:
     return _finish(nodes, f"dense{n}", ("input", [1, n]), "output", inits)
 
 
+def sparse_dense(n: int, density: float, unstructured: bool, seed: int = 0) -> onnx.ModelProto:
+    """`dense(n)` with zeros in W: `density` of the 1x8 blocks (1 input x 8 outputs) kept, or of
+    the single elements when `unstructured`. Stored dense, as a pruned model is exported."""
+    m = dense(n, seed)
+    w = onnx.numpy_helper.to_array(m.graph.initializer[0])
+    rng = np.random.default_rng(seed + 1)
+    if unstructured:
+        keep = rng.random(w.shape) < density
+    else:
+        keep = np.repeat(rng.random((n, -(-n // 8))) < density, 8, axis=1)[:, :n]
+    m.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.where(keep, w, 0).astype(np.float32), "w"))
+    return m
+
+
 def conv(channels: int, size: int, out_channels: int, k: int, depthwise: bool = False,
          seed: int = 0) -> onnx.ModelProto:
     """One Conv (stride 1, 'same' padding) with bias on a 1 x C x size x size input."""
@@ -159,9 +174,19 @@ def _ppocr_det() -> onnx.ModelProto:
     return ppocr_det(640)
 
 
+def _sampling_net(sparsity: float) -> onnx.ModelProto:
+    from edgec.models.sampling_net import sampling_net
+
+    return sampling_net(sparsity=sparsity, stateful=True)
+
+
 CASES: list[Case] = [
     Case("dense256", "MatMul [1,256]x[256,256] + bias (GEMV)", lambda: dense(256), "micro", True),
     Case("dense1024", "MatMul [1,1024]x[1024,1024] + bias (GEMV)", lambda: dense(1024), "micro", True),
+    Case("sparse256_1x8", "dense256 with 80% zeros in 1x8 blocks (vs edgec dense build too)",
+         lambda: sparse_dense(256, 0.2, False), "micro", dense_baseline=True),
+    Case("sparse256_unstr", "dense256 with 90% unstructured zeros (vs edgec dense build too)",
+         lambda: sparse_dense(256, 0.1, True), "micro", dense_baseline=True),
     Case("conv1x1", "Conv 1x1, 1x64x56x56 -> 64, bias", lambda: conv(64, 56, 64, 1), "micro", True),
     Case("conv3x3", "Conv 3x3 pad 1, 1x64x56x56 -> 64, bias", lambda: conv(64, 56, 64, 3), "micro", True),
     Case("dwconv3x3", "depthwise Conv 3x3 pad 1, 1x144x56x56, bias",
@@ -172,6 +197,10 @@ CASES: list[Case] = [
     Case("shufflenet", "ShuffleNet v1 g=3 1x, 224x224", _shufflenet, "model"),
     Case("ppocr_det", "PP-OCR-like DB text detector (MobileNetV3 0.5 + DBFPN 96), 640x640",
          _ppocr_det, "model"),
+    Case("sampling_net", "LPCNet-like sampling net step: GRU 384 -> GRU 16 -> dense 256 x2, softmax",
+         lambda: _sampling_net(0.0), "model"),
+    Case("sampling_net_sparse", "the same with the GRU 384 recurrent weights 80% zero in 1x8 blocks",
+         lambda: _sampling_net(0.8), "model"),
 ]
 
 BY_NAME = {c.name: c for c in CASES}

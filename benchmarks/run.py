@@ -34,6 +34,7 @@ from benchmarks import timing
 from benchmarks.cases import CASES, Case, count_flops, make_inputs, select
 from edgec.errors import EdgecError
 from edgec.runner import Runner
+from edgec.sparsity.report import kernel_sizes
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 DEFAULT_PLOT = DEFAULT_JSON.with_suffix(".png")
@@ -171,6 +172,9 @@ def bench_case(case: Case, opts: argparse.Namespace) -> dict:
             runner2.close()
         except Exception as exc:  # noqa: BLE001
             err.print(f"  [red]2 threads: {escape(str(exc))}[/]")
+        if case.dense_baseline:  # sparse cases: the same model through edgec's dense kernels
+            times["run_dense"], res["dense_max_abs_diff"] = _time_dense(model, feeds, got, Path(tmp), case.name, kw)
+            res["sparse_kernels"] = kernel_sizes(bundle.path / "obj" / f"bench_{case.name}_kernels.o")
     if not stable:
         res["check"] = "MISMATCH"
         res["error"] = "outputs changed across repeated runs"
@@ -179,11 +183,26 @@ def bench_case(case: Case, opts: argparse.Namespace) -> dict:
                     "arena_bytes": report.arena_bytes, "weight_bytes": report.weight_bytes,
                     "code_bytes": report.code_bytes, "ops": report.ops, "threads": 1}
     med = times["run"]["median_us"]
+    if "run_dense" in times:
+        res["speedup_vs_dense"] = times["run_dense"]["median_us"] / med
+        res["speedup_vs_dense_min"] = times["run_dense"]["min_us"] / times["run"]["min_us"]
     res["ratio_vs_ort1"] = med / res["onnxruntime"]["1"]["median_us"]
     res["gflops"] = res["flops"] / (med * 1e-6) / 1e9 if res["flops"] else None
     peak = opts.peak_gflops
     res["peak_pct"] = 100.0 * res["gflops"] / peak if res["gflops"] is not None and peak else None
     return res
+
+
+def _time_dense(model: onnx.ModelProto, feeds: dict[str, np.ndarray], got: dict[str, np.ndarray],
+                tmp: Path, name: str, kw: dict) -> tuple[dict, float]:
+    """Timing of the `sparsity="off"` build and its max abs difference to the sparse outputs."""
+    bundle = edgec.build(model, device="host", out_dir=tmp / "dense", name=f"bench_{name}_dense", sparsity="off")
+    runner = edgec.load(bundle.path)
+    diff = max(float(np.abs(a - got[k]).max()) for k, a in runner.run(feeds).items())
+    fn, ctx = _edgec_direct_run(runner)
+    stats = timing.measure(partial(fn, ctx), **kw).as_dict()
+    runner.close()
+    return stats, diff
 
 
 # -- reporting ------------------------------------------------------------------------------
@@ -318,6 +337,14 @@ def main(argv: list[str] | None = None) -> int:
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
     Console(width=200).print(make_table(results, machine))
+    for r in results:  # sparse cases: edgec sparse vs edgec dense (same model, same run)
+        if r.get("speedup_vs_dense"):
+            dense_us = r["edgec"]["run_dense"]["median_us"]
+            Console(width=200).print(
+                f"{r['name']}: edgec dense {_us(dense_us)} µs -> sparse {_us(r['edgec']['run']['median_us'])} µs: "
+                f"{r['speedup_vs_dense']:.2f}x (min/min {r['speedup_vs_dense_min']:.2f}x), "
+                f"{1 / r['ratio_vs_ort1']:.2f}x faster than onnxruntime 1t; sparse kernel .text "
+                f"{r['sparse_kernels']['functions']} B, rodata {r['sparse_kernels']['rodata_bytes']} B")
     err.print(f"wrote {args.json_out}")
     if args.plot is not None:
         if write_plot(results, args.plot):

@@ -16,6 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgec import __version__
+from edgec.cli_sparse import register as register_sparse
+from edgec.cli_tune import register as register_tune
 from edgec.errors import EdgecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -58,6 +60,16 @@ def build(
     threads: Annotated[int, typer.Option(help="default thread count of the bundle")] = 1,
     dump_ir: Annotated[bool, typer.Option("--dump-ir", help="print the IR after every pass")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the build summary as JSON on stdout")] = False,
+    tuning_log: Annotated[Optional[Path], typer.Option(
+        "--tuning-log", help="apply the best config per task from `edgec tune`")] = None,
+    fast_math: Annotated[str, typer.Option(
+        "--fast-math", help="on: rational/polynomial math with reassociation; off: exact-ish IEEE order")] = "on",
+    sparsity: Annotated[str, typer.Option(
+        help="sparse weights: auto (cost rule per layer), off (dense), code or bsr (force)")] = "auto",
+    sparse_threshold: Annotated[float, typer.Option(
+        help="|w| <= this counts as zero in sparse layers (0: exact zeros)")] = 0.0,
+    sparse_code_limit: Annotated[int, typer.Option(
+        help="estimated .text bytes above which weights-in-code falls back to BSR")] = 64 * 1024,
 ) -> None:
     """Compile MODEL for a device and write a bundle."""
     from edgec.compiler import build as do_build
@@ -66,7 +78,9 @@ def build(
         bundle = do_build(model, device=device, out_dir=output, name=name,
                           input_shapes=_parse_shapes(input_shape or []), threads=threads,
                           dump_ir=(lambda s: err.print(s, markup=False, highlight=False)) if dump_ir else False,
-                          progress=lambda msg: status.update(f"[bold]edgec build[/]: {msg}"))
+                          progress=lambda msg: status.update(f"[bold]edgec build[/]: {msg}"),
+                          tuning_log=tuning_log, fast_math=fast_math, sparsity=sparsity,
+                          sparse_threshold=sparse_threshold, sparse_code_limit=sparse_code_limit)
     r = bundle.report  # type: ignore[attr-defined]
     summary = {"bundle": str(bundle.path), "device": bundle.manifest["device"], "nodes": r.nodes,
                "ops": r.ops, "weight_bytes": r.weight_bytes, "code_text_bytes": r.code_bytes,
@@ -375,6 +389,10 @@ def bench(
         warn = "" if stats["same_model"] else " [yellow](different model!)[/]"
         out.print(f"baseline median {_us(stats['baseline_median_us'])} -> speed-up "
                   f"{stats['speedup_median']:.3f}x (min: {stats['speedup_min']:.3f}x){warn}", highlight=False)
+
+
+register_tune(app)  # `edgec tune` lives in edgec/cli_tune.py
+register_sparse(app)  # `edgec sparsify` lives in edgec/cli_sparse.py
 
 
 @app.command()

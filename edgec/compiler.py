@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 
 from edgec import __version__
+from edgec.build_flags import build_flags
 from edgec.codegen.executor import build_module, missing_lowerings
 from edgec.codegen.module import Codegen
 from edgec.errors import EdgecError, ModelError
@@ -56,13 +57,20 @@ def _text_bytes(obj: bytes) -> int:
     return sum(s.data_size for s in elf.iter_sections() if s.name.startswith(".text"))
 
 
-def target_passes(profile) -> list:  # noqa: ANN001
-    """Passes that depend on the device (vector width, registers): run per target on a copy."""
+def target_passes(profile, overrides: dict | None = None, threads: int = 1) -> list:  # noqa: ANN001
+    """Passes that depend on the device (vector width, registers): run per target on a copy.
+    `overrides` (task key -> knobs, from a tuning log) replace the default schedules; `threads`
+    sizes per-thread kernel scratch."""
     from edgec.optimize.deconv import prepare_deconv
     from edgec.optimize.direct_conv import fuse_residual_add, prepare_direct_conv
+    from edgec.optimize.gemv import prepare_gemv
+    from edgec.optimize.winograd import prepare_winograd
+    from edgec.sparsity.transform import sparsify_dense
 
-    return [("prepare-direct-conv", prepare_direct_conv(profile)), ("prepare-deconv", prepare_deconv(profile)),
-            ("fuse-residual-add", fuse_residual_add),
+    return [("sparsify-dense", sparsify_dense(profile)), ("prepare-winograd", prepare_winograd(profile, threads)),
+            ("prepare-direct-conv", prepare_direct_conv(profile, overrides)),
+            ("prepare-deconv", prepare_deconv(profile)),
+            ("prepare-gemv", prepare_gemv(profile, overrides)), ("fuse-residual-add", fuse_residual_add),
             ("dead-node-removal", dead_node_removal)]
 
 
@@ -73,10 +81,11 @@ def _copy_graph(g: Graph) -> Graph:
 
 
 def compile_graph(g: Graph, device: str = "host", name: str = "model",
-                  dump: Callable[[str], None] | None = None, threads: int = 1):
+                  dump: Callable[[str], None] | None = None, threads: int = 1,
+                  overrides: dict | None = None):
     """Lower a graph to (profile, plan, kernels object, weights object)."""
     profile = get_profile(device)
-    g = run_pipeline(_copy_graph(g), target_passes(profile), dump=dump, dump_initial=False)
+    g = run_pipeline(_copy_graph(g), target_passes(profile, overrides, threads), dump=dump, dump_initial=False)
     missing = missing_lowerings(g)
     if missing:
         raise ModelError(f"no kernel for IR op(s): {', '.join(missing)}")
@@ -93,8 +102,13 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
           out_dir: str | os.PathLike | None = None, *, name: str = "model",
           input_shapes: dict[str, list[int]] | None = None, threads: int = 1,
           dump_ir: bool | Callable[[str], None] = False,
-          progress: Callable[[str], None] | None = None) -> Bundle:
-    """Compile `model` for `device` and write a bundle to `out_dir` (default: ./<name>-<device>)."""
+          progress: Callable[[str], None] | None = None,
+          tuning_log: str | os.PathLike | None = None, schedule_overrides: dict | None = None,
+          fast_math: str | bool = True, sparsity: str = "auto", sparse_threshold: float = 0.0,
+          sparse_code_limit: int = 64 * 1024) -> Bundle:
+    """Compile `model` for `device` and write a bundle to `out_dir` (default: ./<name>-<device>).
+    `tuning_log` (from `edgec tune`) applies the best measured schedule per task;
+    `schedule_overrides` (task key -> knobs) does the same from memory (the tuner's measure)."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     check_prefix(name)
@@ -115,23 +129,33 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     g = run_pipeline(g, dump=dump)
     t_opt = time.perf_counter()
     say("generating code")
+    flags = build_flags(fast_math, sparsity, sparse_threshold, sparse_code_limit)
     if phone_profiles:
-        return _build_phone_bundle(g, phone_profiles, name, out_dir, model_sha, input_shapes, threads,
-                                   t0, t_import, t_opt)
-    profile, plan, kobj, wobj = compile_graph(g, device, name, dump, threads)
+        with flags:
+            return _build_phone_bundle(g, phone_profiles, name, out_dir, model_sha, input_shapes, threads,
+                                       t0, t_import, t_opt)
+    overrides, log_info = dict(schedule_overrides or {}), None
+    if tuning_log is not None:
+        from edgec.tune.log import load_overrides
+
+        tuned = load_overrides(tuning_log)
+        overrides = {**tuned, **overrides}
+        log_info = {"sha256": hashlib.sha256(Path(tuning_log).read_bytes()).hexdigest(), "tasks": len(tuned)}
+    with flags as flag_opts:
+        profile, plan, kobj, wobj = compile_graph(g, device, name, dump, threads, overrides)
     t_cg = time.perf_counter()
     say("packaging")
     report = BuildReport(g.op_counts(), len(g.nodes), len(plan.weights),
                          _text_bytes(kobj) if profile.object_format == "elf" else len(kobj),
                          plan.arena_bytes, plan.sum_of_sizes)
     opts = {"input_shapes": {k: list(map(int, v)) for k, v in sorted((input_shapes or {}).items())},
-            "threads": threads}
+            "threads": threads, **flag_opts}
     bundle = write_bundle(
         out_dir or Path.cwd() / f"{name}-{profile.name}", prefix=name, profile=profile, version=__version__,
         kernels_obj=kobj, weights_obj=wobj, weights=plan.weights, arena_bytes=plan.arena_bytes,
         inputs=_tensor_specs(g, g.inputs, plan.offsets), outputs=_tensor_specs(g, g.outputs, plan.offsets),
         manifest_extra={"model_sha256": model_sha, "build_options": opts, "ops": report.ops,
-                        "code_text_bytes": report.code_bytes, "tuning_log": None}, threads=threads)
+                        "code_text_bytes": report.code_bytes, "tuning_log": log_info}, threads=threads)
     t_end = time.perf_counter()
     report.seconds = {"import": t_import - t0, "optimize": t_opt - t_import, "codegen": t_cg - t_opt,
                       "package": t_end - t_cg, "total": t_end - t0}

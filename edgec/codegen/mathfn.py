@@ -10,13 +10,36 @@ erf  : Eigen's 13/8 rational, |err| < 2e-6 (abs).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from llvmlite import ir
 
 from edgec.codegen.types import F32, I32
 
 FM = ("reassoc", "contract", "nsz", "arcp", "afn")  # not nnan/ninf: NaN/inf paths use selects
+# `edgec build --fast-math off` (see fast_math below): the helpers here emit plain IEEE ops
+# (no reassociation, no FMA contraction, exact division) and tanh uses the exp-based
+# formulation (~2 ulp relative everywhere instead of the rational's 1e-6 absolute).
+_FAST: ContextVar[bool] = ContextVar("edgec_fast_math", default=True)
+
+
+@contextmanager
+def fast_math(on: bool) -> Iterator[None]:
+    token = _FAST.set(bool(on))
+    try:
+        yield
+    finally:
+        _FAST.reset(token)
+
+
+def fast_math_enabled() -> bool:
+    return _FAST.get()
+
+
+def _fm() -> tuple[str, ...]:
+    return FM if _FAST.get() else ()
 
 
 def c(x: ir.Value, v: float) -> ir.Constant:
@@ -24,19 +47,19 @@ def c(x: ir.Value, v: float) -> ir.Constant:
 
 
 def fmul(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.fmul(x, y, flags=FM)
+    return b.fmul(x, y, flags=_fm())
 
 
 def fadd(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.fadd(x, y, flags=FM)
+    return b.fadd(x, y, flags=_fm())
 
 
 def fsub(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.fsub(x, y, flags=FM)
+    return b.fsub(x, y, flags=_fm())
 
 
 def fdiv(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.fdiv(x, y, flags=("contract", "nsz"))
+    return b.fdiv(x, y, flags=("contract", "nsz") if _FAST.get() else ())
 
 
 def poly(b: ir.IRBuilder, x: ir.Value, coeffs: Sequence[float]) -> ir.Value:
@@ -139,6 +162,8 @@ def log(b: ir.IRBuilder, x0: ir.Value) -> ir.Value:
 
 
 def tanh(b: ir.IRBuilder, x0: ir.Value) -> ir.Value:
+    if not _FAST.get():
+        return _tanh_exact(b, x0)
     x, ty = _as_f32(b, x0)
     xc = clamp(b, x, -7.90531110763549805, 7.90531110763549805)
     x2 = fmul(b, xc, xc)
@@ -149,6 +174,22 @@ def tanh(b: ir.IRBuilder, x0: ir.Value) -> ir.Value:
                      4.89352518554385e-03])
     y = fdiv(b, fmul(b, xc, p), q)
     y = b.select(b.fcmp_ordered("<", fabs(b, x), c(x, 0.0004)), x, y)
+    return _back(b, y, ty)
+
+
+def _tanh_exact(b: ir.IRBuilder, x0: ir.Value) -> ir.Value:
+    """Cephes tanhf: odd polynomial below |x| = 0.625, else 1 - 2 / (exp(2|x|) + 1)."""
+    x, ty = _as_f32(b, x0)
+    ax = fabs(b, x)
+    z = fmul(b, x, x)
+    small = fadd(b, x, fmul(b, fmul(b, x, z), poly(b, z, [-5.70498872745e-3, 2.06390887954e-2,
+                                                          -5.37397155531e-2, 1.33314422036e-1,
+                                                          -3.33332819422e-1])))
+    e = exp(b, fmul(b, clamp(b, ax, 0.0, 10.0), c(x, 2.0)))  # tanh(10) rounds to 1
+    big = fsub(b, c(x, 1.0), fdiv(b, c(x, 2.0), fadd(b, e, c(x, 1.0))))
+    big = b.select(b.fcmp_ordered("<", x, c(x, 0.0)), b.fneg(big), big)
+    y = b.select(b.fcmp_ordered("<", ax, c(x, 0.625)), small, big)
+    y = b.select(b.fcmp_unordered("uno", x, x), x, y)
     return _back(b, y, ty)
 
 

@@ -16,7 +16,9 @@ from onnx.reference import ReferenceEvaluator
 from edgec.errors import ModelError
 
 # Ops that must not be evaluated at build time even with constant inputs.
-_NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"}
+_NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+               # its converter folds it and keeps the integer weights for the qdq pass
+               "DequantizeLinear"}
 # Folding these would only copy big weights around (Identity) or is always cheap: fine to fold.
 
 

@@ -20,6 +20,8 @@ class Value:
     dtype: np.dtype
     shape: tuple[int, ...]
     data: np.ndarray | None = None  # set for constants (weights)
+    # A constant made by DequantizeLinear at import: its integer form, kept for the qdq pass.
+    quant: Any = None
 
     @property
     def is_const(self) -> bool:

@@ -19,6 +19,7 @@ OPTIONS: dict[str, tuple[str, type]] = {
     "--width": ("width", float),
     "--num-classes": ("num_classes", int),
     "--base": ("base", int),
+    "--sparsity": ("sparsity", float),
 }
 
 

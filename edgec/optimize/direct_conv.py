@@ -9,6 +9,7 @@ import numpy as np
 from edgec.codegen.kernels.conv_direct import default_schedule
 from edgec.ir.graph import Graph, Node, Value
 from edgec.targets import TargetProfile
+from edgec.tune.keys import Overrides, conv_task, task_key
 
 
 def _is_depthwise(g: Graph, n: Node) -> bool:
@@ -39,7 +40,14 @@ def pack_weights(w: np.ndarray, bias_src: np.ndarray | None, block: int) -> tupl
     return packed, bias
 
 
-def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
+def _tuned(knobs: dict, lanes: int) -> dict:
+    """A tuning-log config as a schedule attr: the row kernel (mr, nrv) or ocvec (mp, nrv)."""
+    if knobs.get("variant") == "ocvec":
+        return {"mp": int(knobs["mp"]), "nrv": int(knobs["nrv"]), "lanes": lanes}
+    return {"mr": int(knobs["mr"]), "nrv": int(knobs["nrv"]), "lanes": lanes}
+
+
+def prepare_direct_conv(profile: TargetProfile, overrides: Overrides | None = None):  # noqa: ANN201 - a Pass
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []
         for n in g.nodes:
@@ -55,6 +63,8 @@ def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pas
             attrs = {"kernel": [kh, kw], "strides": list(n.attrs["strides"]),
                      "dilations": list(n.attrs["dilations"]), "activation": n.attrs.get("activation")}
             bias_src = g.values[n.inputs[2]].data.reshape(-1) if len(n.inputs) > 2 and n.inputs[2] else None
+            key = task_key(conv_task(g.values[x].shape, w.shape, attrs["strides"], n.attrs["pads"],
+                                     attrs["dilations"], groups, profile.name))
             if _is_depthwise(g, n):  # pads are handled inside the depthwise kernel
                 attrs["pads"] = list(n.attrs["pads"])
                 attrs["schedule"] = {"mr": 1, "nrv": 4 if sched.nrv >= 3 else sched.nrv, "lanes": sched.lanes}
@@ -86,6 +96,11 @@ def prepare_direct_conv(profile: TargetProfile):  # noqa: ANN201 - returns a Pas
             else:
                 block = sched.mr
                 attrs["schedule"] = sched.to_attr()
+            if key in (overrides or {}):  # a tuned schedule (edgec.tune) replaces the heuristic
+                attrs["schedule"] = _tuned(overrides[key], lanes)
+                block = attrs["schedule"]["mr"] if "mr" in attrs["schedule"] else \
+                    attrs["schedule"]["nrv"] * lanes
+            attrs["task"] = key
             if groups > 1:
                 attrs["group"] = groups
             mg = m // groups
@@ -112,8 +127,8 @@ def fuse_residual_add(g: Graph) -> Graph:
     order = {o: k for k, n in enumerate(g.nodes) for o in n.outputs}
     removed: set[int] = set()
     for k, n in enumerate(g.nodes):
-        if n.op != "ConvDirect" or n.attrs.get("activation") is not None or len(n.inputs) != 3 \
-                or "shuffle" in n.attrs:
+        if n.op not in ("ConvDirect", "ConvWinograd") or n.attrs.get("activation") is not None \
+                or len(n.inputs) != 3 or "shuffle" in n.attrs:
             continue
         y = n.outputs[0]
         users = uses.get(y, [])
@@ -128,14 +143,14 @@ def fuse_residual_add(g: Graph) -> Graph:
             continue
         n.inputs.append(other)
         n.attrs["residual"] = True
-        n.outputs = [add.outputs[0]]
+        n.outputs[0] = add.outputs[0]  # ConvWinograd keeps its scratch as a second output
         removed.add(id(add))
         del g.values[y]
         out = n.outputs[0]
         after = uses.get(out, [])
         if out not in g.outputs and len(after) == 1 and after[0].op in FUSABLE_ACTIVATIONS:
             n.attrs["activation"] = (after[0].op, dict(after[0].attrs))
-            n.outputs = [after[0].outputs[0]]
+            n.outputs[0] = after[0].outputs[0]
             removed.add(id(after[0]))
             del g.values[out]
     g.nodes = [n for n in g.nodes if id(n) not in removed]

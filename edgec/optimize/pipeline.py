@@ -12,10 +12,12 @@ from edgec.optimize.passes import (
     fuse_bias,
     materialize_outputs,
 )
+from edgec.optimize.qdq import fold_qdq
 
 Pass = Callable[[Graph], Graph]
 
 DEFAULT_PASSES: list[tuple[str, Pass]] = [
+    ("fold-qdq", fold_qdq),  # first: it looks up constants a converter copied (Gemm's B)
     ("dead-node-removal", dead_node_removal),
     ("fold-scale-into-conv", fold_scale_into_conv),
     ("fuse-bias", fuse_bias),

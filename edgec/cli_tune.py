@@ -1,0 +1,106 @@
+"""`edgec tune MODEL --device NAME|local --trials N --log LOG [--resume] [--report]`:
+AutoTVM-style tuning (edgec.tune) with rich progress; registered on the main app by cli.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from edgec.errors import EdgecError
+
+err = Console(stderr=True)
+
+
+def _runners(devices: list[str], trust_new_host: bool) -> tuple[list, str]:
+    from edgec.device import open_device
+    from edgec.tune.measure import LocalRunner, SSHRunner
+
+    runners, profiles = [], set()
+    for name in devices:
+        if name == "local":
+            runners.append(LocalRunner())
+            profiles.add("host")
+        else:
+            dev = open_device(name, trust_new_host=trust_new_host)
+            runners.append(SSHRunner(dev))
+            profiles.add(dev.entry.profile)
+    if len(profiles) != 1:
+        raise EdgecError(f"--device: all devices of one run must share a profile, got {sorted(profiles)}")
+    return runners, profiles.pop()
+
+
+def _us(c: float | None) -> str:
+    return "-" if c is None else f"{c * 1e6:.2f}"
+
+
+def report_table(reports: list) -> Table:  # noqa: ANN001 - list[TaskReport]
+    t = Table(title="tuning: best vs default per task (min µs of the kernel)")
+    for col in ("task", "nodes", "trials", "space", "default µs", "best µs", "speed-up", "best knobs", "errors"):
+        t.add_column(col)
+    for r in reports:
+        sp = r.speedup
+        t.add_row(r.task.describe(), str(r.task.count), str(r.trials), str(r.space_size), _us(r.default_cost),
+                  _us(r.best_cost), "-" if sp is None else f"{sp:.2f}x",
+                  " ".join(f"{k}={v}" for k, v in sorted(r.best_knobs.items())) if r.best_knobs else "-",
+                  ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())) or "-")
+    return t
+
+
+def tune_command(
+    model: Annotated[Path, typer.Argument(help="ONNX model file")],
+    device: Annotated[list[str], typer.Option(
+        "--device", "-d", help="registered device name, or `local` for this machine (repeat for a pool)")],
+    log: Annotated[Path, typer.Option("--log", help="tuning log (JSON lines), appended per measurement")],
+    trials: Annotated[int, typer.Option(help="measured configs per task")] = 64,
+    resume: Annotated[bool, typer.Option("--resume", help="continue LOG: skip configs measured")] = False,
+    report: Annotated[bool, typer.Option("--report", help="print per-task best vs default at the end")] = False,
+    batch: Annotated[int, typer.Option(help="configs built and measured per batch")] = 8,
+    early_stop: Annotated[Optional[int], typer.Option(
+        "--early-stop", help="stop a task after N trials without a new best")] = None,
+    max_tasks: Annotated[Optional[int], typer.Option("--max-tasks", help="tune only the N biggest tasks")] = None,
+    min_time: Annotated[float, typer.Option("--min-time", help="seconds of timed runs per config")] = 0.05,
+    input_shape: Annotated[Optional[list[str]], typer.Option(
+        "--input-shape", help="fix a dynamic input shape: NAME=D0,D1,... (repeatable)")] = None,
+    trust_new_host: Annotated[bool, typer.Option(
+        "--trust-new-host", help="record an unknown device host key")] = False,
+    seed: Annotated[int, typer.Option(help="search seed")] = 0,
+) -> None:
+    """Tune MODEL's kernels on devices; `edgec build --tuning-log LOG` applies the result."""
+    from edgec.cli import _parse_shapes
+    from edgec.tune.measure import MeasureOptions
+    from edgec.tune.pool import AllDevicesLost
+    from edgec.tune.tuner import TuneOptions, tune
+
+    if not model.is_file():
+        raise EdgecError(f"{model}: no such model file")
+    runners, profile = _runners(device, trust_new_host)
+    opts = TuneOptions(trials=trials, batch=batch, early_stop=early_stop, seed=seed, max_tasks=max_tasks,
+                       measure=MeasureOptions(min_time_s=min_time))
+    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("best {task.fields[best]} µs (default {task.fields[default]})"), TimeRemainingColumn())
+    bars: dict[str, int] = {}
+    with Progress(*cols, console=err, transient=False) as prog:
+        def on(event: str, r) -> None:  # noqa: ANN001
+            if r.task.key not in bars:
+                bars[r.task.key] = prog.add_task(r.task.describe(), total=min(trials, r.space_size),
+                                                 best="-", default="-")
+            prog.update(bars[r.task.key], completed=r.trials, best=_us(r.best_cost), default=_us(r.default_cost))
+
+        try:
+            reports = tune(model, runners, log, profile, opts, resume=resume, progress=on,
+                           input_shapes=_parse_shapes(input_shape or []))
+        except AllDevicesLost as exc:
+            err.print(f"[bold red]device lost:[/] {exc}")
+            raise typer.Exit(1) from None
+    if report or not reports:
+        err.print(report_table(reports))
+    err.print(f"log: {log} — apply with `edgec build {model} --tuning-log {log}`")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tune")(tune_command)

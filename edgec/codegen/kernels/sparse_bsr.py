@@ -1,0 +1,77 @@
+"""BSR variant of `SparseDense` (see sparse_dense.py): for each output vector v (BW outputs),
+blocks ptr[v] .. ptr[v+1] hold an input index kidx[p] and BW values vals[p] (packed at build
+time, each column padded to a multiple of `unroll` with zero blocks). The inner loop is unrolled
+`unroll` times into independent accumulators (FMA latency), summed at the end, plus bias and the
+fused activation. Code size does not depend on the weights."""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from edgec.codegen.kernel import KernelContext
+from edgec.codegen.kernels.conv_direct import vector_activation
+from edgec.codegen.mathfn import FM
+from edgec.codegen.vector import Vec
+
+
+def _carried_loop(kc: KernelContext, start: ir.Value, end: ir.Value, step: int, init: list[ir.Value],
+                  body) -> list[ir.Value]:  # noqa: ANN001
+    """for (p = start; p < end; p += step) values = body(p, values); returns the final values."""
+    b = kc.b
+    pre = b.block
+    cond, loop, done = (b.append_basic_block(f"bsr.{s}") for s in ("cond", "body", "end"))
+    b.branch(cond)
+    b.position_at_end(cond)
+    p = b.phi(kc.isize)
+    p.add_incoming(start, pre)
+    phis = []
+    for v in init:
+        phi = b.phi(v.type)
+        phi.add_incoming(v, pre)
+        phis.append(phi)
+    b.cbranch(b.icmp_signed("<", p, end), loop, done)
+    b.position_at_end(loop)
+    nxt = body(p, list(phis))
+    latch = b.block
+    p.add_incoming(b.add(p, kc.idx(step), flags=["nsw"]), latch)
+    for phi, v in zip(phis, nxt):
+        phi.add_incoming(v, latch)
+    b.branch(cond)
+    b.position_at_end(done)
+    return phis
+
+
+def lower_bsr(kc: KernelContext) -> None:
+    b = kc.b
+    x, vals, kidx, ptr, bias = kc.inputs[:5]
+    y = kc.outputs[0]
+    bw, n, unroll = kc.attrs["bw"], kc.attrs["n"], kc.attrs["unroll"]
+    vec = Vec(b, bw)
+    act = kc.attrs.get("activation")
+
+    def to_index(v: ir.Value) -> ir.Value:
+        return b.sext(v, kc.isize) if kc.isize.width > 32 else v
+
+    def step(p: ir.Value, accs: list[ir.Value]) -> list[ir.Value]:
+        out = []
+        for u, acc in enumerate(accs):
+            q = b.add(p, kc.idx(u))
+            xb = vec.splat(kc.load(x, to_index(kc.load(kidx, q))))
+            out.append(vec.fma(xb, vec.load(kc.gep(vals, b.mul(q, kc.idx(bw)))), acc))
+        return out
+
+    def column(v: ir.Value, count: int) -> None:
+        start, end = to_index(kc.load(ptr, v)), to_index(kc.load(ptr, b.add(v, kc.idx(1))))
+        accs = _carried_loop(kc, start, end, unroll, [vec.zeros()] * unroll, step)
+        while len(accs) > 1:  # pairwise sum of the partial accumulators
+            accs = [b.fadd(accs[i], accs[i + 1], flags=FM) if i + 1 < len(accs) else accs[i]
+                    for i in range(0, len(accs), 2)]
+        off = b.mul(v, kc.idx(bw))
+        acc = b.fadd(accs[0], vec.load(kc.gep(bias, off)), flags=FM)
+        vec.store_lanes(vector_activation(b, acc, act, bw), kc.gep(y, off), count)
+
+    full, tail = divmod(n, bw)
+    with kc.loop(full, "v") as v:
+        column(v, bw)
+    if tail:
+        column(kc.idx(full), tail)

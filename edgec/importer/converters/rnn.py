@@ -1,0 +1,150 @@
+"""ONNX GRU, LSTM and RNN -> one fused IR node each (op "GRU" / "LSTM" / "RNN").
+
+IR node: inputs [X, Wt, Rt, bx, br, initial_h, initial_c, P, sequence_lens] ("" when absent),
+then [Rptr, Ridx, Rval] when R is read block-sparse (Rt is "" then),
+outputs [Y, Y_h, (Y_c for LSTM), scratch]. Wt/Rt/bx/br/P are in the packed layout of
+edgec/importer/rnn_layout.py: packed here with numpy when constant, else by an `RNNPack` node at
+run time. Missing optional outputs become temporaries; `scratch` holds the hoisted input
+projection and the recurrent state (the memory planner places it like any other value).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from edgec.errors import ModelError
+from edgec.importer import rnn_layout as lay
+from edgec.importer.context import ConvertContext
+from edgec.importer.registry import converter
+
+GATES = {"GRU": 3, "LSTM": 4, "RNN": 1}
+DEFAULT_ACTS = {"GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"], "RNN": ["Tanh"]}
+# name -> (default alpha, default beta) or None when the function takes no parameter.
+# Defaults are onnxruntime's (rnn_helpers.cc).
+ACTIVATIONS: dict[str, tuple[float | None, float | None]] = {
+    "sigmoid": (None, None), "tanh": (None, None), "relu": (None, None), "softsign": (None, None),
+    "hardsigmoid": (0.2, 0.5), "leakyrelu": (0.01, None), "thresholdedrelu": (1.0, None),
+    "affine": (1.0, 0.0), "scaledtanh": (1.0, 1.0),
+}
+
+
+def _activations(op: str, node: onnx.NodeProto, at: dict, dirs: int) -> list[list[tuple[str, float, float]]]:
+    names = [a if isinstance(a, str) else a.decode() for a in at.get("activations", [])]
+    per = len(DEFAULT_ACTS[op])
+    if not names:
+        names = DEFAULT_ACTS[op] * dirs
+    if len(names) != per * dirs:
+        raise ModelError(f"{op} node {node.name!r}: expected {per * dirs} activations, got {len(names)}")
+    alphas, betas = list(at.get("activation_alpha", [])), list(at.get("activation_beta", []))
+    out: list[tuple[str, float, float]] = []
+    for name in names:
+        key = name.lower()
+        if key not in ACTIVATIONS:
+            raise ModelError(f"{op} node {node.name!r}: activation {name!r} is not supported "
+                             f"(supported: {', '.join(sorted(ACTIVATIONS))})")
+        da, db = ACTIVATIONS[key]
+        alpha = (float(alphas.pop(0)) if alphas else da) if da is not None else 0.0
+        beta = (float(betas.pop(0)) if betas else db) if db is not None else 0.0
+        out.append((key, alpha, beta))
+    return [out[k * per:(k + 1) * per] for k in range(dirs)]
+
+
+def _packed(cx: ConvertContext, src: str, tables: list[np.ndarray], hint: str) -> str:
+    """`src` in a packed layout: folded now when constant, else an RNNPack node."""
+    data = cx.const(src)
+    if data is not None:
+        return cx.add_const(hint, lay.apply_table(data, *tables))
+    idx = [cx.add_const(f"{hint}_idx", t) for t in tables]
+    out = cx.temp(hint, np.float32, tables[0].shape)
+    cx.emit("RNNPack", [src, *idx], [out], hint)
+    return out
+
+
+@converter("GRU", "LSTM", "RNN")
+def convert_rnn(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    op = node.op_type
+    at = cx.attrs(node)
+    name = node.name or node.output[0] or op.lower()
+    x, w, r = node.input[0], node.input[1], node.input[2]
+    b, seq, h0 = cx.input(node, 3), cx.input(node, 4), cx.input(node, 5)
+    c0 = cx.input(node, 6) if op == "LSTM" else ""
+    pp = cx.input(node, 7) if op == "LSTM" else ""
+    for v in (x, w, r, b, h0, c0, pp):
+        if v and np.dtype(cx.value(v).dtype) != np.float32:
+            raise ModelError(f"{op} node {node.name!r}: only float32 is supported, {v!r} is "
+                             f"{np.dtype(cx.value(v).dtype).name}")
+    layout = int(at.get("layout", 0))
+    direction = at.get("direction", "forward")
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise ModelError(f"{op} node {node.name!r}: unknown direction {direction!r}")
+    dirs = 2 if direction == "bidirectional" else 1
+    xs = cx.shape(x)
+    if len(xs) != 3 or layout not in (0, 1):
+        raise ModelError(f"{op} node {node.name!r}: X must be 3-D and layout 0 or 1")
+    t_, b_, i_ = (xs[1], xs[0], xs[2]) if layout else xs
+    g_ = GATES[op]
+    h_ = int(at.get("hidden_size", cx.shape(r)[-1]))
+    if cx.shape(w) != (dirs, g_ * h_, i_) or cx.shape(r) != (dirs, g_ * h_, h_):
+        raise ModelError(f"{op} node {node.name!r}: W {cx.shape(w)} / R {cx.shape(r)} do not match "
+                         f"{dirs} direction(s), hidden_size {h_}, input size {i_}")
+    if op == "LSTM" and int(at.get("input_forget", 0)) not in (0, 1):
+        raise ModelError(f"LSTM node {node.name!r}: input_forget must be 0 or 1")
+    lbr = int(at.get("linear_before_reset", 0)) if op == "GRU" else 0
+    clip = at.get("clip")
+
+    # sequence_lens: dropped when constant and all equal to seq_length, else read at run time.
+    if seq:
+        if np.dtype(cx.value(seq).dtype) != np.int32 or cx.shape(seq) != (b_,):
+            raise ModelError(f"{op} node {node.name!r}: sequence_lens must be int32 of shape [{b_}]")
+        data = cx.const(seq)
+        if data is not None:
+            if (data < 0).any() or (data > t_).any():
+                raise ModelError(f"{op} node {node.name!r}: sequence_lens {data.tolist()} outside [0, {t_}]")
+            if (data == t_).all():
+                seq = ""
+
+    hp = lay.padded_hidden(h_)
+    wt = _packed(cx, w, [lay.matrix_table(dirs, g_, h_, i_)], f"{name}_Wt")
+    rt = _packed(cx, r, [lay.matrix_table(dirs, g_, h_, h_)], f"{name}_Rt")
+    # A constant R with mostly zero 1x8 blocks is read as block-sparse rows (zero blocks are
+    # never loaded); the choice and the density are node attributes (see --dump-ir).
+    sparse = lay.block_sparse(cx.value(rt).data, dirs, g_, h_) if cx.const(r) is not None else None
+    bsr: list[str] = []
+    if sparse is not None:
+        bsr = [cx.add_const(f"{name}_R{part}", arr) for part, arr in zip(("ptr", "idx", "val"), sparse[:3])]
+        rt = ""
+    bx1, bx2, br1 = lay.bias_tables(dirs, g_, h_, 2 if lbr else None)
+    if b:
+        if cx.shape(b) != (dirs, 2 * g_ * h_):
+            raise ModelError(f"{op} node {node.name!r}: B has shape {cx.shape(b)}, expected "
+                             f"{(dirs, 2 * g_ * h_)}")
+        bx = _packed(cx, b, [bx1, bx2], f"{name}_bx")
+        br = _packed(cx, b, [br1], f"{name}_br")
+    else:
+        bx = br = cx.add_const(f"{name}_bias0", np.zeros((dirs, g_ * hp), np.float32))
+    if pp:
+        if cx.shape(pp) != (dirs, 3 * h_):
+            raise ModelError(f"LSTM node {node.name!r}: P has shape {cx.shape(pp)}, expected {(dirs, 3 * h_)}")
+        pc = cx.const(pp)
+        pp = "" if pc is not None and not pc.any() else _packed(cx, pp, [lay.peephole_table(dirs, h_)],
+                                                                 f"{name}_P")
+    state_shape = (b_, dirs, h_) if layout else (dirs, b_, h_)
+    for v, what in ((h0, "initial_h"), (c0, "initial_c")):
+        if v and cx.shape(v) != state_shape:
+            raise ModelError(f"{op} node {node.name!r}: {what} has shape {cx.shape(v)}, expected {state_shape}")
+
+    y_shape = (b_, t_, dirs, h_) if layout else (t_, dirs, b_, h_)
+    nout = 3 if op == "LSTM" else 2
+    shapes = [y_shape] + [state_shape] * (nout - 1)
+    outs = [node.output[k] if k < len(node.output) else "" for k in range(nout)]
+    outs = [o or cx.temp(f"{name}_out{k}", np.float32, shapes[k]) for k, o in enumerate(outs)]
+    n_ = g_ * hp
+    scratch = cx.temp(f"{name}_scratch", np.float32, (t_ * b_ * n_ + n_ + 2 * b_ * hp + hp,))
+    cx.emit(op, [x, wt, rt, bx, br, h0, c0, pp, seq, *bsr], [*outs, scratch], node.name,
+            seq_length=t_, batch=b_, input_size=i_, hidden=h_, hidden_padded=hp, gates=g_,
+            directions=dirs, reverse=direction == "reverse", layout=layout,
+            linear_before_reset=lbr, clip=None if clip is None else float(clip),
+            input_forget=int(at.get("input_forget", 0)), panel=lay.panel_width(hp),
+            activations=_activations(op, node, at, dirs),
+            recurrent=f"bsr1x8 density {sparse[3]:.3f}" if sparse else "dense")

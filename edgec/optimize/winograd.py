@@ -1,0 +1,127 @@
+"""Target pass `prepare-winograd`: 3x3 stride-1 convolutions with enough channels run as Winograd
+F(r x r, 3 x 3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks"): per r x r
+output tile, (r+2)^2 multiplies per channel pair instead of 9 r^2 (F(2,3): 2.25x fewer,
+F(4,3): 4x fewer). Weights are transformed at build time (U = G g G^T, packed in the order the
+kernel's GEMM reads them); the kernel transforms input tiles, runs (r+2)^2 small GEMMs and
+transforms the results back (edgec/codegen/kernels/winograd.py).
+
+The input gets an explicit Pad node (conv padding, plus rows/columns up to a whole number of
+tiles) so tile reads need no bounds checks. The kernel's scratch (transformed tiles, per thread)
+is a second output value the memory planner places in the arena like any temporary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.codegen.vector import vector_lanes, vector_registers
+from edgec.ir.graph import Graph, Node, Value
+from edgec.targets import TargetProfile
+
+# (B^T, G, A^T) per output tile size r; alpha = r + 2 input points per tile side.
+TRANSFORMS: dict[int, tuple[list[list[float]], list[list[float]], list[list[float]]]] = {
+    2: ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+        [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+        [[1, 1, 1, 0], [0, 1, -1, -1]]),
+    4: ([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+         [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+        [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+         [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]),
+}
+MIN_CHANNELS = 16  # below this the input/output transforms cost more than the multiplies saved
+
+
+def transform_weights(w: np.ndarray, r: int) -> np.ndarray:
+    """U[xi][m][c] = (G w[m, c] G^T) flattened over the alpha x alpha points xi, in float64."""
+    g = np.asarray(TRANSFORMS[r][1], np.float64)
+    u = np.einsum("ai,mcij,bj->abmc", g, w.astype(np.float64), g)
+    a = r + 2
+    return u.reshape(a * a, w.shape[0], w.shape[1])
+
+
+def winograd_conv_reference(x: np.ndarray, w: np.ndarray, r: int) -> np.ndarray:
+    """The kernel's algorithm in numpy (valid conv of an already padded NCHW input, N == 1)."""
+    bt, _, at = (np.asarray(t, np.float64) for t in TRANSFORMS[r])
+    a = r + 2
+    _, c, h, wd = x.shape
+    oh, ow = h - 2, wd - 2
+    th, tw = -(-oh // r), -(-ow // r)
+    xp = np.zeros((c, th * r + 2, tw * r + 2))
+    xp[:, :h, :wd] = x[0]
+    u = transform_weights(w, r).reshape(a, a, w.shape[0], c)
+    y = np.zeros((w.shape[0], th * r, tw * r))
+    for i in range(th):
+        for j in range(tw):
+            d = xp[:, i * r:i * r + a, j * r:j * r + a]
+            v = np.einsum("ai,cij,bj->abc", bt, d, bt)
+            mm = np.einsum("abmc,abc->abm", u, v)
+            y[:, i * r:(i + 1) * r, j * r:(j + 1) * r] = np.einsum("ia,abm,jb->mij", at, mm, at)
+    return y[None, :, :oh, :ow]
+
+
+def choose_tile(out_h: int, out_w: int) -> int:
+    """F(4,3) where the map holds whole 4x4 tiles without much waste, else F(2,3)."""
+    waste4 = (-(-out_h // 4) * 4 * -(-out_w // 4) * 4) / (out_h * out_w)
+    return 4 if out_h >= 8 and out_w >= 8 and waste4 <= 1.15 else 2
+
+
+def eligible(g: Graph, n: Node) -> bool:
+    if n.op != "Conv":
+        return False
+    x, w = g.values[n.inputs[0]], g.values[n.inputs[1]]
+    bias = g.values[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
+    a = n.attrs
+    return (x.dtype == np.float32 and len(x.shape) == 4 and w.is_const and w.dtype == np.float32
+            and (bias is None or bias.is_const) and tuple(w.shape[2:]) == (3, 3)
+            and a.get("group", 1) == 1 and list(a["strides"]) == [1, 1] and list(a["dilations"]) == [1, 1]
+            and w.shape[0] >= MIN_CHANNELS and w.shape[1] >= MIN_CHANNELS)
+
+
+def prepare_winograd(profile: TargetProfile, threads: int = 1):  # noqa: ANN201 - returns a Pass
+    lanes = vector_lanes(profile)
+    regs = vector_registers(profile)
+
+    def run(g: Graph) -> Graph:
+        nodes: list[Node] = []
+        for n in g.nodes:
+            if not eligible(g, n):
+                nodes.append(n)
+                continue
+            x = n.inputs[0]
+            w = g.values[n.inputs[1]].data
+            m, c = w.shape[:2]
+            _, _, oh, ow = g.values[n.outputs[0]].shape
+            r = choose_tile(oh, ow)
+            th, tw = -(-oh // r), -(-ow // r)
+            nrv = max(1, min(3 if regs == 16 else 4, -(-tw // lanes)))
+            mr = max(1, min(8, (regs - nrv - 1) // nrv))
+            a2 = (r + 2) ** 2
+            mb = -(-m // mr)
+            # U packed as [xi][m block][c][mr]: the GEMM broadcasts mr weights per input channel.
+            u = np.zeros((a2, mb * mr, c))
+            u[:, :m] = transform_weights(w, r)
+            packed = np.ascontiguousarray(u.reshape(a2, mb, mr, c).transpose(0, 1, 3, 2)).astype(np.float32)
+            bias = np.zeros(mb * mr, np.float32)
+            if len(n.inputs) > 2 and n.inputs[2]:
+                bias[:m] = g.values[n.inputs[2]].data.reshape(-1)
+            pt, pl, _, _ = n.attrs["pads"]
+            xs = g.values[x].shape
+            hp, wp = th * r + 2, tw * r + 2
+            padded = g.fresh(f"{x}_wpad")
+            g.values[padded] = Value(padded, np.dtype(np.float32), (xs[0], xs[1], hp, wp))
+            nodes.append(Node("Pad", [x], [padded], {"pads": [0, 0, pt, pl, 0, 0, hp - xs[2] - pt, wp - xs[3] - pl],
+                                                      "mode": "constant", "value": 0.0}, n.name))
+            tg = nrv * lanes
+            per_task = a2 * tg * (c + mr)  # transformed input tiles + GEMM results of one block
+            scratch = g.fresh(f"{n.outputs[0]}_wscratch")
+            g.values[scratch] = Value(scratch, np.dtype(np.float32), (threads * per_task,))
+            attrs = {"tile": r, "activation": n.attrs.get("activation"),
+                     "schedule": {"mr": mr, "nrv": nrv, "lanes": lanes}, "threads": threads}
+            nodes.append(Node("ConvWinograd", [padded, g.add_const(f"{n.inputs[1]}_wino{r}", packed),
+                                               g.add_const(f"{n.outputs[0]}_wbias", bias)],
+                              [n.outputs[0], scratch], attrs, n.name))
+        g.nodes = nodes
+        return g
+
+    return run

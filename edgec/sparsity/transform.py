@@ -1,0 +1,86 @@
+"""Target pass `sparsify-dense`: a batch-1 MatMul(x[1, K], const W[K, N]) (+ bias, + fused
+activation) whose weight has zero blocks becomes `SparseDense` when the cost rule
+(edgec/sparsity/cost.py) prefers a sparse format. The decision is the node attribute `sparse`
+(visible in --dump-ir); dense layers keep their MatMul with the same attribute."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgec.ir.graph import Graph, Node
+from edgec.sparsity.blocks import BlockMatrix, analyze, bsr_pack
+from edgec.sparsity.cost import BSR_UNROLL, block_width, choose, max_tile, tiles
+from edgec.sparsity.options import current_options
+from edgec.targets import TargetProfile
+
+
+@dataclass(frozen=True, eq=False)
+class InlineWeights:
+    """The weights a weights-in-code kernel bakes into its instructions (not in the blob)."""
+
+    bm: BlockMatrix
+    bias: np.ndarray  # (nvec * bw,) float32, zero-padded
+
+    def __repr__(self) -> str:
+        return repr(self.bm)
+
+
+def _eligible(g: Graph, n: Node) -> bool:
+    if n.op != "MatMul" or n.attrs.get("trans_a") or len(n.inputs) < 2:
+        return False
+    a, w = g.values[n.inputs[0]], g.values[n.inputs[1]]
+    if a.dtype != np.float32 or not a.shape or any(d != 1 for d in a.shape[:-1]):
+        return False
+    if not w.is_const or w.dtype != np.float32 or len(w.shape) != 2:
+        return False
+    k, cols = (w.shape[1], w.shape[0]) if n.attrs.get("trans_b") else w.shape
+    bias = g.values[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
+    return (a.shape[-1] == k and g.values[n.outputs[0]].size == cols
+            and (bias is None or (bias.is_const and bias.size == cols and bias.dtype == np.float32)))
+
+
+def sparsify_dense(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
+    bw = block_width(profile)
+
+    def run(g: Graph) -> Graph:
+        opts = current_options()
+        if opts.mode == "off":
+            return g
+        nodes: list[Node] = []
+        for n in g.nodes:
+            if not _eligible(g, n):
+                nodes.append(n)
+                continue
+            w = g.values[n.inputs[1]].data
+            w = w.T if n.attrs.get("trans_b") else w
+            if opts.threshold == 0.0 and np.all(w != 0):  # the common dense case: no analysis
+                nodes.append(n)
+                continue
+            bm = analyze(w, bw, opts.threshold)
+            choice = choose(bm, profile, opts)
+            if choice.format == "dense":
+                n.attrs["sparse"] = choice.to_attr()
+                nodes.append(n)
+                continue
+            bias = np.zeros(bm.nvec * bw, np.float32)
+            if len(n.inputs) > 2 and n.inputs[2]:
+                bias[:bm.n] = g.values[n.inputs[2]].data.reshape(-1)
+            attrs = {"sparse": choice.to_attr(), "k": bm.k, "n": bm.n, "bw": bw,
+                     "tiles": tiles(bm.nvec, max_tile(profile)), "activation": n.attrs.get("activation")}
+            out = n.outputs[0]
+            if choice.format == "code":
+                attrs["weights"] = InlineWeights(bm, bias)
+                inputs = [n.inputs[0]]
+            else:
+                ptr, kidx, vals = bsr_pack(bm, BSR_UNROLL)
+                attrs["unroll"] = BSR_UNROLL
+                inputs = [n.inputs[0], g.add_const(f"{out}_bsr_values", vals),
+                          g.add_const(f"{out}_bsr_kidx", kidx), g.add_const(f"{out}_bsr_ptr", ptr),
+                          g.add_const(f"{out}_bsr_bias", bias)]
+            nodes.append(Node("SparseDense", inputs, list(n.outputs), attrs, n.name))
+        g.nodes = nodes
+        return g
+
+    return run

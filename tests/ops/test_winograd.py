@@ -1,0 +1,90 @@
+"""Winograd F(2,3) / F(4,3) convolution: chosen for 3x3 stride-1 convs with enough channels,
+exact (to the usual tolerance) against onnxruntime and onnx.reference across tile tails,
+padding, fused activation and residual, threads and targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto as T
+from onnx import helper
+
+from edgec.compiler import _copy_graph, target_passes
+from edgec.importer import import_model
+from edgec.optimize import run_pipeline
+from edgec.optimize.winograd import choose_tile, transform_weights, winograd_conv_reference
+from edgec.targets import get_profile
+from tests.helpers import check_model, make_model, rand
+
+
+def _model(c: int, m: int, hw: tuple[int, int], pads: list[int], act: str | None = None,
+           residual: bool = False):
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=pads)]
+    last = "c"
+    if residual:
+        nodes.append(helper.make_node("Add", ["c", "x"], ["s"]))
+        last = "s"
+    if act:
+        nodes.append(helper.make_node(act, [last], ["a"]))
+        last = "a"
+    nodes[-1].output[0] = "y"
+    return make_model(nodes, [("x", T.FLOAT, [1, c, *hw])], [("y", T.FLOAT, None)],
+                      {"w": rand(m, c, 3, 3, seed=1, low=-0.3, high=0.3), "b": rand(m, seed=2)})
+
+
+def _nodes(model, device: str = "host", threads: int = 1):
+    g = run_pipeline(import_model(model))
+    return run_pipeline(_copy_graph(g), target_passes(get_profile(device), threads=threads)).nodes
+
+
+@pytest.mark.parametrize("r", [2, 4])
+def test_transform_matrices(r: int) -> None:
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 16, 11, 13)), rng.standard_normal((5, 16, 3, 3))
+    direct = np.zeros((1, 5, 9, 11))
+    for i in range(9):
+        for j in range(11):
+            direct[0, :, i, j] = np.einsum("mcij,cij->m", w, x[0, :, i:i + 3, j:j + 3])
+    np.testing.assert_allclose(winograd_conv_reference(x, w, r), direct, atol=1e-10)
+    assert transform_weights(w, r).shape == ((r + 2) ** 2, 5, 16)
+
+
+def test_dispatch() -> None:
+    ops = [n.op for n in _nodes(_model(16, 16, (12, 12), [1] * 4))]
+    assert "ConvWinograd" in ops
+    assert "ConvWinograd" not in [n.op for n in _nodes(_model(8, 16, (12, 12), [1] * 4))]  # few channels
+    assert choose_tile(56, 56) == 4 and choose_tile(7, 7) == 2 and choose_tile(14, 14) == 2
+
+
+@pytest.mark.parametrize("c,m,hw,pads,act", [
+    (16, 16, (8, 8), [1, 1, 1, 1], None),        # F(4,3), whole tiles
+    (16, 20, (14, 14), [1, 1, 1, 1], "Relu"),    # F(2,3), oc tail
+    (24, 17, (23, 37), [1, 1, 1, 1], "Relu"),    # odd sizes: partial tile row and column
+    (16, 16, (9, 70), [0, 0, 0, 0], None),       # no padding, several tile groups + tail
+    (32, 24, (20, 20), [1, 2, 0, 1], "HardSwish"),  # asymmetric pads
+    (16, 40, (5, 6), [1, 1, 1, 1], "Sigmoid"),   # tiny map
+])
+def test_winograd_conv(c: int, m: int, hw: tuple, pads: list, act: str | None) -> None:
+    model = _model(c, m, hw, pads, act)
+    assert "ConvWinograd" in [n.op for n in _nodes(model)]
+    check_model(model, {"x": rand(1, c, *hw, seed=3)})
+
+
+@pytest.mark.parametrize("hw", [(16, 16), (7, 9)])
+def test_winograd_residual(hw: tuple) -> None:
+    model = _model(16, 16, hw, [1] * 4, "Relu", residual=True)
+    ops = [n.op for n in _nodes(model)]
+    assert "ConvWinograd" in ops and "Add" not in ops and "Relu" not in ops, ops
+    check_model(model, {"x": rand(1, 16, *hw, seed=4)})
+
+
+def test_winograd_threads() -> None:
+    model = _model(16, 24, (30, 17), [1] * 4, "Relu")
+    check_model(model, {"x": rand(1, 16, 30, 17, seed=5)}, threads=2)
+
+
+@pytest.mark.parametrize("device", ["rpi4", "rpi3"])
+def test_winograd_arm(device: str) -> None:
+    model = _model(16, 20, (13, 18), [1] * 4, "Relu")
+    assert "ConvWinograd" in [n.op for n in _nodes(model, device)]
+    check_model(model, {"x": rand(1, 16, 13, 18, seed=6)}, device=device)
