@@ -28,6 +28,8 @@ class Case:
     kind: str  # "micro" (one op) or "model" (a whole network)
     quick: bool = False  # part of the default set of `--quick`
     dense_baseline: bool = False  # also time edgec's dense build (`sparsity="off"`) of the model
+    # max abs error / max(1, |onnxruntime|) accepted; int8 models differ by quantization steps
+    tolerance: float = 1e-3
 
 
 def make_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
@@ -174,6 +176,14 @@ def _ppocr_det() -> onnx.ModelProto:
     return ppocr_det(640)
 
 
+def _qdq(make: Callable[[], onnx.ModelProto]) -> onnx.ModelProto:
+    """onnxruntime's quantize_static QDQ model (u8 activations, per-channel int8 weights, 7-bit
+    so that onnxruntime's AVX2 kernels are exact and outputs comparable), calibrated on 2 batches."""
+    from edgec.models.ort_quant import calibration_inputs, quantize_qdq
+
+    return quantize_qdq(make(), "uint8", reduce_range=True, calibration=calibration_inputs((1, 3, 224, 224), 2))
+
+
 def _sampling_net(sparsity: float) -> onnx.ModelProto:
     from edgec.models.sampling_net import sampling_net
 
@@ -193,6 +203,10 @@ CASES: list[Case] = [
          lambda: conv(144, 56, 144, 3, depthwise=True), "micro", True),
     Case("mobilenet_v2", "MobileNetV2 1.0, 224x224", _mobilenet_v2, "model"),
     Case("resnet18", "ResNet-18, 224x224", _resnet18, "model"),
+    Case("mobilenet_v2_int8", "MobileNetV2 1.0, 224x224, int8 QDQ (onnxruntime quantize_static u8s8)",
+         lambda: _qdq(_mobilenet_v2), "model", tolerance=0.25),
+    Case("resnet18_int8", "ResNet-18, 224x224, int8 QDQ (onnxruntime quantize_static u8s8)",
+         lambda: _qdq(_resnet18), "model", tolerance=0.25),
     Case("squeezenet", "SqueezeNet-like (v1.1 fire modules), 224x224", _squeezenet, "model"),
     Case("shufflenet", "ShuffleNet v1 g=3 1x, 224x224", _shufflenet, "model"),
     Case("ppocr_det", "PP-OCR-like DB text detector (MobileNetV3 0.5 + DBFPN 96), 640x640",

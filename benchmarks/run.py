@@ -158,7 +158,7 @@ def bench_case(case: Case, opts: argparse.Namespace) -> dict:
             return res
         abs_err, scaled = _compare(got, reference, [o.name for o in model.graph.output])
         res.update(max_abs_err=abs_err, max_scaled_err=scaled,
-                   check="ok" if scaled <= TOLERANCE else "MISMATCH")
+                   check="ok" if scaled <= case.tolerance else "MISMATCH")
         err.print(f"[bold]{case.name}[/]: edgec timing (built in {build_s:.1f} s, {res['check']})")
         times, stable = _time_edgec(runner, feeds, got, kw)
         runner.close()

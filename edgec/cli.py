@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgec import __version__
+from edgec.cli_quant import register as register_quant
 from edgec.cli_sparse import register as register_sparse
 from edgec.cli_tune import register as register_tune
 from edgec.errors import EdgecError
@@ -70,6 +71,10 @@ def build(
         help="|w| <= this counts as zero in sparse layers (0: exact zeros)")] = 0.0,
     sparse_code_limit: Annotated[int, typer.Option(
         help="estimated .text bytes above which weights-in-code falls back to BSR")] = 64 * 1024,
+    quantize: Annotated[Optional[str], typer.Option(
+        help="int8 (calibrate + QDQ, needs --calibration) or fp16 (weights stored as float16)")] = None,
+    calibration: Annotated[Optional[Path], typer.Option(
+        help="calibration inputs for --quantize int8: .npz or a directory of .npz/.npy")] = None,
 ) -> None:
     """Compile MODEL for a device and write a bundle."""
     from edgec.compiler import build as do_build
@@ -80,7 +85,8 @@ def build(
                           dump_ir=(lambda s: err.print(s, markup=False, highlight=False)) if dump_ir else False,
                           progress=lambda msg: status.update(f"[bold]edgec build[/]: {msg}"),
                           tuning_log=tuning_log, fast_math=fast_math, sparsity=sparsity,
-                          sparse_threshold=sparse_threshold, sparse_code_limit=sparse_code_limit)
+                          sparse_threshold=sparse_threshold, sparse_code_limit=sparse_code_limit,
+                          quantize=quantize, calibration=calibration)
     r = bundle.report  # type: ignore[attr-defined]
     summary = {"bundle": str(bundle.path), "device": bundle.manifest["device"], "nodes": r.nodes,
                "ops": r.ops, "weight_bytes": r.weight_bytes, "code_text_bytes": r.code_bytes,
@@ -393,6 +399,7 @@ def bench(
 
 register_tune(app)  # `edgec tune` lives in edgec/cli_tune.py
 register_sparse(app)  # `edgec sparsify` lives in edgec/cli_sparse.py
+register_quant(app)  # `edgec quantize` / `edgec compare` live in edgec/cli_quant.py
 
 
 @app.command()

@@ -64,12 +64,15 @@ def target_passes(profile, overrides: dict | None = None, threads: int = 1) -> l
     from edgec.optimize.deconv import prepare_deconv
     from edgec.optimize.direct_conv import fuse_residual_add, prepare_direct_conv
     from edgec.optimize.gemv import prepare_gemv
+    from edgec.optimize.qconv_prepare import prepare_qconv
     from edgec.optimize.winograd import prepare_winograd
+    from edgec.sparsity.rnn import sparsify_rnn
     from edgec.sparsity.transform import sparsify_dense
 
-    return [("sparsify-dense", sparsify_dense(profile)), ("prepare-winograd", prepare_winograd(profile, threads)),
+    return [("sparsify-dense", sparsify_dense(profile)), ("sparsify-rnn", sparsify_rnn(profile)),
+            ("prepare-winograd", prepare_winograd(profile, threads)),
             ("prepare-direct-conv", prepare_direct_conv(profile, overrides)),
-            ("prepare-deconv", prepare_deconv(profile)),
+            ("prepare-deconv", prepare_deconv(profile)), ("prepare-qconv", prepare_qconv(profile)),
             ("prepare-gemv", prepare_gemv(profile, overrides)), ("fuse-residual-add", fuse_residual_add),
             ("dead-node-removal", dead_node_removal)]
 
@@ -82,10 +85,15 @@ def _copy_graph(g: Graph) -> Graph:
 
 def compile_graph(g: Graph, device: str = "host", name: str = "model",
                   dump: Callable[[str], None] | None = None, threads: int = 1,
-                  overrides: dict | None = None):
+                  overrides: dict | None = None, weights_fp16: bool = False):
     """Lower a graph to (profile, plan, kernels object, weights object)."""
     profile = get_profile(device)
-    g = run_pipeline(_copy_graph(g), target_passes(profile, overrides, threads), dump=dump, dump_initial=False)
+    passes = target_passes(profile, overrides, threads)
+    if weights_fp16:  # `--quantize fp16`: after the weights are packed (edgec/quantize/fp16.py)
+        from edgec.quantize.fp16 import FP16_CONSUMERS, store_weights_fp16
+
+        passes.insert(-1, ("store-weights-fp16", store_weights_fp16(FP16_CONSUMERS)))
+    g = run_pipeline(_copy_graph(g), passes, dump=dump, dump_initial=False)
     missing = missing_lowerings(g)
     if missing:
         raise ModelError(f"no kernel for IR op(s): {', '.join(missing)}")
@@ -105,7 +113,8 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
           progress: Callable[[str], None] | None = None,
           tuning_log: str | os.PathLike | None = None, schedule_overrides: dict | None = None,
           fast_math: str | bool = True, sparsity: str = "auto", sparse_threshold: float = 0.0,
-          sparse_code_limit: int = 64 * 1024) -> Bundle:
+          sparse_code_limit: int = 64 * 1024, quantize: str | None = None,
+          calibration: str | os.PathLike | None = None) -> Bundle:
     """Compile `model` for `device` and write a bundle to `out_dir` (default: ./<name>-<device>).
     `tuning_log` (from `edgec tune`) applies the best measured schedule per task;
     `schedule_overrides` (task key -> knobs) does the same from memory (the tuner's measure)."""
@@ -120,6 +129,17 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     if threads > 1 and phone_profiles:
         raise EdgecError("--threads > 1 is not supported for Android/iOS bundles yet; build with --threads 1")
     proto = load_onnx(model)
+    if quantize not in (None, "none", "int8", "fp16"):
+        raise EdgecError(f"--quantize {quantize!r}: expected int8 or fp16")
+    if quantize == "fp16" and phone_profiles:
+        raise EdgecError("--quantize fp16 is not supported for Android/iOS bundles yet")
+    if quantize == "int8":  # edgec's own calibration -> QDQ model (edgec/quantize/), then as usual
+        from edgec.quantize import load_calibration, quantize_model
+
+        if calibration is None:
+            raise EdgecError("--quantize int8 needs --calibration DIR_OR_NPZ")
+        say("quantizing")
+        proto = quantize_model(proto, load_calibration(calibration, proto))
     model_sha = hashlib.sha256(proto.SerializeToString(deterministic=True)).hexdigest()
     say("importing")
     g = import_model(proto, input_shapes)
@@ -142,14 +162,15 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
         overrides = {**tuned, **overrides}
         log_info = {"sha256": hashlib.sha256(Path(tuning_log).read_bytes()).hexdigest(), "tasks": len(tuned)}
     with flags as flag_opts:
-        profile, plan, kobj, wobj = compile_graph(g, device, name, dump, threads, overrides)
+        profile, plan, kobj, wobj = compile_graph(g, device, name, dump, threads, overrides,
+                                                  weights_fp16=quantize == "fp16")
     t_cg = time.perf_counter()
     say("packaging")
     report = BuildReport(g.op_counts(), len(g.nodes), len(plan.weights),
                          _text_bytes(kobj) if profile.object_format == "elf" else len(kobj),
                          plan.arena_bytes, plan.sum_of_sizes)
     opts = {"input_shapes": {k: list(map(int, v)) for k, v in sorted((input_shapes or {}).items())},
-            "threads": threads, **flag_opts}
+            "threads": threads, **flag_opts, **({"quantize": quantize} if quantize else {})}
     bundle = write_bundle(
         out_dir or Path.cwd() / f"{name}-{profile.name}", prefix=name, profile=profile, version=__version__,
         kernels_obj=kobj, weights_obj=wobj, weights=plan.weights, arena_bytes=plan.arena_bytes,

@@ -77,28 +77,35 @@ def apply_table(src: np.ndarray, *tables: np.ndarray) -> np.ndarray:
 
 BSR_BLOCK = 8  # columns per block: one input element x 8 consecutive outputs (1x8)
 BSR_UNROLL = 4  # entries per block column are padded to a multiple of this
-BSR_MAX_DENSITY = 0.4  # above this the dense panels win (one broadcast feeds 8 FMAs there)
 
 
-def block_sparse(packed: np.ndarray, d: int, g: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                     float] | None:
-    """The packed recurrent matrix (matrix_table layout) as block-sparse rows when at most
-    BSR_MAX_DENSITY of its 1x8 blocks are non-zero, else None. Returns (ptr [D][N/8 + 1] entry
-    offsets per 8-column block, idx [E] input element j, vals [E][8], density). Each block
-    column's entry list is padded to a multiple of BSR_UNROLL with zero entries (j = 0)."""
+def recurrent_blocks(packed: np.ndarray, d: int, g: int, h: int,
+                     threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The packed recurrent matrix (matrix_table layout) in 1x8 blocks: (blocks [D][K][N/8][8]
+    with |w| <= threshold set to zero, nz [D][K][N/8] block has a non-zero value, real [N/8]
+    block holds real hidden units (not only padding)). Whether to read R block-sparse is the
+    cost rule's choice (edgec/sparsity/rnn.py)."""
     hp = padded_hidden(h)
     p, n = panel_width(hp), g * hp
-    dense = packed.reshape(d, n // p, h, p).transpose(0, 2, 1, 3).reshape(d, h, n // BSR_BLOCK, BSR_BLOCK)
-    nz = np.abs(dense).sum(axis=3) > 0  # [D][K][N/8]
-    real = np.arange(n // BSR_BLOCK) * BSR_BLOCK % hp < h  # blocks holding real hidden units
-    density = float(nz[:, :, real].mean()) if real.any() else 1.0
-    if density > BSR_MAX_DENSITY:
-        return None
+    dense = np.asarray(packed, np.float32).reshape(d, n // p, h, p).transpose(0, 2, 1, 3)
+    dense = dense.reshape(d, h, n // BSR_BLOCK, BSR_BLOCK).copy()
+    if threshold > 0.0:
+        dense[np.abs(dense) <= threshold] = 0.0
+    nz = (dense != 0.0).any(axis=3)
+    real = np.arange(n // BSR_BLOCK) * BSR_BLOCK % hp < h
+    return dense, nz, real
+
+
+def bsr_rows(dense: np.ndarray, nz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """recurrent_blocks' (blocks, nz) as block-sparse rows: (ptr [D][N/8 + 1] entry offsets per
+    8-column block, idx [E] input element j, vals [E][8]). Each block column's entry list is
+    padded to a multiple of BSR_UNROLL with zero entries (j = 0)."""
+    d, _, nblk = nz.shape
     ptr, idx, vals = [], [], []
     count = 0
     for di in range(d):
         ptr.append(count)
-        for c in range(n // BSR_BLOCK):
+        for c in range(nblk):
             js = np.flatnonzero(nz[di, :, c])
             pad = -len(js) % BSR_UNROLL
             idx.extend(js.tolist() + [0] * pad)
@@ -108,4 +115,4 @@ def block_sparse(packed: np.ndarray, d: int, g: int, h: int) -> tuple[np.ndarray
             ptr.append(count)
     return (np.array(ptr, np.int32), np.array(idx if idx else [0], np.int32),
             np.concatenate(vals).astype(np.float32).reshape(-1, BSR_BLOCK) if count else
-            np.zeros((1, BSR_BLOCK), np.float32), density)
+            np.zeros((1, BSR_BLOCK), np.float32))

@@ -78,7 +78,9 @@ def broadcasts(bm: BlockMatrix, tile_list: list[tuple[int, int]]) -> int:
     return int(sum(bm.mask[:, v0:v1].any(axis=1).sum() for v0, v1 in tile_list))
 
 
-def choose(bm: BlockMatrix, profile: TargetProfile, opts: SparseOptions) -> Choice:
+def choose(bm: BlockMatrix, profile: TargetProfile, opts: SparseOptions, code: bool = True) -> Choice:
+    """`code`: whether the op has a weights-in-code kernel (the RNN recurrences have only BSR;
+    --sparsity code then means BSR for them)."""
     tl = tiles(bm.nvec, max_tile(profile))
     nb = bm.nnz_blocks
     bc = broadcasts(bm, tl)
@@ -88,11 +90,13 @@ def choose(bm: BlockMatrix, profile: TargetProfile, opts: SparseOptions) -> Choi
     costs = {"dense": _COST["dense"] * bm.k * bm.nvec,
              "bsr": _COST["bsr_block"] * (nb + BSR_UNROLL * bm.nvec / 2) + _COST["bsr_col"] * bm.nvec,
              "code": _COST["code_block"] * nb + _COST["code_bcast"] * bc}
-    costs = {k: round(v, 1) for k, v in costs.items()}
-    fits = text <= opts.code_limit
+    costs = {k: round(v, 1) for k, v in costs.items() if code or k != "code"}
+    text = text if code else 0
+    fits = code and text <= opts.code_limit
     if opts.mode in ("code", "bsr"):
         fmt = opts.mode if opts.mode == "bsr" or fits else "bsr"
-        reason = f"forced by --sparsity {opts.mode}" + ("" if fmt == opts.mode else "; code over the size limit")
+        why = "code over the size limit" if code else "no weights-in-code kernel for this op"
+        reason = f"forced by --sparsity {opts.mode}" + ("" if fmt == opts.mode else f"; {why}")
     elif bm.density > MAX_SPARSE_DENSITY:
         fmt, reason = "dense", f"block density > {MAX_SPARSE_DENSITY}"
     else:
@@ -100,5 +104,6 @@ def choose(bm: BlockMatrix, profile: TargetProfile, opts: SparseOptions) -> Choi
         if fits:
             allowed["code"] = costs["code"]
         fmt = min(allowed, key=lambda f: (allowed[f], f))
-        reason = "lowest estimated cost" + ("" if fits else f"; code over the {opts.code_limit} B limit")
+        reason = "lowest estimated cost" + ("" if fits or not code else
+                                            f"; code over the {opts.code_limit} B limit")
     return Choice(fmt, bm.density, f"1x{bm.bw}", nb, bc, text, consts, costs, reason)

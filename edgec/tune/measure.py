@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.device.bench import _parse, build_harness, harness_inputs
-from edgec.device.ssh import CommandTimeout, Device, DeviceLost, RemoteCommandError
+from edgec.device.ssh import CommandTimeout, Device, DeviceLost
 from edgec.errors import DeviceError
 from edgec.targets import get_profile
 from edgec.toolchain import run_binary
@@ -162,22 +162,28 @@ class SSHRunner:
             for b in batch:
                 argv = [*dev.entry.wrapper_argv, f"./h{b.index}", *opts.args(), "--output-dir", f"o{b.index}"]
                 cmd = f"cd {shlex.quote(rdir)} && mkdir -p o{b.index} && {shlex.join(argv)}"
+                local = b.exe.parent / "out0.remote.bin"
                 try:
                     res = dev.run(cmd, timeout=opts.timeout_s)
                     stats = _parse(res.stdout, self.name)
-                except CommandTimeout as exc:
-                    emit(MeasureResult(b.index, b.knobs, [], "timeout", str(exc)[:200], self.name))
-                    continue
+                    dev.fetch(f"{rdir}/o{b.index}/out0.bin", local)
                 except DeviceLost:
                     raise
-                except (RemoteCommandError, DeviceError) as exc:
-                    if not dev.connected:
-                        raise DeviceLost(str(exc)) from None
-                    emit(MeasureResult(b.index, b.knobs, [], "runtime", str(exc)[:200], self.name))
+                except DeviceError as exc:  # timeout, non-zero exit, no result, failed fetch
+                    # A device dying mid-command can look like a failed command: ask it.
+                    if not self._alive():
+                        raise DeviceLost(f"device {self.name!r} stopped answering: {exc}") from None
+                    kind = "timeout" if isinstance(exc, CommandTimeout) else "runtime"
+                    emit(MeasureResult(b.index, b.knobs, [], kind, str(exc)[:200], self.name))
                     continue
-                local = b.exe.parent / "out0.remote.bin"
-                dev.fetch(f"{rdir}/o{b.index}/out0.bin", local)
                 emit(_result(builder, b, stats, local.read_bytes(), self.name))
+
+    def _alive(self) -> bool:
+        try:
+            self.device.run("true", timeout=10)
+            return True
+        except DeviceError:
+            return False
 
     def recover(self) -> bool:
         """Try to reconnect (with the session's backoff); False: retire this device."""

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 
 from edgec.device.ssh import DeviceLost
+from edgec.errors import DeviceError
 from edgec.tune.measure import Built, MeasureOptions, MeasureResult, TaskBuilder
 
 log = logging.getLogger("edgec.tune")
@@ -105,6 +106,10 @@ class DevicePool:
                         tries += 1
                         continue
                     self._retire(runner, job, rest, str(exc))
+                    return
+                except DeviceError as exc:  # e.g. auth refused by a half-dead sshd: the device's fault
+                    log.warning("%s: device failed: %s", runner.name, exc)
+                    self._retire(runner, job, [b for b in chunk if b.index in job.pending], str(exc))
                     return
                 except Exception as exc:  # noqa: BLE001 - a worker must never die silently
                     log.warning("%s: measurement failed: %s", runner.name, exc)

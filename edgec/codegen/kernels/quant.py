@@ -61,20 +61,26 @@ def _splat(b: ir.IRBuilder, v: ir.Value | float, ty: ir.Type) -> ir.Value:
     return b.shuffle_vector(vec, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(I32, ty.count), [0] * ty.count))
 
 
+def _minmax(b: ir.IRBuilder, name: str, x: ir.Value, y: ir.Value) -> ir.Value:
+    ty = x.type
+    suffix = f"v{ty.count}f32" if isinstance(ty, ir.VectorType) else "f32"
+    fname = f"llvm.{name}.{suffix}"
+    fn = b.module.globals.get(fname) or ir.Function(b.module, ir.FunctionType(ty, [ty, ty]), fname)
+    return b.call(fn, [x, y])
+
+
 def round_clamp(b: ir.IRBuilder, v: ir.Value, zp: ir.Value, qmin: int, qmax: int) -> ir.Value:
     """clamp(v, qmin - zp, qmax - zp), round half to even, + zp: i32 (vector if `v` is one).
-    `zp` is an i32 of the same shape. NaN goes to qmin - zp, like MLAS on x86."""
+    `zp` is an i32 of the same shape. NaN goes to qmin - zp, like MLAS on x86. After the clamp
+    |v| < 2^17, so the low mantissa bits of v + 1.5 * 2^23 are the rounded integer."""
     ty = v.type
-    ity = ir.VectorType(I32, ty.count) if isinstance(ty, ir.VectorType) else I32
-    lo = b.sitofp(b.sub(_splat(b, ir.Constant(I32, qmin), ity) if isinstance(ty, ir.VectorType)
-                        else ir.Constant(I32, qmin), zp), ty)
-    hi = b.sitofp(b.sub(_splat(b, ir.Constant(I32, qmax), ity) if isinstance(ty, ir.VectorType)
-                        else ir.Constant(I32, qmax), zp), ty)
-    v = b.select(b.fcmp_unordered(">=", v, lo), v, lo)  # NaN -> lo
-    v = b.select(b.fcmp_ordered("<=", v, hi), v, hi)
-    magic = _splat(b, ROUND_MAGIC, ty)
-    r = b.fsub(b.fadd(v, magic), magic)
-    return b.add(b.fptosi(r, ity), zp)
+    vec = isinstance(ty, ir.VectorType)
+    ity = ir.VectorType(I32, ty.count) if vec else I32
+    lo = b.sitofp(b.sub(_splat(b, ir.Constant(I32, qmin), ity) if vec else ir.Constant(I32, qmin), zp), ty)
+    hi = b.sitofp(b.sub(_splat(b, ir.Constant(I32, qmax), ity) if vec else ir.Constant(I32, qmax), zp), ty)
+    v = _minmax(b, "minnum", _minmax(b, "maxnum", v, lo), hi)  # NaN -> lo
+    bits = b.bitcast(b.fadd(v, _splat(b, ROUND_MAGIC, ty)), ity)
+    return b.add(b.sub(bits, _splat(b, ir.Constant(I32, 0x4B400000), ity) if vec else ir.Constant(I32, 0x4B400000)), zp)
 
 
 def narrow(b: ir.IRBuilder, v: ir.Value, dtype: np.dtype | str) -> ir.Value:

@@ -17,6 +17,7 @@ from llvmlite import ir
 
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels.conv_direct import vector_activation
+from edgec.codegen.types import F32
 from edgec.codegen.vector import Vec
 
 
@@ -32,20 +33,53 @@ def _opaque(kc: KernelContext, ptr: ir.Value, tag: int) -> ir.Value:
                     [ptr, kc.idx(tag)], False, name=f"x.tile{tag}")
 
 
+def _use_order(bm, tile_list: list[tuple[int, int]]) -> list[tuple[int, int]]:  # noqa: ANN001
+    """(k, v) of every non-zero block in the order the straight-line code uses them."""
+    order = []
+    for v0, v1 in tile_list:
+        sub = bm.mask[:, v0:v1]
+        for k in np.flatnonzero(sub.any(axis=1)).tolist():
+            order += [(k, v) for v in (v0 + np.flatnonzero(sub[k])).tolist()]
+    return order
+
+
+def _block_table(kc: KernelContext, vec: Vec, blocks: np.ndarray) -> ir.GlobalVariable:
+    """The non-zero blocks as one private constant array in use order: the kernel streams it
+    front to back (whole cache lines, prefetcher-friendly), where LLVM's constant pool would
+    scatter the 32-byte constants in instruction-selection order."""
+    aty = ir.ArrayType(vec.ty, len(blocks))
+    g = ir.GlobalVariable(kc.module, aty, f"{kc.fn.name}.blocks")
+    g.linkage = "internal"
+    g.global_constant = True
+    g.initializer = ir.Constant(aty, [const_vector(vec, blk) for blk in blocks])
+    g.align = 64
+    return g
+
+
 def lower_inline(kc: KernelContext) -> None:
     iw = kc.attrs["weights"]
     bm, bw = iw.bm, kc.attrs["bw"]
     vec = Vec(kc.b, bw)
     x, y = kc.inputs[0], kc.outputs[0]
     act = kc.attrs.get("activation")
+    order = _use_order(bm, kc.attrs["tiles"])
+    table = _block_table(kc, vec, np.array([bm.block(k, v) for k, v in order]).reshape(-1, bw)) \
+        if order else None
+    # the table's address through the same empty asm: LLVM would fold loads from a constant
+    # global back into (scattered) constant-pool entries
+    base = kc.b.bitcast(table, F32.as_pointer()) if table is not None else None
+    used = 0
     for t, (v0, v1) in enumerate(kc.attrs["tiles"]):
         xp = _opaque(kc, kc.ptr(x), t)
+        wt = _opaque(kc, base, t) if base is not None else None
         accs: dict[int, ir.Value] = {v: const_vector(vec, iw.bias[v * bw:(v + 1) * bw]) for v in range(v0, v1)}
         sub = bm.mask[:, v0:v1]
         for k in np.flatnonzero(sub.any(axis=1)).tolist():
             xb = vec.splat(kc.b.load(kc.b.gep(xp, [kc.idx(k)], inbounds=True)))  # once per block row
             for v in (v0 + np.flatnonzero(sub[k])).tolist():
-                accs[v] = vec.fma(xb, const_vector(vec, bm.block(k, v)), accs[v])
+                wp = kc.b.bitcast(kc.b.gep(wt, [kc.idx(used * bw)], inbounds=True), vec.ty.as_pointer())
+                accs[v] = vec.fma(xb, kc.b.load(wp, align=32), accs[v])
+                used += 1
         for v in range(v0, v1):
             count = min(bw, bm.n - v * bw)
             vec.store_lanes(vector_activation(kc.b, accs[v], act, bw), kc.gep(y, v * bw), count)

@@ -20,25 +20,26 @@ from llvmlite import ir
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels.conv_direct import interleave, vector_activation
 from edgec.codegen.loops import for_range_carried
-from edgec.codegen.mathfn import FM
 from edgec.codegen.types import I32
 from edgec.codegen.vector import Vec
 from edgec.optimize.winograd import TRANSFORMS
 
 
 def lincomb(b: ir.IRBuilder, vec: Vec, coeffs: list[float], vals: list[ir.Value]) -> ir.Value:
-    """sum_k coeffs[k] * vals[k], skipping zero coefficients."""
+    """sum_k coeffs[k] * vals[k], skipping zero coefficients. No fast-math flags here: with
+    reassociation allowed LLVM orders the sums by context (e.g. after propagating the constant
+    task index of a 1-thread build), and results would differ bitwise between thread counts."""
     acc = None
     for k, v in zip(coeffs, vals):
         if k == 0:
             continue
         kv = ir.Constant(vec.ty, [float(k)] * vec.lanes)
         if acc is None:
-            acc = v if k == 1 else b.fmul(kv, v, flags=FM)
+            acc = v if k == 1 else b.fmul(kv, v)
         elif k == 1:
-            acc = b.fadd(acc, v, flags=FM)
+            acc = b.fadd(acc, v)
         elif k == -1:
-            acc = b.fsub(acc, v, flags=FM)
+            acc = b.fsub(acc, v)
         else:
             acc = vec.fma(kv, v, acc)
     return acc if acc is not None else vec.zeros()
@@ -121,7 +122,7 @@ def lower_conv_winograd(kc: KernelContext) -> None:
                 col = b.mul(b.add(tile0, idx(v * lanes)), idx(r))
                 count = min(lanes * r, valid - v * lanes * r)
                 for i in range(r):
-                    vals = [b.fadd(lincomb(b, vec, at[j], t2[i]), bv, flags=FM) for j in range(r)]
+                    vals = [b.fadd(lincomb(b, vec, at[j], t2[i]), bv) for j in range(r)]
                     orow = b.add(b.mul(th, idx(r)), idx(i))
                     row_bb = after_bb = None
                     if oh_ % r:  # the last tile row is partial
@@ -134,7 +135,7 @@ def lower_conv_winograd(kc: KernelContext) -> None:
                             continue
                         at_k = b.add(dst, idx(k * lanes))
                         if residual:  # fused shortcut Add (before the activation, as in the graph)
-                            out = b.fadd(out, vec.load(kc.gep(residual, at_k)), flags=FM)
+                            out = b.fadd(out, vec.load(kc.gep(residual, at_k)))
                         out = vector_activation(b, out, act, lanes)
                         vec.store_lanes(out, kc.gep(y, at_k), min(lanes, count - k * lanes))
                     if after_bb is not None:

@@ -1,7 +1,7 @@
 """ONNX GRU, LSTM and RNN -> one fused IR node each (op "GRU" / "LSTM" / "RNN").
 
 IR node: inputs [X, Wt, Rt, bx, br, initial_h, initial_c, P, sequence_lens] ("" when absent),
-then [Rptr, Ridx, Rval] when R is read block-sparse (Rt is "" then),
+then [Rptr, Ridx, Rval] when the target pass sparsify-rnn reads R block-sparse (Rt is "" then),
 outputs [Y, Y_h, (Y_c for LSTM), scratch]. Wt/Rt/bx/br/P are in the packed layout of
 edgec/importer/rnn_layout.py: packed here with numpy when constant, else by an `RNNPack` node at
 run time. Missing optional outputs become temporaries; `scratch` holds the hoisted input
@@ -107,13 +107,8 @@ def convert_rnn(cx: ConvertContext, node: onnx.NodeProto) -> None:
     hp = lay.padded_hidden(h_)
     wt = _packed(cx, w, [lay.matrix_table(dirs, g_, h_, i_)], f"{name}_Wt")
     rt = _packed(cx, r, [lay.matrix_table(dirs, g_, h_, h_)], f"{name}_Rt")
-    # A constant R with mostly zero 1x8 blocks is read as block-sparse rows (zero blocks are
-    # never loaded); the choice and the density are node attributes (see --dump-ir).
-    sparse = lay.block_sparse(cx.value(rt).data, dirs, g_, h_) if cx.const(r) is not None else None
-    bsr: list[str] = []
-    if sparse is not None:
-        bsr = [cx.add_const(f"{name}_R{part}", arr) for part, arr in zip(("ptr", "idx", "val"), sparse[:3])]
-        rt = ""
+    # Whether a constant R is read block-sparse is decided per target by the sparsity cost rule
+    # (target pass sparsify-rnn, edgec/sparsity/rnn.py): it appends [Rptr, Ridx, Rval].
     bx1, bx2, br1 = lay.bias_tables(dirs, g_, h_, 2 if lbr else None)
     if b:
         if cx.shape(b) != (dirs, 2 * g_ * h_):
@@ -141,10 +136,9 @@ def convert_rnn(cx: ConvertContext, node: onnx.NodeProto) -> None:
     outs = [o or cx.temp(f"{name}_out{k}", np.float32, shapes[k]) for k, o in enumerate(outs)]
     n_ = g_ * hp
     scratch = cx.temp(f"{name}_scratch", np.float32, (t_ * b_ * n_ + n_ + 2 * b_ * hp + hp,))
-    cx.emit(op, [x, wt, rt, bx, br, h0, c0, pp, seq, *bsr], [*outs, scratch], node.name,
+    cx.emit(op, [x, wt, rt, bx, br, h0, c0, pp, seq], [*outs, scratch], node.name,
             seq_length=t_, batch=b_, input_size=i_, hidden=h_, hidden_padded=hp, gates=g_,
             directions=dirs, reverse=direction == "reverse", layout=layout,
             linear_before_reset=lbr, clip=None if clip is None else float(clip),
             input_forget=int(at.get("input_forget", 0)), panel=lay.panel_width(hp),
-            activations=_activations(op, node, at, dirs),
-            recurrent=f"bsr1x8 density {sparse[3]:.3f}" if sparse else "dense")
+            activations=_activations(op, node, at, dirs))

@@ -1,0 +1,184 @@
+"""Integer convolution with constant weights: the fast path of QConv (`prepare-qconv` pass).
+
+`QConvPrep(x) -> xp`: the quantized NCHW input minus its zero point as int16, zero padded
+spatially, with pairs of input channels interleaved: xp[g][cp][h][w] is an int32 holding the
+int16 pair (x[2cp] - zp, x[2cp+1] - zp) of group g (an odd channel count pads with a zero
+channel). Differences of two 8-bit values fit int16 exactly, so nothing saturates.
+
+`QConvDirect(xp, w, bias, mult, y_zp)`: the register-blocked direct conv of conv_direct.py on
+those pairs. A tile is MR output channels x NRV vectors of one output row; each kernel tap loads
+NRV vectors of input pairs and multiplies them with a broadcast weight pair per output channel:
+`pmaddwd` (int16 x int16, adjacent products summed into int32) on x86, smull/smlal + addp on
+aarch64 (LLVM picks both from the same sext/mul/add IR). int32 accumulation is exact; the
+epilogue adds the int32 bias and requantizes (float multiplier x_scale * w_scale / y_scale, round
+half to even, + zero point, clamp) like onnxruntime.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from edgec.codegen.kernel import KernelContext, lowering
+from edgec.codegen.kernels.quant import round_clamp
+from edgec.codegen.loops import for_range_carried
+from edgec.codegen.types import F32, I8, I16, I32, llvm_type
+
+
+def _vec(t: ir.Type, n: int) -> ir.VectorType:
+    return ir.VectorType(t, n)
+
+
+def _splat(b: ir.IRBuilder, v: ir.Value, n: int) -> ir.Value:
+    ty = _vec(v.type, n)
+    x = b.insert_element(ir.Constant(ty, ir.Undefined), v, ir.Constant(I32, 0))
+    return b.shuffle_vector(x, ir.Constant(ty, ir.Undefined), ir.Constant(_vec(I32, n), [0] * n))
+
+
+@lowering("QConvPrep")
+def lower_qconv_prep(kc: KernelContext) -> None:
+    x, xz = kc.inputs[:2]
+    xp = kc.outputs[0]
+    b = kc.b
+    n_, c_, h_, w_ = kc.shape(x)
+    if kc.attrs.get("flatten"):  # 1x1 stride 1: the plane is one long row
+        h_, w_ = 1, h_ * w_
+    gcp, hp, wp = kc.shape(xp)
+    groups = kc.attrs["group"]
+    cg, cp_ = c_ // groups, gcp // groups
+    pt, pl = kc.attrs["pads"][0], kc.attrs["pads"][1]
+    signed = kc.dtype(x).name == "int8"
+    zp = kc.load(xz, 0) if xz else ir.Constant(llvm_type(kc.dtype(x)), 0)
+    zp = b.sext(zp, I32) if signed else b.zext(zp, I32)
+
+    def val(c: ir.Value, h: ir.Value, w: ir.Value) -> ir.Value:
+        v = kc.load(x, kc.linear([c, h, w], [h_ * w_, w_, 1]))
+        v = b.sext(v, I32) if signed else b.zext(v, I32)
+        return b.zext(b.trunc(b.sub(v, zp), I16), I32)
+
+    def zeros(start: ir.Value, count: int) -> None:
+        if count > 0:
+            with kc.loop(count, "z") as i:
+                kc.store(xp, b.add(start, i), ir.Constant(I32, 0))
+
+    bottom = hp - pt - h_
+    with kc.loop(groups, "g") as g, kc.loop(cp_, "cp") as cp:
+        plane = b.mul(b.add(b.mul(g, kc.idx(cp_)), cp), kc.idx(hp * wp))
+        zeros(plane, pt * wp)  # only the padding is zeroed: the interior is written below
+        zeros(b.add(plane, kc.idx((pt + h_) * wp)), bottom * wp)
+        c0 = b.add(b.mul(g, kc.idx(cg)), b.mul(cp, kc.idx(2)))
+        paired, single = b.append_basic_block("paired"), b.append_basic_block("single")
+        done = b.append_basic_block("prepped")
+        b.cbranch(b.icmp_signed("<", b.add(b.mul(cp, kc.idx(2)), kc.idx(1)), kc.idx(cg)), paired, single)
+        for bb, pair in ((paired, True), (single, False)):  # an odd channel count ends unpaired
+            b.position_at_end(bb)
+            with kc.loop(h_, "h") as h:
+                row = b.add(plane, b.mul(b.add(h, kc.idx(pt)), kc.idx(wp)))
+                zeros(row, pl)
+                zeros(b.add(row, kc.idx(pl + w_)), wp - pl - w_)
+                with kc.loop(w_, "w") as w:
+                    v = val(c0, h, w)
+                    if pair:
+                        v = b.or_(v, b.shl(val(b.add(c0, kc.idx(1)), h, w), ir.Constant(I32, 16)))
+                    kc.store(xp, b.add(row, b.add(w, kc.idx(pl))), v)
+            b.branch(done)
+        b.position_at_end(done)
+
+
+def _madd(b: ir.IRBuilder, xv: ir.Value, wv: ir.Value, lanes: int) -> ir.Value:
+    """Pairwise int16 multiply-add: lane i = x.lo*w.lo + x.hi*w.hi (pmaddwd / smull+addp)."""
+    t16, t32 = _vec(I16, 2 * lanes), _vec(I32, 2 * lanes)
+    prod = b.mul(b.sext(b.bitcast(xv, t16), t32), b.sext(b.bitcast(wv, t16), t32), flags=["nsw"])
+    und = ir.Constant(t32, ir.Undefined)
+    even = b.shuffle_vector(prod, und, ir.Constant(_vec(I32, lanes), list(range(0, 2 * lanes, 2))))
+    odd = b.shuffle_vector(prod, und, ir.Constant(_vec(I32, lanes), list(range(1, 2 * lanes, 2))))
+    return b.add(even, odd, flags=["nsw"])
+
+
+@lowering("QConvDirect")
+def lower_qconv_direct(kc: KernelContext) -> None:
+    xp, wpk, bias, mult, yz = kc.inputs[:5]
+    y = kc.outputs[0]
+    b = kc.b
+    gcp, hp, wpw = kc.shape(xp)
+    _, m_, oh_, ow_ = kc.shape(y)
+    if kc.attrs.get("flatten"):
+        oh_, ow_ = 1, oh_ * ow_
+    kh_, kw_ = kc.attrs["kernel"]
+    sh, sw = kc.attrs["strides"]
+    dh, dw = kc.attrs["dilations"]
+    groups = kc.attrs["group"]
+    sched = kc.attrs["schedule"]
+    mr, lanes = sched["mr"], sched["lanes"]
+    nr = sched["nrv"] * lanes
+    cp_, mg = gcp // groups, m_ // groups
+    ocb_count = -(-mg // mr)
+    qmin, qmax = kc.attrs["qmin"], kc.attrs["qmax"]
+    vty = _vec(I32, lanes)
+    zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
+    zp = _splat(b, b.sext(zp, I32) if kc.dtype(y).name == "int8" else b.zext(zp, I32), lanes)
+
+    def load_x(off: ir.Value) -> ir.Value:
+        if sw == 1:
+            return b.load(b.bitcast(kc.gep(xp, off), vty.as_pointer()), align=4)
+        wide = b.load(b.bitcast(kc.gep(xp, off), _vec(I32, lanes * sw).as_pointer()), align=4)
+        mask = ir.Constant(_vec(I32, lanes), [i * sw for i in range(lanes)])
+        return b.shuffle_vector(wide, ir.Constant(wide.type, ir.Undefined), mask)
+
+    def tile(grp: ir.Value, oh: ir.Value, ow0: ir.Value, ocb: ir.Value, width: int) -> None:
+        nrv = -(-width // lanes)
+        gb = b.add(b.mul(grp, kc.idx(ocb_count)), ocb)
+        base_w = b.mul(gb, kc.idx(cp_ * kh_ * kw_ * mr))
+        zero = ir.Constant(vty, [0] * lanes)
+        with for_range_carried(b, cp_, kc.isize, [zero] * (mr * nrv), "cp") as loop:
+            cp = loop.index
+            cur = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
+            x_ch = b.mul(b.add(b.mul(grp, kc.idx(cp_)), cp), kc.idx(hp * wpw))
+            w_cp = b.add(base_w, b.mul(cp, kc.idx(kh_ * kw_ * mr)))
+            for ky in range(kh_):
+                row = b.add(x_ch, b.mul(b.add(b.mul(oh, kc.idx(sh)), kc.idx(ky * dh)), kc.idx(wpw)))
+                for kx in range(kw_):
+                    start = b.add(row, b.add(b.mul(ow0, kc.idx(sw)), kc.idx(kx * dw)))
+                    xs = [load_x(b.add(start, kc.idx(v * lanes * sw))) for v in range(nrv)]
+                    woff = b.add(w_cp, kc.idx((ky * kw_ + kx) * mr))
+                    for m in range(mr):
+                        wv = _splat(b, kc.load(wpk, b.add(woff, kc.idx(m))), lanes)
+                        for v in range(nrv):
+                            cur[m][v] = b.add(cur[m][v], _madd(b, xs[v], wv, lanes), flags=["nsw"])
+            loop.next = [a for r in cur for a in r]
+        sums = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
+        for m in range(mr):
+            oc_in_group = b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m))
+            store_bb, next_bb = b.append_basic_block("store"), b.append_basic_block("next")
+            b.cbranch(b.icmp_signed("<", oc_in_group, kc.idx(mg)), store_bb, next_bb)
+            b.position_at_end(store_bb)
+            oc = b.add(b.mul(grp, kc.idx(mg)), oc_in_group)
+            pk = b.add(b.mul(gb, kc.idx(mr)), kc.idx(m))
+            bv = _splat(b, kc.load(bias, pk), lanes)
+            mv = _splat(b, kc.load(mult, pk), lanes)
+            out_row = b.add(b.mul(oc, kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
+            for v in range(nrv):
+                acc = b.sitofp(b.add(sums[m][v], bv), _vec(F32, lanes))
+                q = b.trunc(round_clamp(b, b.fmul(acc, mv), zp, qmin, qmax), _vec(I8, lanes))
+                dst = kc.gep(y, b.add(out_row, b.add(ow0, kc.idx(v * lanes))))
+                count = min(lanes, width - v * lanes)
+                if count == lanes:
+                    b.store(q, b.bitcast(dst, _vec(I8, lanes).as_pointer()), align=1)
+                else:
+                    for i in range(count):
+                        b.store(b.extract_element(q, ir.Constant(I32, i)),
+                                b.gep(dst, [ir.Constant(I32, i)], inbounds=True))
+            b.branch(next_bb)
+            b.position_at_end(next_bb)
+
+    full, rem = divmod(ow_, nr)
+    if oh_ >= 2:
+        (r0, r1), (c0, c1) = kc.task_range(oh_), (kc.idx(0), kc.idx(ocb_count))
+    else:
+        (r0, r1), (c0, c1) = (kc.idx(0), kc.idx(oh_)), kc.task_range(ocb_count)
+    with kc.loop(groups, "grp") as grp, kc.loop(r1, "oh", start=r0) as oh:
+        if full:
+            with kc.loop(full, "owt") as owt, kc.loop(c1, "ocb", start=c0) as ocb:
+                tile(grp, oh, b.mul(owt, kc.idx(nr)), ocb, nr)
+        if rem:
+            with kc.loop(c1, "ocbr", start=c0) as ocb:
+                tile(grp, oh, kc.idx(full * nr), ocb, rem)

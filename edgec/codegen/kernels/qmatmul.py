@@ -1,0 +1,91 @@
+"""QGemv: a quantized row vector times a constant int8/uint8 matrix (the classifier layer of a
+QDQ network, batch 1), made by `prepare-qconv` from a QMatMul.
+
+B minus its zero points is stored as int16 pairs [n_block][k/2][lanes] (int32 words), so one
+broadcast pair (a[2k] - a_zp, a[2k+1] - a_zp) and one `pmaddwd` (smull + addp on aarch64) add two
+products into each of `lanes` output columns; NB column vectors share each broadcast.
+Requantization as in qconv_direct.py.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from edgec.codegen.kernel import KernelContext, lowering
+from edgec.codegen.kernels.qconv_direct import _madd, _splat, _vec
+from edgec.codegen.kernels.quant import load_i32, round_clamp
+from edgec.codegen.loops import for_range_carried
+from edgec.codegen.types import F32, I8, I16, I32
+
+NB = 4  # column vectors per pass over A
+
+
+@lowering("QGemv")
+def lower_qgemv(kc: KernelContext) -> None:
+    a, az, bpk, bias, mult, yz = kc.inputs[:6]
+    y = kc.outputs[0]
+    b = kc.b
+    k_ = kc.shape(a)[-1]
+    n_ = kc.shape(y)[-1]
+    lanes = kc.attrs["lanes"]
+    kp_ = -(-k_ // 2)
+    blocks = -(-n_ // lanes)
+    zpa = load_i32(kc, az, 0)
+    zpy = _splat(b, load_i32(kc, yz, 0), lanes)
+    vty = _vec(I32, lanes)
+
+    def pair(kp: ir.Value, last: bool) -> ir.Value:
+        lo = b.zext(b.trunc(b.sub(load_i32(kc, a, b.mul(kp, kc.idx(2))), zpa), I16), I32)
+        if last and k_ % 2:
+            return lo
+        hi = b.sub(load_i32(kc, a, b.add(b.mul(kp, kc.idx(2)), kc.idx(1))), zpa)
+        return b.or_(lo, b.shl(hi, ir.Constant(I32, 16)))
+
+    def group(nb0: ir.Value, count: int) -> None:
+        zero = ir.Constant(vty, [0] * lanes)
+
+        def step(accs: list[ir.Value], kp: ir.Value, last: bool) -> list[ir.Value]:
+            av = _splat(b, pair(kp, last), lanes)
+            out = []
+            for j, acc in enumerate(accs):
+                off = b.mul(b.add(b.mul(b.add(nb0, kc.idx(j)), kc.idx(kp_)), kp), kc.idx(lanes))
+                wv = b.load(b.bitcast(kc.gep(bpk, off), vty.as_pointer()), align=4)
+                out.append(b.add(acc, _madd(b, wv, av, lanes), flags=["nsw"]))
+            return out
+
+        full = k_ // 2
+        with for_range_carried(b, full, kc.isize, [zero] * count, "kp") as loop:
+            loop.next = step(loop.values, loop.index, False)
+        accs = loop.values
+        if k_ % 2:
+            accs = step(accs, kc.idx(full), True)
+        for j, acc in enumerate(accs):
+            col = b.mul(b.add(nb0, kc.idx(j)), kc.idx(lanes))
+            bv = b.load(b.bitcast(kc.gep(bias, col), vty.as_pointer()), align=4)
+            mv = b.load(b.bitcast(kc.gep(mult, col), _vec(F32, lanes).as_pointer()), align=4)
+            f = b.fmul(b.sitofp(b.add(acc, bv), _vec(F32, lanes)), mv)
+            q = b.trunc(round_clamp(b, f, zpy, kc.attrs["qmin"], kc.attrs["qmax"]), _vec(I8, lanes))
+            # Columns past N exist only in the packed buffers: the last block stores lane by lane.
+            whole, part, done = (b.append_basic_block(t) for t in ("whole", "part", "done"))
+            b.cbranch(b.icmp_signed("<=", b.add(col, kc.idx(lanes)), kc.idx(n_)), whole, part)
+            b.position_at_end(whole)
+            b.store(q, b.bitcast(kc.gep(y, col), _vec(I8, lanes).as_pointer()), align=1)
+            b.branch(done)
+            b.position_at_end(part)
+            for i in range(min(lanes, n_)):
+                c = b.add(col, kc.idx(i))
+                ok_bb, next_bb = b.append_basic_block("st"), b.append_basic_block("nx")
+                b.cbranch(b.icmp_signed("<", c, kc.idx(n_)), ok_bb, next_bb)
+                b.position_at_end(ok_bb)
+                kc.store(y, c, b.extract_element(q, ir.Constant(I32, i)))
+                b.branch(next_bb)
+                b.position_at_end(next_bb)
+            b.branch(done)
+            b.position_at_end(done)
+
+    full_groups, rem = divmod(blocks, NB)
+    if full_groups:
+        with kc.loop(full_groups, "nb") as g:
+            group(b.mul(g, kc.idx(NB)), NB)
+    if rem:
+        group(kc.idx(full_groups * NB), rem)

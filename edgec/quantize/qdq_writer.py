@@ -1,0 +1,295 @@
+"""Write a QDQ model in onnxruntime `quantize_static`'s format: QuantizeLinear/DequantizeLinear
+pairs on activations (per tensor, asymmetric u8 or s8), DequantizeLinear on constant weights
+(int8 symmetric [-127, 127], per output channel by default) and int32 biases (scale s_in*s_w).
+A Relu/Clip right after Conv/Gemm/MatMul/Add is fused: only its output is quantized.
+BatchNormalization after a Conv is folded into the Conv's weights first."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from edgec.errors import EdgecError, ModelError
+from edgec.quantize.calibrate import collect_ranges, float_tensors
+from edgec.quantize.data import load_calibration
+
+QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
+             "MatMulInteger", "QLinearAdd", "DynamicQuantizeLinear", "QLinearMul",
+             "QLinearGlobalAveragePool", "QLinearConcat"}
+WEIGHTED = ("Conv", "Gemm", "MatMul")
+FUSABLE = WEIGHTED + ("Add",)
+ACTIVATION_OPS = {"Conv": [0], "Gemm": [0], "MatMul": [0, 1], "Add": [0, 1], "Mul": [0, 1],
+                  "Concat": None, "GlobalAveragePool": [0], "AveragePool": [0], "MaxPool": [0],
+                  "Reshape": [0], "Flatten": [0]}
+SAME_SCALE = ("MaxPool", "Reshape", "Flatten")  # output keeps the input's scale and zero point
+
+
+@dataclass(frozen=True)
+class QuantOptions:
+    method: str = "minmax"
+    per_channel: bool = True
+    activations: str = "u8"  # u8 | s8
+    percentile: float = 99.99
+
+
+def check_float_model(model: onnx.ModelProto) -> None:
+    q = sorted({n.op_type for n in model.graph.node if n.op_type in QUANT_OPS})
+    if q:
+        raise ModelError(f"the model is already quantized (it has {', '.join(q)} nodes); "
+                         "quantize the float model instead")
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 13:
+        raise ModelError(f"quantization needs ONNX opset >= 13 (per-channel DequantizeLinear); the "
+                         f"model has opset {opset}: convert it with onnx.version_converter first")
+
+
+def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Conv -> BatchNormalization (constant parameters, the Conv's only consumer) becomes one Conv."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    inits = {i.name: i for i in g.initializer}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    outputs = {o.name for o in g.output}
+    drop = set()
+    index = {n.output[0]: k for k, n in enumerate(g.node) if n.output}
+    for n in g.node:
+        if n.op_type != "Conv" or n.input[1] not in inits:
+            continue
+        cons = consumers.get(n.output[0], [])
+        if len(cons) != 1 or cons[0].op_type != "BatchNormalization" or n.output[0] in outputs:
+            continue
+        bn = cons[0]
+        if len(bn.output) > 1 and any(bn.output[1:]) or not all(i in inits for i in bn.input[1:5]):
+            continue
+        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        gamma, beta, mean, var = (numpy_helper.to_array(inits[i]).astype(np.float64) for i in bn.input[1:5])
+        w = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
+        has_b = len(n.input) > 2 and n.input[2] in inits
+        b = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64) if has_b else np.zeros(w.shape[0])
+        k = gamma / np.sqrt(var + eps)
+        wname, bname = f"{n.input[1]}_bnfold", f"{bn.output[0]}_bnfold_bias"
+        g.initializer.append(numpy_helper.from_array((w * k.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32), wname))
+        g.initializer.append(numpy_helper.from_array(((b - mean) * k + beta).astype(np.float32), bname))
+        x = n.input[0]
+        del n.input[:]
+        n.input.extend([x, wname, bname])
+        n.output[0] = bn.output[0]
+        drop.add(index[bn.output[0]])
+    kept = [n for k, n in enumerate(g.node) if k not in drop]
+    del g.node[:]
+    g.node.extend(kept)
+    return prune_initializers(m)
+
+
+
+def prune_initializers(m: onnx.ModelProto) -> onnx.ModelProto:
+    used = {i for n in m.graph.node for i in n.input} | {o.name for o in m.graph.output}
+    kept = [i for i in m.graph.initializer if i.name in used]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(kept)
+    inputs = [i for i in m.graph.input if i.name in used or i.name not in {t.name for t in kept}]
+    del m.graph.input[:]
+    m.graph.input.extend(inputs)
+    return m
+
+
+def activation_params(lo: float, hi: float, kind: str) -> tuple[np.float32, np.ndarray]:
+    """Asymmetric per-tensor scale and zero point (onnxruntime's rule: the range includes 0)."""
+    qmin, qmax, dt = (0, 255, np.uint8) if kind == "u8" else (-128, 127, np.int8)
+    rmin, rmax = min(lo, 0.0), max(hi, 0.0)
+    scale = np.float32((rmax - rmin) / (qmax - qmin)) if rmax > rmin else np.float32(1.0)
+    zp = np.clip(np.rint(qmin - rmin / float(scale)), qmin, qmax).astype(dt)
+    return scale, np.array(zp, dt)
+
+
+def weight_params(w: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """int8 symmetric [-127, 127]: (scale float32, quantized int8); per channel along `axis`."""
+    if axis is None:
+        amax = np.array(np.abs(w).max() if w.size else 0.0)
+    else:
+        amax = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    shape = [1] * w.ndim
+    if axis is not None:
+        shape[axis] = -1
+    q = np.clip(np.rint(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+    return scale, q
+
+
+class _Writer:
+    def __init__(self, model: onnx.ModelProto, opts: QuantOptions):
+        self.m, self.opts = model, opts
+        self.g = model.graph
+        self.inits = {i.name: numpy_helper.to_array(i) for i in self.g.initializer}
+        self.new_inits: list[onnx.TensorProto] = []
+        self.new_nodes: dict[str, list[onnx.NodeProto]] = {}  # tensor -> Q/DQ after its producer
+        self.params: dict[str, tuple[str, str]] = {}  # tensor -> (scale name, zp name)
+        self.values: dict[str, tuple[np.float32, np.ndarray]] = {}
+        self.dq: dict[str, str] = {}  # tensor -> its DequantizeLinear output
+
+    def add_init(self, name: str, arr: np.ndarray) -> str:
+        self.new_inits.append(numpy_helper.from_array(np.asarray(arr), name))
+        return name
+
+    def plan(self) -> tuple[list[str], dict[str, str]]:
+        """Tensors to quantize (graph order) and same-scale tensors -> their source tensor."""
+        consumers: dict[str, list[onnx.NodeProto]] = {}
+        for n in self.g.node:
+            for i in n.input:
+                consumers.setdefault(i, []).append(n)
+        outputs = {o.name for o in self.g.output}
+        want, same = [], {}
+
+        def add(t: str) -> None:
+            if t and t not in self.inits and t not in want:
+                want.append(t)
+
+        for n in self.g.node:
+            if n.op_type not in ACTIVATION_OPS:
+                continue
+            idx = ACTIVATION_OPS[n.op_type]
+            for k in range(len(n.input)) if idx is None else idx:
+                if k < len(n.input):
+                    add(n.input[k])
+            out = n.output[0]
+            cons = consumers.get(out, [])
+            if (n.op_type in FUSABLE and len(cons) == 1 and cons[0].op_type in ("Relu", "Clip")
+                    and out not in outputs):
+                out = cons[0].output[0]
+            if n.op_type in SAME_SCALE:
+                same[out] = n.input[0]
+            add(out)
+        return want, same
+
+    def quantize_tensor(self, t: str, scale: np.float32, zp: np.ndarray) -> None:
+        s = self.add_init(f"{t}_scale", np.array(scale, np.float32))
+        z = self.add_init(f"{t}_zero_point", zp)
+        self.values[t] = (scale, zp)
+        q, dq = f"{t}_QuantizeLinear_Output", f"{t}_DequantizeLinear_Output"
+        self.new_nodes[t] = [helper.make_node("QuantizeLinear", [t, s, z], [q], f"{t}_QuantizeLinear"),
+                             helper.make_node("DequantizeLinear", [q, s, z], [dq], f"{t}_DequantizeLinear")]
+        self.dq[t] = dq
+
+    def quantize_weight(self, k: int, n: onnx.NodeProto) -> None:
+        wname = n.input[1]
+        if wname not in self.inits or n.input[0] not in self.values:
+            return
+        w = self.inits[wname].astype(np.float32)
+        if n.op_type == "Conv":
+            axis = 0
+        elif w.ndim != 2:
+            axis = None
+        else:
+            trans = any(a.name == "transB" and a.i for a in n.attribute)
+            axis = 0 if n.op_type == "Gemm" and trans else 1
+        axis = axis if self.opts.per_channel else None
+        ws, wq = weight_params(w, axis)
+        base = f"{n.name or wname}_{wname}"
+        ax = {"axis": axis} if axis is not None else {}
+        wdq = f"{base}_DequantizeLinear_Output"
+        zp = np.zeros(ws.shape, np.int8)
+        nodes = [helper.make_node("DequantizeLinear", [self.add_init(f"{base}_quantized", wq),
+                                                      self.add_init(f"{base}_scale", ws),
+                                                      self.add_init(f"{base}_zero_point", zp)],
+                                  [wdq], f"{base}_DequantizeLinear", **ax)]
+        n.input[1] = wdq
+        bias_ok = n.op_type in ("Conv", "Gemm") and len(n.input) > 2 and n.input[2] in self.inits
+        if bias_ok and self.inits[n.input[2]].ndim == 1 and self.inits[n.input[2]].size == w.shape[axis or 0]:
+            b = self.inits[n.input[2]].astype(np.float64)
+            bs = (np.float32(self.values[n.input[0]][0]) * ws).astype(np.float32)
+            bq = np.clip(np.rint(b / bs.astype(np.float64)), -(2**31), 2**31 - 1).astype(np.int32)
+            bdq = f"{base}_bias_DequantizeLinear_Output"
+            bax = {"axis": 0} if bs.ndim else {}
+            nodes.append(helper.make_node(
+                "DequantizeLinear", [self.add_init(f"{base}_bias_quantized", bq),
+                                     self.add_init(f"{base}_bias_scale", bs),
+                                     self.add_init(f"{base}_bias_zero_point", np.zeros(bs.shape, np.int32))],
+                [bdq], f"{base}_bias_DequantizeLinear", **bax))
+            n.input[2] = bdq
+        self.weight_nodes[k] = nodes
+
+    def run(self, ranges: dict[str, tuple[float, float]], want: list[str], same: dict[str, str]) -> None:
+        for t in want:
+            src = same.get(t)
+            while src in same and src not in self.values:
+                src = same[src]
+            if src is not None and src in self.values:
+                self.quantize_tensor(t, *self.values[src])
+            else:
+                self.quantize_tensor(t, *activation_params(*ranges[t], self.opts.activations))
+        self.weight_nodes: dict[int, list[onnx.NodeProto]] = {}  # node index -> DQ nodes
+        for k, n in enumerate(self.g.node):
+            if n.op_type in WEIGHTED and len(n.input) > 1:
+                self.quantize_weight(k, n)
+        self.rewrite()
+
+    def rewrite(self) -> None:
+        g = self.g
+        outputs = {o.name for o in g.output}
+        renamed = {t: f"{t}_fp32" for t in self.dq if t in outputs}  # graph outputs stay named
+        for t, new in renamed.items():
+            q, dq = self.new_nodes[t]
+            q.input[0] = new
+            dq.output[0] = t
+            self.dq[t] = t
+        original = {new: t for t, new in renamed.items()}
+        nodes = []
+        for t in (i.name for i in g.input):
+            nodes += self.new_nodes.get(t, [])
+        for k, n in enumerate(g.node):
+            nodes += self.weight_nodes.get(k, [])
+            for k, i in enumerate(n.input):
+                if i in self.dq:
+                    n.input[k] = self.dq[i]
+            for k, o in enumerate(n.output):
+                if o in renamed:
+                    n.output[k] = renamed[o]
+            nodes.append(n)
+            for o in n.output:
+                nodes += self.new_nodes.get(original.get(o, o), [])
+        del g.node[:]
+        g.node.extend(nodes)
+        g.initializer.extend(self.new_inits)
+        prune_initializers(self.m)
+
+
+def quantize_model(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]],
+                   opts: QuantOptions | None = None) -> onnx.ModelProto:
+    """Float model + calibration feeds -> QDQ model (see the module docstring)."""
+    opts = opts or QuantOptions()
+    if opts.activations not in ("u8", "s8"):
+        raise EdgecError(f"--activations {opts.activations!r}: expected u8 or s8")
+    check_float_model(model)
+    if not feeds:
+        raise EdgecError("calibration data is empty (no samples)")
+    m = fold_batchnorm(model)
+    w = _Writer(m, opts)
+    want, same = w.plan()
+    floats = set(float_tensors(m)) | {i.name for i in m.graph.input}
+    want = [t for t in want if t in floats]
+    ranges = collect_ranges(m, want, feeds, opts.method, opts.percentile)
+    w.run(ranges, want, same)
+    m.producer_name, m.producer_version = "edgec.quantize", "1"
+    try:
+        onnx.checker.check_model(m)
+    except onnx.checker.ValidationError as exc:
+        raise ModelError(f"the quantized model is invalid: {str(exc).splitlines()[0]}") from None
+    return m
+
+
+def quantize_file(model: str | os.PathLike, calibration: str | os.PathLike, output: str | os.PathLike,
+                  opts: QuantOptions | None = None, limit: int | None = None) -> onnx.ModelProto:
+    from edgec.importer import load_onnx
+
+    proto = load_onnx(model)
+    q = quantize_model(proto, load_calibration(calibration, proto, limit), opts)
+    onnx.save(q, os.fspath(output))
+    return q
