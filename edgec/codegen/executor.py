@@ -8,9 +8,24 @@ from llvmlite import ir
 from edgec.codegen import kernels  # noqa: F401  (registers lowerings)
 from edgec.codegen.kernel import LOWERINGS, PARALLEL_OPS, KernelContext, kernel_values
 from edgec.codegen.types import I8, I8P, I32, VOID
-from edgec.ir.graph import Graph
+from edgec.ir.graph import Graph, Node
 from edgec.optimize.memory_plan import ALIAS_OPS, MemoryPlan
 from edgec.targets import TargetProfile
+
+# Kernels smaller than this (multiply-adds) run on the calling thread even in a threaded build:
+# handing a few microseconds of work to the pool costs more than it saves (batch-1 GEMVs).
+PARALLEL_MIN_MACS = 1 << 18
+
+
+def estimated_macs(g: Graph, node: Node) -> int:
+    """Output elements x reduction length, the reduction estimated from the constant weight
+    (inputs[1]) spread over the output channels (NCHW dim 1, else the last dim)."""
+    out = g.values[node.outputs[0]]
+    if len(node.inputs) < 2 or not node.inputs[1] or not g.values[node.inputs[1]].is_const:
+        return out.size
+    shape = out.shape
+    channels = shape[1] if len(shape) == 4 else (shape[-1] if shape else 1)
+    return out.size * max(1, g.values[node.inputs[1]].size // max(1, channels))
 
 
 def missing_lowerings(g: Graph) -> list[str]:
@@ -53,7 +68,7 @@ def build_module(g: Graph, plan: MemoryPlan, target: TargetProfile, prefix: str,
             args.append(b.gep(base, [ir.Constant(isize, off)], inbounds=True))
         if not kc.parallel:
             b.call(kc.fn, args)
-        elif threads == 1:
+        elif threads == 1 or estimated_macs(g, kc.node) < PARALLEL_MIN_MACS:
             b.call(kc.fn, [*args, ir.Constant(I32, 0), ir.Constant(I32, 1)])
         else:
             # Pointers go through a small array on the stack; the pool calls the trampoline.

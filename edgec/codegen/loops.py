@@ -70,8 +70,8 @@ class Carried:
 
 
 @contextmanager
-def for_range_carried(b: ir.IRBuilder, count: int, ity: ir.IntType, init: Sequence[ir.Value],
-                      name: str = "k") -> Iterator[Carried]:
+def for_range_carried(b: ir.IRBuilder, count: int | ir.Value, ity: ir.IntType, init: Sequence[ir.Value],
+                      name: str = "k", start: int | ir.Value = 0) -> Iterator[Carried]:
     """A counted loop whose body updates SSA values (accumulators stay in registers). After the
     block, `carried.values` are the final values (the header phis, valid on the exit edge)."""
     pre = b.block
@@ -81,13 +81,14 @@ def for_range_carried(b: ir.IRBuilder, count: int, ity: ir.IntType, init: Sequen
     b.branch(cond)
     b.position_at_end(cond)
     idx = b.phi(ity, name=name)
-    idx.add_incoming(ir.Constant(ity, 0), pre)
+    idx.add_incoming(start if isinstance(start, ir.Value) else ir.Constant(ity, start), pre)
     phis = []
     for v in init:
         p = b.phi(v.type)
         p.add_incoming(v, pre)
         phis.append(p)
-    b.cbranch(b.icmp_signed("<", idx, ir.Constant(ity, count)), body, end)
+    end_v = count if isinstance(count, ir.Value) else ir.Constant(ity, count)
+    b.cbranch(b.icmp_signed("<", idx, end_v), body, end)
     b.position_at_end(body)
     carried = Carried(idx, list(phis))
     yield carried

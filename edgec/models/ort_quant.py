@@ -27,7 +27,12 @@ def quantize_qdq(model: onnx.ModelProto, activations: str = "uint8", per_channel
     """`model` (input "input") -> QDQ model: BN folded into Conv by onnxruntime's pre-processing,
     weights int8 symmetric (per channel by default), activations `activations` (uint8 = u8s8,
     int8 = s8s8), min-max calibration on `calibration` (default: 4 seeded normal batches)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     dims = tuple(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim)

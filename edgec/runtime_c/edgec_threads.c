@@ -189,7 +189,7 @@ void edgec_parallel_for(void *pool, edgec_task_fn fn, void *args, int32_t num_ta
   int32_t asleep = __atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST);
   if (asleep > 0) { /* wake only as many sleepers as there are tasks for */
     pthread_mutex_lock(&p->mu);
-    if (asleep >= num_tasks - 1) pthread_cond_broadcast(&p->wake);
+    if (asleep <= num_tasks - 1) pthread_cond_broadcast(&p->wake);
     else
       for (int32_t i = 0; i < num_tasks - 1; ++i) pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->mu);

@@ -73,7 +73,7 @@ def test_direct_paths_arm(device: str) -> None:
     check_model(m, {"x": np.asarray(rand(1, 3, 13, 21, seed=12))}, device=device)
 
 
-@pytest.mark.parametrize("c,m,hw,k,stride", [(16, 20, (7, 7), 3, 1), (8, 64, (5, 6), 3, 2), (4, 9, (3, 3), 3, 1)])
+@pytest.mark.parametrize("c,m,hw,k,stride", [(12, 20, (7, 7), 3, 1), (8, 64, (5, 6), 3, 2), (4, 9, (3, 3), 3, 1)])
 def test_output_channel_vectorized_small_maps(c: int, m: int, hw: tuple, k: int, stride: int) -> None:
     model = _conv_model(c, m, hw, k, stride, 1, act="Relu")
     g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile("host")))
@@ -126,3 +126,41 @@ def test_residual_add_fused(hw: tuple, act: str | None, device: str) -> None:
     ops = _ops_after_target_passes(m, device)
     assert "Add" not in ops and (act is None or act not in ops), ops
     check_model(m, {"x": rand(1, c, *hw, seed=20)}, device=device)
+
+
+@pytest.mark.parametrize("act,residual", [("Relu", True), (None, False)])
+def test_k_blocked_pointwise(act: str | None, residual: bool) -> None:
+    # 640 input channels: the reduction runs in K blocks with partial sums in the output; the
+    # 49-column plane ends in a 1-column tail tile (split accumulator chains).
+    c, m = 640, 20
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"])]
+    last = "c"
+    if residual:
+        nodes.append(helper.make_node("Add", ["c", "r"], ["s"]))
+        last = "s"
+    if act:
+        nodes.append(helper.make_node(act, [last], ["a"]))
+        last = "a"
+    nodes[-1].output[0] = "y"
+    inputs = [("x", T.FLOAT, [1, c, 7, 7])] + ([("r", T.FLOAT, [1, m, 7, 7])] if residual else [])
+    model = make_model(nodes, inputs, [("y", T.FLOAT, None)],
+                       {"w": rand(m, c, 1, 1, seed=21, low=-0.1, high=0.1), "b": rand(m, seed=22)})
+    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile("host")))
+    conv = next(n for n in g.nodes if n.op == "ConvDirect")
+    assert conv.attrs["schedule"].get("kc") == 160, conv.attrs["schedule"]
+    feeds = {"x": rand(1, c, 7, 7, seed=23)} | ({"r": rand(1, m, 7, 7, seed=24)} if residual else {})
+    check_model(model, feeds)
+
+
+def test_k_blocked_override_3x3() -> None:
+    # A tuned K block on a 3x3 row-kernel conv (dilation keeps it off Winograd): same numbers.
+    from edgec.tune.keys import conv_task, task_key
+
+    model = _conv_model(32, 12, (20, 40), 3, 1, 2, dil=2, act="Relu")
+    key = task_key(conv_task((1, 32, 20, 40), (12, 32, 3, 3), [1, 1], [2, 2, 2, 2], [2, 2], 1, "host"))
+    overrides = {key: {"mr": 4, "nrv": 3, "kc": 8}}
+    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))),
+                     target_passes(get_profile("host"), overrides))
+    conv = next(n for n in g.nodes if n.op == "ConvDirect")
+    assert conv.attrs["schedule"].get("kc") == 8, conv.attrs
+    check_model(model, {"x": rand(1, 32, 20, 40, seed=25)}, schedule_overrides=overrides)

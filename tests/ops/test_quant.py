@@ -209,3 +209,22 @@ def test_results_match_onnxruntime_not_only_reference() -> None:
     model, feeds = _qconv_model("uint8", "int8", w, 2, 5, True, kernel_shape=[3, 3])
     got = run_edgec(model, feeds)[0]
     assert got.dtype == np.uint8 and np.array_equal(got, run_onnxruntime(model, feeds)[0])
+
+
+@pytest.mark.parametrize("device", ["rpi4", "rpi3"])
+def test_integer_kernels_arm(device: str) -> None:
+    """QConvDirect (dense, strided depthwise) and QGemv under qemu: the same bits as on x86."""
+    w = _ints("int8", 12, 8, 3, 3, seed=20) // 2
+    model, feeds = _qconv_model("uint8", "int8", w, 8, 9, True, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    check_model(model, feeds, device, reference=False)
+    w = _ints("int8", 12, 1, 3, 3, seed=21) // 2
+    model, feeds = _qconv_model("int8", "int8", w, 12, 9, True, kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                                strides=[2, 2], group=12)
+    check_model(model, feeds, device, reference=False)
+    params = {"as": np.array(0.02, np.float32), "az": np.array(3, np.uint8), "b": _ints("int8", 37, 19, seed=22) // 2,
+              "bs": np.linspace(0.001, 0.004, 19).astype(np.float32), "bz": np.zeros(19, np.int8),
+              "ys": np.array(0.3, np.float32), "yz": np.array(100, np.uint8)}
+    names = ["a", "as", "az", "b", "bs", "bz", "ys", "yz"]
+    m = make_model([helper.make_node("QLinearMatMul", names, ["y"])],
+                   [("a", T.UINT8, [1, 37])], [("y", T.UINT8, None)], params)
+    check_model(m, {"a": _ints("uint8", 1, 37, seed=23)}, device, reference=False)

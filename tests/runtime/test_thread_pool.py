@@ -85,14 +85,15 @@ def _elementwise_model() -> onnx.ModelProto:
 
 
 def _gemv_model() -> onnx.ModelProto:
-    """Small batch-1 dense layers (Gemv, split into tasks) with serial ops between them."""
+    """Batch-1 dense layers with serial ops between them: the first (393k multiply-adds) is split
+    into tasks, the second is below PARALLEL_MIN_MACS and runs on the caller."""
     rng = np.random.default_rng(3)
-    w1 = (rng.standard_normal((64, 96)) / 8).astype(np.float32)
-    w2 = (rng.standard_normal((96, 40)) / 10).astype(np.float32)
+    w1 = (rng.standard_normal((512, 768)) / 24).astype(np.float32)
+    w2 = (rng.standard_normal((768, 40)) / 28).astype(np.float32)
     nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Tanh", ["h"], ["t"]),
              helper.make_node("Mul", ["t", "t"], ["q"]), helper.make_node("MatMul", ["q", "w2"], ["z"]),
              helper.make_node("Relu", ["z"], ["y"])]
-    return make_model(nodes, [("x", T.FLOAT, [1, 64])], [("y", T.FLOAT, [1, 40])],
+    return make_model(nodes, [("x", T.FLOAT, [1, 512])], [("y", T.FLOAT, [1, 40])],
                       {"w1": w1, "w2": w2})
 
 

@@ -26,6 +26,7 @@ from edgec.targets import TargetProfile
 
 # Activations whose rules are pure select/compare/mul code, valid on vectors as they are.
 VECTOR_SAFE = {"Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish"}
+MIN_CHAINS = 8  # independent FMA chains that keep two FMA pipes busy at 4-cycle latency
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,10 @@ class DirectConvSchedule:
     mr: int
     nrv: int
     lanes: int
+    kc: int = 0  # input channels per K block (0: the whole reduction in one pass)
 
     def to_attr(self) -> dict:
-        return {"mr": self.mr, "nrv": self.nrv, "lanes": self.lanes}
+        return {"mr": self.mr, "nrv": self.nrv, "lanes": self.lanes, **({"kc": self.kc} if self.kc else {})}
 
 
 def default_schedule(profile: TargetProfile, out_width: int) -> DirectConvSchedule:
@@ -93,21 +95,42 @@ def lower_conv_direct(kc: KernelContext) -> None:
     cg, mg = c_ // groups, m_ // groups
     ocb_count = -(-mg // mr)
 
-    def tile(n: ir.Value, grp: ir.Value, oh: ir.Value, ow0: ir.Value | int, ocb: ir.Value, width: int) -> None:
+    # K blocking (schedule knob "kc"): the reduction runs over blocks of kc input channels so the
+    # input rows a tile reads stay in L1 while every output-channel block reuses them; partial
+    # sums go through the output buffer between blocks (first block starts from the bias).
+    kcb = int(kc.attrs["schedule"].get("kc") or cg)
+    nkb = cg // kcb if cg % kcb == 0 and (fh, fw) == (1, 1) else 1
+    kcb = cg // nkb
+
+    def out_row_of(n: ir.Value, grp: ir.Value, ocb: ir.Value, oh: ir.Value, m: int) -> ir.Value:
+        oc = b.add(b.mul(grp, kc.idx(mg)), b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m)))
+        return b.add(b.mul(b.add(b.mul(n, kc.idx(m_)), oc), kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
+
+    def tile(n: ir.Value, grp: ir.Value, oh: ir.Value, ow0: ir.Value | int, ocb: ir.Value, width: int,
+             kb: ir.Value | None = None) -> None:
         nrv = -(-width // lanes)
         gb = b.add(b.mul(grp, kc.idx(ocb_count)), ocb)  # block index over all groups
         base_w = kc.b.mul(gb, kc.idx(cg * kh_ * kw_ * mr))
+        ow0_i = ow0 if isinstance(ow0, ir.Value) else kc.idx(ow0)
+        first = None if kb is None else b.icmp_unsigned("==", kb, kc.idx(0))
         accs = []
         for m in range(mr):
             bv = vec.splat(kc.load(bias, b.add(b.mul(gb, kc.idx(mr)), kc.idx(m))))
-            accs.append([bv] * nrv)
-        flat = [a for row in accs for a in row]
-        with for_range_carried(b, cg, kc.isize, flat, "ic") as loop:
-            ic = loop.index
-            cur = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
+            if first is not None:  # later K blocks continue from the partial sums in y
+                row = out_row_of(n, grp, ocb, oh, m)
+                bv_row = [b.select(first, bv, vec.load(kc.gep(y, b.add(row, b.add(ow0_i, kc.idx(v * lanes))))))
+                          for v in range(nrv)]
+                accs.append(bv_row)
+            else:
+                accs.append([bv] * nrv)
+        ic_start = kc.idx(0) if kb is None else b.mul(kb, kc.idx(kcb))
+        ow0_v = ow0 if isinstance(ow0, ir.Value) else kc.idx(ow0)
+
+        def step(ic: ir.Value, cur: list[list[ir.Value]]) -> list[list[ir.Value]]:
+            """One input channel's taps: NRV input vectors x MR broadcast weights per tap."""
+            cur = [list(r) for r in cur]
             x_ch = b.mul(b.add(b.mul(n, kc.idx(c_)), b.add(b.mul(grp, kc.idx(cg)), ic)), kc.idx(h_ * w_))
             w_ic = b.add(base_w, b.mul(ic, kc.idx(kh_ * kw_ * mr)))
-            ow0_v = ow0 if isinstance(ow0, ir.Value) else kc.idx(ow0)
             for kh in range(kh_):
                 row = b.add(x_ch, b.mul(b.add(b.mul(oh, kc.idx(sh)), kc.idx(kh * dh)), kc.idx(w_)))
                 for kw in range(kw_):
@@ -119,22 +142,66 @@ def lower_conv_direct(kc: KernelContext) -> None:
                         wb = vec.splat(kc.load(wp, b.add(woff, kc.idx(m))))
                         for v in range(nrv):
                             cur[m][v] = vec.fma(wb, xs[v], cur[m][v])
-            loop.next = [a for row in cur for a in row]
-        phis = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
+            return cur
+
+        def unflat(vals: list[ir.Value]) -> list[list[ir.Value]]:
+            return [list(vals[m * nrv:(m + 1) * nrv]) for m in range(mr)]
+
+        # Narrow tail tiles have too few accumulators to hide the FMA latency (each chain gets
+        # one FMA per channel): interleave `split` independent sets over the channels, add them up.
+        split = max(1, min(4, -(-MIN_CHAINS // (mr * nrv * kh_ * kw_)))) if mr * nrv < MIN_CHAINS else 1
+        split = split if kcb >= 2 * split else 1
+        sets = [accs] + [[[vec.zeros()] * nrv for _ in range(mr)] for _ in range(split - 1)]
+        flat = [a for st in sets for row in st for a in row]
+        per = mr * nrv
+        with for_range_carried(b, kcb // split, kc.isize, flat, "ic") as loop:
+            base_ic = b.add(ic_start, b.mul(loop.index, kc.idx(split)))
+            nxt = []
+            for k in range(split):
+                nxt += [a for row in step(b.add(base_ic, kc.idx(k)), unflat(loop.values[k * per:(k + 1) * per]))
+                        for a in row]
+            loop.next = nxt
+        total = unflat(loop.values[:per])
+        for k in range(1, split):
+            other = unflat(loop.values[k * per:(k + 1) * per])
+            total = [[b.fadd(total[m][v], other[m][v]) for v in range(nrv)] for m in range(mr)]
+        if kcb % split:
+            done = kc.idx((kcb // split) * split)
+            with for_range_carried(b, b.add(ic_start, kc.idx(kcb)), kc.isize, [a for row in total for a in row],
+                                   "icr", start=b.add(ic_start, done)) as loop:
+                loop.next = [a for row in step(loop.index, unflat(loop.values)) for a in row]
+            total = unflat(loop.values)
+        phis = total
         # After the loop the phis hold the sums (the loop exits from its header).
         if (fh, fw) != (1, 1):
             _store_shuffled(kc, vec, phis, n, oh, ow0, ocb, width, (fh, fw), m_)
             return
+        final_bb = after_bb = None
+        if kb is not None:  # not the last K block: store the raw partial sums
+            final_bb, partial_bb = b.append_basic_block("final"), b.append_basic_block("partial")
+            after_bb = b.append_basic_block("tiledone")
+            b.cbranch(b.icmp_unsigned("==", kb, kc.idx(nkb - 1)), final_bb, partial_bb)
+            b.position_at_end(partial_bb)
+            for m in range(mr):
+                ok_bb, skip_bb = b.append_basic_block("pst"), b.append_basic_block("pnx")
+                b.cbranch(b.icmp_signed("<", b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m)), kc.idx(mg)), ok_bb, skip_bb)
+                b.position_at_end(ok_bb)
+                row = out_row_of(n, grp, ocb, oh, m)
+                for v in range(nrv):
+                    vec.store_lanes(phis[m][v], kc.gep(y, b.add(row, b.add(ow0_i, kc.idx(v * lanes)))),
+                                    min(lanes, width - v * lanes))
+                b.branch(skip_bb)
+                b.position_at_end(skip_bb)
+            b.branch(after_bb)
+            b.position_at_end(final_bb)
         for m in range(mr):
             oc_in_group = b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m))
             valid = b.icmp_signed("<", oc_in_group, kc.idx(mg))
-            oc = b.add(b.mul(grp, kc.idx(mg)), oc_in_group)
             store_bb = b.append_basic_block("store")
             next_bb = b.append_basic_block("next")
             b.cbranch(valid, store_bb, next_bb)
             b.position_at_end(store_bb)
-            out_row = b.add(b.mul(b.add(b.mul(n, kc.idx(m_)), oc), kc.idx(oh_ * ow_)),
-                            b.mul(oh, kc.idx(ow_)))
+            out_row = out_row_of(n, grp, ocb, oh, m)
             for v in range(nrv):
                 col = b.add(ow0 if isinstance(ow0, ir.Value) else kc.idx(ow0), kc.idx(v * lanes))
                 acc = phis[m][v]
@@ -145,6 +212,9 @@ def lower_conv_direct(kc: KernelContext) -> None:
                 vec.store_lanes(val, kc.gep(y, b.add(out_row, col)), count)
             b.branch(next_bb)
             b.position_at_end(next_bb)
+        if after_bb is not None:
+            b.branch(after_bb)
+            b.position_at_end(after_bb)
 
     full, rem = divmod(ow_, nr)
     # Threads split output rows, or output-channel blocks when the plane is one row (1x1).
@@ -156,11 +226,19 @@ def lower_conv_direct(kc: KernelContext) -> None:
         if full:
             with kc.loop(full, "owt") as owt:
                 ow0 = b.mul(owt, kc.idx(nr))
-                with kc.loop(c1, "ocb", start=c0) as ocb:
-                    tile(n, grp, oh, ow0, ocb, nr)
+                if nkb > 1:
+                    with kc.loop(nkb, "kb") as kb, kc.loop(c1, "ocb", start=c0) as ocb:
+                        tile(n, grp, oh, ow0, ocb, nr, kb)
+                else:
+                    with kc.loop(c1, "ocb", start=c0) as ocb:
+                        tile(n, grp, oh, ow0, ocb, nr)
         if rem:
-            with kc.loop(c1, "ocbr", start=c0) as ocb:
-                tile(n, grp, oh, full * nr, ocb, rem)
+            if nkb > 1:
+                with kc.loop(nkb, "kbr") as kb, kc.loop(c1, "ocbr", start=c0) as ocb:
+                    tile(n, grp, oh, full * nr, ocb, rem, kb)
+            else:
+                with kc.loop(c1, "ocbr", start=c0) as ocb:
+                    tile(n, grp, oh, full * nr, ocb, rem)
 
 
 def interleave(b: ir.IRBuilder, vals: list[ir.Value], lanes: int) -> list[ir.Value]:

@@ -16,6 +16,7 @@ half to even, + zero point, clamp) like onnxruntime.
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 
 from edgec.codegen.kernel import KernelContext, lowering
@@ -124,6 +125,9 @@ def lower_qconv_direct(kc: KernelContext) -> None:
         mask = ir.Constant(_vec(I32, lanes), [i * sw for i in range(lanes)])
         return b.shuffle_vector(wide, ir.Constant(wide.type, ir.Undefined), mask)
 
+    tap_off = kc.table(np.array([ky * dh * wpw + kx * dw for ky in range(kh_) for kx in range(kw_)],
+                                np.int64 if kc.isize.width == 64 else np.int32), "taps")
+
     def tile(grp: ir.Value, oh: ir.Value, ow0: ir.Value, ocb: ir.Value, width: int) -> None:
         nrv = -(-width // lanes)
         gb = b.add(b.mul(grp, kc.idx(ocb_count)), ocb)
@@ -131,20 +135,22 @@ def lower_qconv_direct(kc: KernelContext) -> None:
         zero = ir.Constant(vty, [0] * lanes)
         with for_range_carried(b, cp_, kc.isize, [zero] * (mr * nrv), "cp") as loop:
             cp = loop.index
-            cur = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
-            x_ch = b.mul(b.add(b.mul(grp, kc.idx(cp_)), cp), kc.idx(hp * wpw))
+            x_ch = b.add(b.mul(b.add(b.mul(grp, kc.idx(cp_)), cp), kc.idx(hp * wpw)),
+                         b.add(b.mul(oh, kc.idx(sh * wpw)), b.mul(ow0, kc.idx(sw))))
             w_cp = b.add(base_w, b.mul(cp, kc.idx(kh_ * kw_ * mr)))
-            for ky in range(kh_):
-                row = b.add(x_ch, b.mul(b.add(b.mul(oh, kc.idx(sh)), kc.idx(ky * dh)), kc.idx(wpw)))
-                for kx in range(kw_):
-                    start = b.add(row, b.add(b.mul(ow0, kc.idx(sw)), kc.idx(kx * dw)))
-                    xs = [load_x(b.add(start, kc.idx(v * lanes * sw))) for v in range(nrv)]
-                    woff = b.add(w_cp, kc.idx((ky * kw_ + kx) * mr))
-                    for m in range(mr):
-                        wv = _splat(b, kc.load(wpk, b.add(woff, kc.idx(m))), lanes)
-                        for v in range(nrv):
-                            cur[m][v] = b.add(cur[m][v], _madd(b, xs[v], wv, lanes), flags=["nsw"])
-            loop.next = [a for r in cur for a in r]
+            # The taps are a loop too (offsets from a table): one tap per iteration keeps LLVM
+            # from reassociating the int32 sums of several taps into trees that spill.
+            with for_range_carried(b, kh_ * kw_, kc.isize, loop.values, "tap") as taps:
+                cur = [taps.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
+                start = b.add(x_ch, b.load(b.gep(tap_off, [taps.index], inbounds=True)))
+                xs = [load_x(b.add(start, kc.idx(v * lanes * sw))) for v in range(nrv)]
+                woff = b.add(w_cp, b.mul(taps.index, kc.idx(mr)))
+                for m in range(mr):
+                    wv = _splat(b, kc.load(wpk, b.add(woff, kc.idx(m))), lanes)
+                    for v in range(nrv):
+                        cur[m][v] = b.add(cur[m][v], _madd(b, xs[v], wv, lanes), flags=["nsw"])
+                taps.next = [a for r in cur for a in r]
+            loop.next = taps.values
         sums = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
         for m in range(mr):
             oc_in_group = b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m))
