@@ -30,6 +30,7 @@ class Case:
     dense_baseline: bool = False  # also time edgec's dense build (`sparsity="off"`) of the model
     # max abs error / max(1, |onnxruntime|) accepted; int8 models differ by quantization steps
     tolerance: float = 1e-3
+    build_kw: tuple[tuple[str, object], ...] = ()  # extra edgec.build keywords, e.g. weights="int8"
 
 
 def make_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
@@ -176,6 +177,13 @@ def _ppocr_det() -> onnx.ModelProto:
     return ppocr_det(640)
 
 
+def _rapidocr(kind: str) -> onnx.ModelProto:
+    """A real model of `pip install --no-deps rapidocr_onnxruntime==1.4.4`, input fixed."""
+    from edgec.models import rapidocr
+
+    return rapidocr.with_static_shapes(rapidocr.load(kind))  # static shapes for count_flops
+
+
 def _qdq(make: Callable[[], onnx.ModelProto]) -> onnx.ModelProto:
     """onnxruntime's quantize_static QDQ model (u8 activations, per-channel int8 weights, 7-bit
     so that onnxruntime's AVX2 kernels are exact and outputs comparable), calibrated on 2 batches."""
@@ -211,10 +219,22 @@ CASES: list[Case] = [
     Case("shufflenet", "ShuffleNet v1 g=3 1x, 224x224", _shufflenet, "model"),
     Case("ppocr_det", "PP-OCR-like DB text detector (MobileNetV3 0.5 + DBFPN 96), 640x640",
          _ppocr_det, "model"),
+    Case("ppocr_det_real", "real PP-OCRv4 det (rapidocr_onnxruntime 1.4.4), 640x640",
+         lambda: _rapidocr("det"), "model"),
+    Case("ppocr_cls_real", "real PP-OCR mobile v2.0 text-direction cls (rapidocr), 48x192",
+         lambda: _rapidocr("cls"), "model"),
     Case("sampling_net", "LPCNet-like sampling net step: GRU 384 -> GRU 16 -> dense 256 x2, softmax",
          lambda: _sampling_net(0.0), "model"),
     Case("sampling_net_sparse", "the same with the GRU 384 recurrent weights 80% zero in 1x8 blocks",
          lambda: _sampling_net(0.8), "model"),
+    # int8 weights (per output row): outputs are softmax probabilities and GRU states in [-1, 1];
+    # measured max abs diff vs fp32 ~1e-4 (softmax), ~1.2e-2 (h1_out), see tests/ops/test_weight_quant.py
+    Case("sampling_net_int8", "sampling_net with int8 weights (--weights int8), fp32 activations",
+         lambda: _sampling_net(0.0), "model", tolerance=0.05, build_kw=(("weights", "int8"),)),
+    Case("sampling_net_sparse_int8", "sampling_net_sparse with int8 weights (BSR int8 values)",
+         lambda: _sampling_net(0.8), "model", tolerance=0.05, build_kw=(("weights", "int8"),)),
+    Case("sampling_net_fp16", "sampling_net with fp16 weights (--weights fp16)",
+         lambda: _sampling_net(0.0), "model", tolerance=5e-3, build_kw=(("weights", "fp16"),)),
 ]
 
 BY_NAME = {c.name: c for c in CASES}

@@ -146,7 +146,7 @@ def bench_case(case: Case, opts: argparse.Namespace) -> dict:
         try:
             t0 = time.perf_counter()
             bundle = edgec.build(model, device="host", out_dir=Path(tmp) / "bundle",
-                                 name=f"bench_{case.name}")
+                                 name=f"bench_{case.name}", **dict(case.build_kw))
             build_s = time.perf_counter() - t0
             runner = edgec.load(bundle.path)
             if not isinstance(runner, Runner):
@@ -164,7 +164,7 @@ def bench_case(case: Case, opts: argparse.Namespace) -> dict:
         runner.close()
         try:  # the same model built with a 2-thread pool
             bundle2 = edgec.build(model, device="host", out_dir=Path(tmp) / "bundle2",
-                                  name=f"bench_{case.name}", threads=2)
+                                  name=f"bench_{case.name}", threads=2, **dict(case.build_kw))
             runner2 = edgec.load(bundle2.path, num_threads=2)
             stable = stable and all(np.array_equal(a, got[k]) for k, a in runner2.run(feeds).items())
             fn2, ctx2 = _edgec_direct_run(runner2)

@@ -1,5 +1,5 @@
 """Code-generation flags of one `edgec.build` call (`--fast-math`, `--sparsity`,
-`--sparse-threshold`, `--sparse-code-limit`), made visible to the target passes and the math
+`--sparse-threshold`, `--sparse-code-limit`, `--weights`), made visible to the target passes and the math
 emitters for the duration of the build (context variables: nothing leaks into the next build)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from edgec.codegen.mathfn import fast_math
+from edgec.optimize.weight_quant import weight_format
 from edgec.sparsity.options import SparseOptions, sparse_options
 
 
@@ -25,9 +26,9 @@ def parse_on_off(value: str | bool, flag: str) -> bool:
 
 @contextmanager
 def build_flags(fast: str | bool = True, sparsity: str = "auto", sparse_threshold: float = 0.0,
-                sparse_code_limit: int = 64 * 1024) -> Iterator[dict]:
+                sparse_code_limit: int = 64 * 1024, weights: str = "fp32") -> Iterator[dict]:
     """Validate the flags and apply them inside the `with` block; yields them for the manifest."""
     on = parse_on_off(fast, "--fast-math")
     opts = SparseOptions(sparsity, float(sparse_threshold), int(sparse_code_limit))
-    with fast_math(on), sparse_options(opts):
-        yield {"fast_math": on, "sparsity": opts.to_attr()}
+    with fast_math(on), sparse_options(opts), weight_format(weights) as wfmt:
+        yield {"fast_math": on, "sparsity": opts.to_attr(), **({"weights": wfmt} if wfmt != "fp32" else {})}

@@ -75,6 +75,8 @@ def build(
         help="int8 (calibrate + QDQ, needs --calibration) or fp16 (weights stored as float16)")] = None,
     calibration: Annotated[Optional[Path], typer.Option(
         help="calibration inputs for --quantize int8: .npz or a directory of .npz/.npy")] = None,
+    weights: Annotated[str, typer.Option(
+        help="weights of batch-1 dense/GRU/LSTM layers: fp32, int8 (per-row scales) or fp16")] = "fp32",
 ) -> None:
     """Compile MODEL for a device and write a bundle."""
     from edgec.compiler import build as do_build
@@ -86,7 +88,7 @@ def build(
                           progress=lambda msg: status.update(f"[bold]edgec build[/]: {msg}"),
                           tuning_log=tuning_log, fast_math=fast_math, sparsity=sparsity,
                           sparse_threshold=sparse_threshold, sparse_code_limit=sparse_code_limit,
-                          quantize=quantize, calibration=calibration)
+                          quantize=quantize, calibration=calibration, weights=weights)
     r = bundle.report  # type: ignore[attr-defined]
     summary = {"bundle": str(bundle.path), "device": bundle.manifest["device"], "nodes": r.nodes,
                "ops": r.ops, "weight_bytes": r.weight_bytes, "code_text_bytes": r.code_bytes,

@@ -27,11 +27,23 @@ def quantize(
     activations: Annotated[str, typer.Option(help="activation type: u8 or s8")] = "u8",
     limit: Annotated[Optional[int], typer.Option(help="use at most this many samples")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a summary as JSON on stdout")] = False,
+    weight_bits: Annotated[int, typer.Option(
+        help="weight range: 8 = [-127, 127], 7 = [-64, 64] (exact and fast on x86 AVX2 "
+             "without VNNI), 0 = 7 on such a host, else 8")] = 0,
+    keep_fp32: Annotated[Optional[str], typer.Option(
+        help="comma-separated nodes left in float: names, output tensors, first, last")] = None,
+    bias_correction: Annotated[bool, typer.Option(
+        help="empirical bias correction of Conv/Gemm on the calibration data")] = False,
 ) -> None:
     """Quantize MODEL to int8 (QDQ format, as onnxruntime's quantize_static writes it)."""
     from edgec.quantize import QuantOptions, quantize_file
 
-    q = quantize_file(model, calibration, output, QuantOptions(method, per_channel, activations), limit)
+    keep = tuple(k.strip() for k in (keep_fp32 or "").split(",") if k.strip())
+    q = quantize_file(model, calibration, output, QuantOptions(method, per_channel, activations,
+                                                                   weight_bits=weight_bits,
+                                                                   keep_fp32=keep,
+                                                                   bias_correction=bias_correction),
+                      limit)
     ops: dict[str, int] = {}
     for n in q.graph.node:
         ops[n.op_type] = ops.get(n.op_type, 0) + 1

@@ -65,15 +65,17 @@ def target_passes(profile, overrides: dict | None = None, threads: int = 1) -> l
     from edgec.optimize.direct_conv import fuse_residual_add, prepare_direct_conv
     from edgec.optimize.gemv import prepare_gemv
     from edgec.optimize.qconv_prepare import prepare_qconv
+    from edgec.optimize.weight_quant import current_format, quantize_weights
     from edgec.optimize.winograd import prepare_winograd
     from edgec.sparsity.rnn import sparsify_rnn
     from edgec.sparsity.transform import sparsify_dense
 
+    wq = [("quantize-weights", quantize_weights(profile))] if current_format() != "fp32" else []
     return [("sparsify-dense", sparsify_dense(profile)), ("sparsify-rnn", sparsify_rnn(profile)),
             ("prepare-winograd", prepare_winograd(profile, threads)),
             ("prepare-direct-conv", prepare_direct_conv(profile, overrides)),
             ("prepare-deconv", prepare_deconv(profile)), ("prepare-qconv", prepare_qconv(profile)),
-            ("prepare-gemv", prepare_gemv(profile, overrides)), ("fuse-residual-add", fuse_residual_add),
+            ("prepare-gemv", prepare_gemv(profile, overrides)), *wq, ("fuse-residual-add", fuse_residual_add),
             ("dead-node-removal", dead_node_removal)]
 
 
@@ -114,10 +116,12 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
           tuning_log: str | os.PathLike | None = None, schedule_overrides: dict | None = None,
           fast_math: str | bool = True, sparsity: str = "auto", sparse_threshold: float = 0.0,
           sparse_code_limit: int = 64 * 1024, quantize: str | None = None,
-          calibration: str | os.PathLike | None = None) -> Bundle:
+          calibration: str | os.PathLike | None = None, weights: str = "fp32") -> Bundle:
     """Compile `model` for `device` and write a bundle to `out_dir` (default: ./<name>-<device>).
     `tuning_log` (from `edgec tune`) applies the best measured schedule per task;
-    `schedule_overrides` (task key -> knobs) does the same from memory (the tuner's measure)."""
+    `schedule_overrides` (task key -> knobs) does the same from memory (the tuner's measure).
+    `weights` ("fp32", "int8", "fp16"): weight-only compression of the batch-1 dense and RNN
+    layers (edgec/optimize/weight_quant.py)."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     check_prefix(name)
@@ -134,12 +138,14 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     if quantize == "fp16" and phone_profiles:
         raise EdgecError("--quantize fp16 is not supported for Android/iOS bundles yet")
     if quantize == "int8":  # edgec's own calibration -> QDQ model (edgec/quantize/), then as usual
-        from edgec.quantize import load_calibration, quantize_model
+        from edgec.quantize import QuantOptions, load_calibration, quantize_model
+        from edgec.quantize.qdq_writer import default_weight_bits
 
         if calibration is None:
             raise EdgecError("--quantize int8 needs --calibration DIR_OR_NPZ")
         say("quantizing")
-        proto = quantize_model(proto, load_calibration(calibration, proto))
+        proto = quantize_model(proto, load_calibration(calibration, proto),
+                               QuantOptions(weight_bits=default_weight_bits(profile)))
     model_sha = hashlib.sha256(proto.SerializeToString(deterministic=True)).hexdigest()
     say("importing")
     g = import_model(proto, input_shapes)
@@ -149,7 +155,9 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     g = run_pipeline(g, dump=dump)
     t_opt = time.perf_counter()
     say("generating code")
-    flags = build_flags(fast_math, sparsity, sparse_threshold, sparse_code_limit)
+    if quantize not in (None, "none") and (weights or "fp32") != "fp32":
+        raise EdgecError("--weights and --quantize exclude each other: choose one")
+    flags = build_flags(fast_math, sparsity, sparse_threshold, sparse_code_limit, weights)
     if phone_profiles:
         with flags:
             return _build_phone_bundle(g, phone_profiles, name, out_dir, model_sha, input_shapes, threads,

@@ -80,6 +80,16 @@ def _fix_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, list[int]]
                          + ": fix them with --input-shape NAME=D0,D1,...")
 
 
+def _clear_negative_dims(model: onnx.ModelProto) -> None:
+    """Exporters (paddle2onnx) write -1 for a dynamic dim; ONNX means "unknown" by an unset dim,
+    and shape inference rejects -1 once the real size is known, so unset them."""
+    g = model.graph
+    for vi in list(g.output) + list(g.value_info):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and d.dim_value < 0:
+                d.Clear()
+
+
 def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         return shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
@@ -104,6 +114,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     if proto.functions:
         proto = onnx.inliner.inline_local_functions(proto)
     _fix_input_shapes(proto, input_shapes or {})
+    _clear_negative_dims(proto)
     proto = _infer(proto)
     try:  # after inference, which fills output shapes that exporters sometimes omit
         onnx.checker.check_model(proto)

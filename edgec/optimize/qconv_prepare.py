@@ -10,6 +10,7 @@ import numpy as np
 from edgec.codegen.kernels.quant import qrange
 from edgec.codegen.vector import vector_lanes, vector_registers
 from edgec.ir.graph import Graph, Node, Value
+from edgec.optimize.qconv_quads import quad_nodes, quads_supported
 from edgec.targets import TargetProfile
 
 
@@ -87,6 +88,7 @@ def _gemv(g: Graph, n: Node, lanes: int) -> Node | None:
 def prepare_qconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
     lanes = vector_lanes(profile)
     regs = vector_registers(profile)
+    quads = quads_supported(profile)
 
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []
@@ -105,7 +107,8 @@ def prepare_qconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
             groups = n.attrs["group"]
             mg = m // groups
             wzp = np.zeros(m, np.int32) if not wz else np.broadcast_to(_const(g, wz).astype(np.int32).reshape(-1), (m,))
-            w16 = (wq.astype(np.int32) - wzp.reshape(-1, 1, 1, 1)).astype(np.int16)
+            w32 = wq.astype(np.int32) - wzp.reshape(-1, 1, 1, 1)
+            w16 = w32.astype(np.int16)
             _, _, h, wd = g.values[x].shape
             _, _, oh, ow = g.values[y].shape
             pt, pl, pb, pr = n.attrs["pads"]
@@ -124,6 +127,13 @@ def prepare_qconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
                      "pads": [0, 0, 0, 0] if flat else [pt, pl, pb, pr], "flatten": flat,
                      "qmin": max(qmin, n.attrs.get("qmin", qmin)), "qmax": min(qmax, n.attrs.get("qmax", qmax)),
                      "schedule": {"mr": mr, "nrv": nrv, "lanes": lanes}}
+            if quads:
+                q = quad_nodes(g, n, w32, b32, dict(attrs, mult=mult),
+                               lambda v, r, t, gr=groups, mm=m: _per_oc(v, gr, r, mm, t),
+                               regs, lanes)
+                if q is not None:
+                    nodes.extend(q)
+                    continue
             rows, cols = (1, h * wd) if flat else (h + pt + pb, wd + pl + pr)
             xp = g.fresh(f"{x}_pairs")
             g.values[xp] = Value(xp, np.dtype(np.int32), (groups * -(-cg // 2), rows, cols + lanes * sw))

@@ -95,6 +95,8 @@ def compare(model: onnx.ModelProto, target: str | os.PathLike, feeds: list[dict[
     qnames = {o for n in qmodel.graph.node for o in n.output}
     pairs = []  # (float tensor, quantized-model tensor)
     for t in float_tensors(model):
+        if ops.get(t) == "Constant":  # weights stored as Constant nodes (paddle2onnx)
+            continue
         dq = f"{t}_DequantizeLinear_Output"
         if dq in qnames:
             pairs.append((t, dq))

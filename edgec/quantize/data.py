@@ -21,7 +21,9 @@ def model_inputs(model: onnx.ModelProto) -> dict[str, tuple[list[int | None], np
         if i.name in inits:
             continue
         tt = i.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+        # an unset dim, a symbolic one or an exporter's -1 is "any size"
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None
+                for d in tt.shape.dim]
         out[i.name] = (dims, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)))
     return out
 

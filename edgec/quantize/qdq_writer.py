@@ -1,8 +1,10 @@
 """Write a QDQ model in onnxruntime `quantize_static`'s format: QuantizeLinear/DequantizeLinear
 pairs on activations (per tensor, asymmetric u8 or s8), DequantizeLinear on constant weights
-(int8 symmetric [-127, 127], per output channel by default) and int32 biases (scale s_in*s_w).
+(int8 symmetric [-127, 127], or [-64, 64] by default on x86 without VNNI, per output channel
+by default) and int32 biases (scale s_in*s_w).
 A Relu/Clip right after Conv/Gemm/MatMul/Add is fused: only its output is quantized.
-BatchNormalization after a Conv is folded into the Conv's weights first."""
+BatchNormalization after a Conv is folded into the Conv's weights first; before that, opsets
+< 13 are upgraded and Constant nodes become initializers (prepare.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from onnx import helper, numpy_helper
 from edgec.errors import EdgecError, ModelError
 from edgec.quantize.calibrate import collect_ranges, float_tensors
 from edgec.quantize.data import load_calibration
+from edgec.quantize.prepare import constants_to_initializers, upgrade_opset
 
 QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
              "MatMulInteger", "QLinearAdd", "DynamicQuantizeLinear", "QLinearMul",
@@ -34,6 +37,23 @@ class QuantOptions:
     per_channel: bool = True
     activations: str = "u8"  # u8 | s8
     percentile: float = 99.99
+    # weight range: 8 -> [-127, 127]; 7 -> [-64, 64], which x86 AVX2 without VNNI multiplies
+    # exactly with vpmaddubsw (edgec/optimize/qconv_quads.py); 0 -> default_weight_bits()
+    weight_bits: int = 0
+
+    # nodes left in float (no Q/DQ on their inputs/output, float weights): node names, output
+    # tensor names, or "first" / "last" (the first / last Conv, Gemm or MatMul with a weight)
+    keep_fp32: tuple[str, ...] = ()
+    bias_correction: bool = False  # empirical bias correction of Conv/Gemm (bias_correct.py)
+
+
+def default_weight_bits(profile: object | None = None) -> int:
+    """8: full-range weights, accuracy first. 7-bit weights ([-64, 64]) make the exact
+    vpmaddubsw kernels usable on x86 without VNNI (faster int8), but cost accuracy: the real
+    PP-OCR classifier drops from 0.9905 to 0.9785 output cosine without bias correction. So they
+    are opt-in (`--weight-bits 7`); `profile` is kept for a future per-target choice."""
+    del profile
+    return 8
 
 
 def check_float_model(model: onnx.ModelProto) -> None:
@@ -41,10 +61,6 @@ def check_float_model(model: onnx.ModelProto) -> None:
     if q:
         raise ModelError(f"the model is already quantized (it has {', '.join(q)} nodes); "
                          "quantize the float model instead")
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset < 13:
-        raise ModelError(f"quantization needs ONNX opset >= 13 (per-channel DequantizeLinear); the "
-                         f"model has opset {opset}: convert it with onnx.version_converter first")
 
 
 def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -110,17 +126,21 @@ def activation_params(lo: float, hi: float, kind: str) -> tuple[np.float32, np.n
     return scale, np.array(zp, dt)
 
 
-def weight_params(w: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """int8 symmetric [-127, 127]: (scale float32, quantized int8); per channel along `axis`."""
+def weight_params(w: np.ndarray, axis: int | None, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """int8 symmetric [-127, 127] (7 bits: [-64, 64]): (scale float32, quantized int8); per
+    channel along `axis`."""
+    if bits not in (7, 8):
+        raise EdgecError(f"weight bits {bits}: expected 7 or 8")
+    qmax = 127.0 if bits == 8 else 64.0
     if axis is None:
         amax = np.array(np.abs(w).max() if w.size else 0.0)
     else:
         amax = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
     shape = [1] * w.ndim
     if axis is not None:
         shape[axis] = -1
-    q = np.clip(np.rint(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+    q = np.clip(np.rint(w / scale.reshape(shape)), -qmax, qmax).astype(np.int8)
     return scale, q
 
 
@@ -139,6 +159,23 @@ class _Writer:
         self.new_inits.append(numpy_helper.from_array(np.asarray(arr), name))
         return name
 
+    def kept_nodes(self) -> set[int]:
+        """Indices (in graph order) of the nodes that QuantOptions.keep_fp32 names."""
+        weighted = [k for k, n in enumerate(self.g.node) if n.op_type in WEIGHTED
+                    and len(n.input) > 1 and n.input[1] in self.inits]
+        names = set(self.opts.keep_fp32)
+        out = {k for k, n in enumerate(self.g.node)
+               if n.name in names or (n.output and n.output[0] in names)}
+        known = {n.name for n in self.g.node} | {o for n in self.g.node for o in n.output}
+        unknown = sorted(names - known - {"first", "last"})
+        if unknown:
+            raise EdgecError(f"--keep-fp32: no node or tensor named {', '.join(unknown)}")
+        if weighted and "first" in names:
+            out.add(weighted[0])
+        if weighted and "last" in names:
+            out.add(weighted[-1])
+        return out
+
     def plan(self) -> tuple[list[str], dict[str, str]]:
         """Tensors to quantize (graph order) and same-scale tensors -> their source tensor."""
         consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -152,8 +189,9 @@ class _Writer:
             if t and t not in self.inits and t not in want:
                 want.append(t)
 
-        for n in self.g.node:
-            if n.op_type not in ACTIVATION_OPS:
+        keep = self.kept_nodes()
+        for j, n in enumerate(self.g.node):
+            if n.op_type not in ACTIVATION_OPS or j in keep:
                 continue
             idx = ACTIVATION_OPS[n.op_type]
             for k in range(len(n.input)) if idx is None else idx:
@@ -191,7 +229,7 @@ class _Writer:
             trans = any(a.name == "transB" and a.i for a in n.attribute)
             axis = 0 if n.op_type == "Gemm" and trans else 1
         axis = axis if self.opts.per_channel else None
-        ws, wq = weight_params(w, axis)
+        ws, wq = weight_params(w, axis, self.opts.weight_bits or default_weight_bits())
         base = f"{n.name or wname}_{wname}"
         ax = {"axis": axis} if axis is not None else {}
         wdq = f"{base}_DequantizeLinear_Output"
@@ -226,8 +264,9 @@ class _Writer:
             else:
                 self.quantize_tensor(t, *activation_params(*ranges[t], self.opts.activations))
         self.weight_nodes: dict[int, list[onnx.NodeProto]] = {}  # node index -> DQ nodes
+        keep = self.kept_nodes()
         for k, n in enumerate(self.g.node):
-            if n.op_type in WEIGHTED and len(n.input) > 1:
+            if n.op_type in WEIGHTED and len(n.input) > 1 and k not in keep:
                 self.quantize_weight(k, n)
         self.rewrite()
 
@@ -270,13 +309,19 @@ def quantize_model(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]],
     check_float_model(model)
     if not feeds:
         raise EdgecError("calibration data is empty (no samples)")
-    m = fold_batchnorm(model)
+    m = fold_batchnorm(constants_to_initializers(upgrade_opset(model)))
     w = _Writer(m, opts)
     want, same = w.plan()
     floats = set(float_tensors(m)) | {i.name for i in m.graph.input}
     want = [t for t in want if t in floats]
     ranges = collect_ranges(m, want, feeds, opts.method, opts.percentile)
+    float_m = onnx.ModelProto()
+    float_m.CopyFrom(m) if opts.bias_correction else None
     w.run(ranges, want, same)
+    if opts.bias_correction:
+        from edgec.quantize.bias_correct import correct_biases
+
+        correct_biases(float_m, m, feeds)
     m.producer_name, m.producer_version = "edgec.quantize", "1"
     try:
         onnx.checker.check_model(m)

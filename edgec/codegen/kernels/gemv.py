@@ -7,6 +7,9 @@ accumulators (independent FMA chains hide FMA latency), the k loop unrolled KU t
 feeds set u % KA), one broadcast of x[k] per step; the sets are summed, then bias (already in
 set 0) and the fused activation, and stored (lane by lane in the tail block). Threads split the
 column blocks. Knobs: `GemvSchedule` (tuned by edgec.tune).
+`--weights int8|fp16` (edgec/optimize/weight_quant.py): Wp is int8 or fp16, widened on load;
+int8 adds a 4th input, the per-column scales, applied once to the summed accumulators before
+the bias (accumulators then start at zero).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 
 from edgec.codegen.kernel import PARALLEL_OPS, KernelContext, lowering
 from edgec.codegen.kernels.conv_direct import vector_activation
+from edgec.codegen.kernels.weight_load import load_weights
 from edgec.codegen.loops import for_range_carried
 from edgec.codegen.mathfn import FM
 from edgec.codegen.vector import Vec, vector_lanes, vector_registers
@@ -60,12 +64,14 @@ def lower_gemv(kc: KernelContext) -> None:
     vec = Vec(kc.b, lanes)
     b = kc.b
     act = kc.attrs.get("activation")
+    scale = kc.inputs[3] if kc.attrs.get("weights") == "int8" else None
 
     def block(blk, width: int) -> None:  # noqa: ANN001 - an index value or a constant
         blk = kc.idx(blk) if isinstance(blk, int) else blk
         base = b.mul(blk, kc.idx(k_ * nb))
         zero = vec.zeros()
-        init = [vec.load(kc.gep(bias, b.add(b.mul(blk, kc.idx(nb)), kc.idx(v * lanes)))) for v in range(nv)]
+        col0 = b.mul(blk, kc.idx(nb))
+        init = [zero if scale else vec.load(kc.gep(bias, b.add(col0, kc.idx(v * lanes)))) for v in range(nv)]
         init += [zero] * (nv * (ka - 1))
 
         def steps(acc: list, k0, count: int) -> list:  # noqa: ANN001
@@ -76,7 +82,7 @@ def lower_gemv(kc: KernelContext) -> None:
                 row = b.add(base, b.mul(kk, kc.idx(nb)))
                 st = u % ka
                 for v in range(nv):
-                    w = vec.load(kc.gep(wp, b.add(row, kc.idx(v * lanes))))
+                    w = load_weights(b, kc.gep(wp, b.add(row, kc.idx(v * lanes))), lanes)
                     acc[st * nv + v] = vec.fma(xs, w, acc[st * nv + v])
             return acc
 
@@ -93,12 +99,15 @@ def lower_gemv(kc: KernelContext) -> None:
             nxt = [[b.fadd(p, q, flags=FM) for p, q in zip(sets[i], sets[i + 1])]
                    for i in range(0, len(sets) - 1, 2)]
             sets = nxt + ([sets[-1]] if len(sets) % 2 else [])
-        col0 = b.mul(blk, kc.idx(nb))
         for v in range(nv):
             count = min(lanes, width - v * lanes)
             if count <= 0:
                 break
-            val = vector_activation(b, sets[0][v], act, lanes)
+            val = sets[0][v]
+            if scale:
+                at = b.add(col0, kc.idx(v * lanes))
+                val = vec.fma(val, vec.load(kc.gep(scale, at)), vec.load(kc.gep(bias, at)))
+            val = vector_activation(b, val, act, lanes)
             vec.store_lanes(val, kc.gep(y, b.add(col0, kc.idx(v * lanes))), count)
 
     full_blocks, rem = divmod(n_, nb)

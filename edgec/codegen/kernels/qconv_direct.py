@@ -12,6 +12,8 @@ NRV vectors of input pairs and multiplies them with a broadcast weight pair per 
 aarch64 (LLVM picks both from the same sext/mul/add IR). int32 accumulation is exact; the
 epilogue adds the int32 bias and requantizes (float multiplier x_scale * w_scale / y_scale, round
 half to even, + zero point, clamp) like onnxruntime.
+With `dot` = "u8s8" (x86 AVX2, weights in [-64, 64]) the words are byte quads from QConvQuads
+and each product is a 4-way vpmaddubsw + vpmaddwd dot (qconv_quads.py): 4x the MACs per op.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from llvmlite import ir
 
 from edgec.codegen.kernel import KernelContext, lowering
+from edgec.codegen.kernels.qconv_quads import dot4
 from edgec.codegen.kernels.quant import round_clamp
 from edgec.codegen.loops import for_range_carried
 from edgec.codegen.types import F32, I8, I16, I32, llvm_type
@@ -115,6 +118,7 @@ def lower_qconv_direct(kc: KernelContext) -> None:
     ocb_count = -(-mg // mr)
     qmin, qmax = kc.attrs["qmin"], kc.attrs["qmax"]
     vty = _vec(I32, lanes)
+    madd = dot4 if kc.attrs.get("dot") == "u8s8" else _madd
     zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
     zp = _splat(b, b.sext(zp, I32) if kc.dtype(y).name == "int8" else b.zext(zp, I32), lanes)
 
@@ -148,7 +152,7 @@ def lower_qconv_direct(kc: KernelContext) -> None:
                 for m in range(mr):
                     wv = _splat(b, kc.load(wpk, b.add(woff, kc.idx(m))), lanes)
                     for v in range(nrv):
-                        cur[m][v] = b.add(cur[m][v], _madd(b, xs[v], wv, lanes), flags=["nsw"])
+                        cur[m][v] = b.add(cur[m][v], madd(b, xs[v], wv, lanes), flags=["nsw"])
                 taps.next = [a for r in cur for a in r]
             loop.next = taps.values
         sums = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]

@@ -22,6 +22,7 @@ from llvmlite import ir
 
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels import rnn_cell as cell
+from edgec.codegen.kernels.weight_load import load_weights
 from edgec.codegen.loops import Carried, for_range_carried
 from edgec.codegen.mathfn import FM
 from edgec.codegen.types import F32, I32
@@ -97,24 +98,55 @@ class _Rnn:
         return acc
 
     def gemv(self, x: ir.Value, k: int, mat: ir.Value, col0: int, col1: int, init: ir.Value,
-             out: ir.Value) -> None:
-        """out[col0:col1] = init[col0:col1] + sum_j x[j] * M[j, col] over the packed panels."""
+             out: ir.Value, scale: ir.Value | None = None) -> None:
+        """out[col0:col1] = init[col0:col1] + sum_j x[j] * M[j, col] over the packed panels
+        (int8 M: init + scale[col] * sum_j x[j] * q[j, col], fp16 M: widened on load)."""
         b, kc, vec, p, cw = self.b, self.kc, self.vec, self.p, self.cw
+        ka = 1
+        if self.kc.attrs.get("weights") in ("int8", "fp16"):
+            # widening costs a register per vector: half the tile, accumulator sets over k
+            # (8 independent FMA chains: narrow layers like GRU 16 are latency-bound otherwise)
+            cw = max(self.lanes, min(cw, self.p) // 2)
+            ka = max(1, min(8 * self.lanes // cw, k))
         nv = cw // self.lanes
         with kc.loop((col1 - col0) // cw, "tile") as ti:
             col = b.add(kc.idx(col0), b.mul(ti, kc.idx(cw)))
             base = b.add(b.mul(b.udiv(col, kc.idx(p)), kc.idx(k * p)), b.urem(col, kc.idx(p)))
             wp = self.at(mat, base)
-            accs = [vec.load(self.at(init, b.add(col, kc.idx(v * self.lanes)))) for v in range(nv)]
-            with for_range_carried(b, k, kc.isize, accs, "j") as lp:
-                xb = vec.splat(b.load(self.at(x, lp.index)))
-                row = self.at(wp, b.mul(lp.index, kc.idx(p)))
-                lp.next = [vec.fma(vec.load(self.at(row, v * self.lanes)), xb, lp.values[v])
-                           for v in range(nv)]
-            for v in range(nv):
-                vec.store(lp.values[v], self.at(out, b.add(col, kc.idx(v * self.lanes))))
+            accs = [vec.zeros() if scale is not None else
+                    vec.load(self.at(init, b.add(col, kc.idx(v * self.lanes)))) for v in range(nv)]
+            accs += [vec.zeros()] * (nv * (ka - 1))
 
-    def gemv_bsr(self, x: ir.Value, d: int, col0: int, col1: int, init: ir.Value, out: ir.Value) -> None:
+            def steps(acc: list, j0: ir.Value, count: int) -> list:
+                acc = list(acc)
+                for u in range(count):
+                    j = b.add(j0, kc.idx(u)) if u else j0
+                    xb = vec.splat(b.load(self.at(x, j)))
+                    row = self.at(wp, b.mul(j, kc.idx(p)))
+                    for v in range(nv):
+                        w = load_weights(b, self.at(row, v * self.lanes), self.lanes)
+                        acc[u * nv + v] = vec.fma(w, xb, acc[u * nv + v])
+                return acc
+
+            with for_range_carried(b, k // ka, kc.isize, accs, "j") as lp:
+                lp.next = steps(lp.values, b.mul(lp.index, kc.idx(ka)), ka)
+            acc = steps(lp.values, kc.idx(k - k % ka), k % ka)
+            for v in range(nv):
+                at = b.add(col, kc.idx(v * self.lanes))
+                total = acc[v]
+                for u in range(1, ka):
+                    total = b.fadd(total, acc[u * nv + v], flags=FM)
+                self.store_scaled(vec, total, scale, init, at, out)
+
+    def store_scaled(self, vec: Vec, acc: ir.Value, scale: ir.Value | None, init: ir.Value,
+                     at: ir.Value, out: ir.Value) -> None:
+        """out[at:] = acc (init already in it) or, with int8 weights, init + scale * acc."""
+        if scale is not None:
+            acc = vec.fma(acc, vec.load(self.at(scale, at)), vec.load(self.at(init, at)))
+        vec.store(acc, self.at(out, at))
+
+    def gemv_bsr(self, x: ir.Value, d: int, col0: int, col1: int, init: ir.Value, out: ir.Value,
+                 scale: ir.Value | None = None) -> None:
         """out[col0:col1] = init + R x with R as block-sparse rows (rnn_layout.block_sparse): per
         8-column block, its non-zero (j, 8 values) entries, BSR_UNROLL at a time into as many
         accumulator sets (independent FMA chains)."""
@@ -127,7 +159,8 @@ class _Rnn:
             c = b.add(bi, kc.idx(col0 // BSR_BLOCK + d * (nblk + 1)))
             lo, hi = (self.widen(b.load(self.at(ptr, cc))) for cc in (c, b.add(c, kc.idx(1))))
             col = b.mul(b.add(bi, kc.idx(col0 // BSR_BLOCK)), kc.idx(BSR_BLOCK))
-            first = [vec.load(self.at(init, b.add(col, kc.idx(v * vec.lanes)))) for v in range(per)]
+            first = [vec.zeros() if scale is not None else
+                     vec.load(self.at(init, b.add(col, kc.idx(v * vec.lanes)))) for v in range(per)]
             sets = first + [vec.zeros()] * (per * (BSR_UNROLL - 1))
             with carried_range(b, lo, hi, BSR_UNROLL, sets) as lp:
                 nxt = list(lp.values)
@@ -137,23 +170,32 @@ class _Rnn:
                     row = self.at(val, b.mul(e, kc.idx(BSR_BLOCK)))
                     for v in range(per):
                         k = u * per + v
-                        nxt[k] = vec.fma(vec.load(self.at(row, v * vec.lanes)), xb, nxt[k])
+                        nxt[k] = vec.fma(load_weights(b, self.at(row, v * vec.lanes), vec.lanes), xb,
+                                         nxt[k])
                 lp.next = nxt
             for v in range(per):
                 acc = lp.values[v]
                 for u in range(1, BSR_UNROLL):
                     acc = b.fadd(acc, lp.values[u * per + v], flags=FM)
-                vec.store(acc, self.at(out, b.add(col, kc.idx(v * vec.lanes))))
+                self.store_scaled(vec, acc, scale, init, b.add(col, kc.idx(v * vec.lanes)), out)
 
     def widen(self, v: ir.Value) -> ir.Value:
         return self.b.sext(v, self.kc.isize) if self.kc.isize.width > v.type.width else v
 
+    def scales(self, which: int, d: int) -> ir.Value | None:
+        """Per-column scales of int8 weights (input 12: Wt, 13: R), direction d; None otherwise."""
+        names = self.kc.inputs + [""] * 14
+        if self.kc.attrs.get("weights") != "int8" or not names[which]:
+            return None
+        return self.at(self.kc.ptr(names[which]), d * self.n)
+
     def recurrent(self, x: ir.Value, d: int, rt_d: ir.Value | None, col0: int, col1: int,
                   br_d: ir.Value) -> None:
+        rs = self.scales(13, d)
         if rt_d is None:
-            self.gemv_bsr(x, d, col0, col1, br_d, self.ga)
+            self.gemv_bsr(x, d, col0, col1, br_d, self.ga, rs)
         else:
-            self.gemv(x, self.h, rt_d, col0, col1, br_d, self.ga)
+            self.gemv(x, self.h, rt_d, col0, col1, br_d, self.ga, rs)
 
     def copy(self, dst: ir.Value, src: ir.Value | None, n: int, keep: ir.Value | None = None) -> None:
         """dst[:n] = src[:n] (zeros when src is None or `keep` is false); LLVM vectorizes it."""
@@ -175,7 +217,7 @@ class _Rnn:
             with kc.loop(self.t, "pt") as t, kc.loop(self.bt, "pb") as bb:
                 xrow = self.at(kc.ptr(x), self.lin((t, self.xs[0]), (bb, self.xs[1])))
                 self.gemv(xrow, self.i, wt_d, 0, self.n, bx_d,
-                          self.at(self.gx, self.lin((t, self.bt * self.n), (bb, self.n))))
+                          self.at(self.gx, self.lin((t, self.bt * self.n), (bb, self.n))), self.scales(12, d))
             with kc.loop(self.bt, "sb") as bb:
                 soff = self.lin((d, self.ss[0]), (bb, self.ss[1]))
                 for state, init in ((self.hs, h0), (self.cs, c0 if self.op == "LSTM" else None)):

@@ -1,0 +1,114 @@
+"""The 4-way int8 dot path of `prepare-qconv` (x86 AVX2): QConvQuads + QConvDirect(dot="u8s8").
+
+vpmaddubsw multiplies u8 activations by s8 weights and adds adjacent pairs into int16 with
+saturation, so the path is taken only when every weight of the layer (minus its zero point)
+is in [-64, 64]: then |2 * 255 * 64| < 32768 and the int32 sums are exact. onnxruntime's
+`reduce_range=True` models and edgec's own quantizer on x86 without VNNI give such weights;
+full-range layers keep the exact int16-pair path (qconv_direct.py).
+
+Activations are stored as u8 bytes `x ^ flip` (flip 0x80 for int8 input: x + 128), padded
+with the zero point in that encoding (`pad`); the kernel sums pad-free products
+sum(byte * w), so the bias becomes bias - pad * sum(w) per output channel (build time; the
+weights are constant).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.ir.graph import Graph, Node, Value
+from edgec.targets import TargetProfile
+
+CHUNK = 16  # keep equal to edgec.codegen.kernels.qconv_quads.CHUNK
+WMAX = 64
+
+
+def quads_supported(profile: TargetProfile) -> bool:
+    """AVX2 with 8 int32 lanes (vpmaddubsw ymm): every x86-64 profile with 256-bit vectors."""
+    return profile.arch == "x86_64" and profile.vector_bits == 256
+
+
+def fits_7bit(w: np.ndarray) -> bool:
+    return w.size > 0 and int(w.min()) >= -WMAX and int(w.max()) <= WMAX
+
+
+def _pack_channels(w8: np.ndarray, groups: int, mr: int) -> np.ndarray:
+    """(M, Cg, KH, KW) int8 -> byte quads [g][ocb][cq][kh][kw][mr][4] as int32 words."""
+    m, cg, kh, kw = w8.shape
+    mg, cq = m // groups, -(-cg // 4)
+    mgp = -(-mg // mr) * mr
+    full = np.zeros((groups, mgp, 4 * cq, kh, kw), np.int8)
+    full[:, :mg, :cg] = w8.reshape(groups, mg, cg, kh, kw)
+    t = full.reshape(groups, mgp // mr, mr, cq, 4, kh, kw).transpose(0, 1, 3, 5, 6, 2, 4)
+    return np.ascontiguousarray(t).view(np.int32).reshape(-1)
+
+
+def _pack_spatial(w8: np.ndarray, groups: int, mr: int) -> np.ndarray:
+    """(M, 1, KH, KW<=4) int8 -> kernel-row quads [g][ocb][kh][mr][4] as int32 words."""
+    m, _, kh, kw = w8.shape
+    mg = m // groups
+    mgp = -(-mg // mr) * mr
+    full = np.zeros((groups, mgp, kh, 4), np.int8)
+    full[:, :mg, :, :kw] = w8.reshape(groups, mg, kh, kw)
+    t = full.reshape(groups, mgp // mr, mr, kh, 4).transpose(0, 1, 3, 2, 4)
+    return np.ascontiguousarray(t).view(np.int32).reshape(-1)
+
+
+def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs: dict,
+               per_oc, regs: int, lanes: int) -> list[Node] | None:  # noqa: ANN001
+    """QConvQuads + QConvDirect for QConv `n`, or None when the layer is not eligible
+    (weights beyond 7 bits, too few channels per group to fill quads, or bias overflow).
+    `w_centered` is the int32 weight minus its zero point, `attrs` the QConvDirect attributes
+    of the pair path (kernel, strides, pads, flatten, ...), `per_oc(values, mr, dtype)` pads a
+    per-output-channel array to the kernel's blocks."""
+    if lanes != 8 or not fits_7bit(w_centered):
+        return None
+    x, xz, y = n.inputs[0], (n.inputs + [""] * 3)[2], n.outputs[0]
+    xv = g.values[x]
+    m, cg, kh, kw = w_centered.shape
+    groups = attrs["group"]
+    mg = m // groups
+    dh, dw = attrs["dilations"]
+    sh, sw = attrs["strides"]
+    spatial = cg == 1 and kw <= 4 and not attrs["flatten"]
+    if not spatial and cg < 3:
+        return None
+    flip = 0x80 if xv.dtype.name == "int8" else 0
+    zp = int(g.values[xz].data.reshape(-1)[0]) if xz else 0
+    pad = (zp ^ flip) & 0xFF if flip else zp  # the zero point as the stored unsigned byte
+    sum_w = w_centered.reshape(m, -1).sum(axis=1, dtype=np.int64)
+    bias = b32.astype(np.int64) - pad * sum_w
+    if bias.min() < -(2**31) or bias.max() >= 2**31:
+        return None
+    _, _, h, wd = xv.shape
+    _, _, oh, ow = g.values[y].shape
+    pt, pl, pb, pr = attrs["pads"]
+    width = oh * ow if attrs["flatten"] else ow
+    w8 = w_centered.astype(np.int8)
+    qattrs = dict(attrs, dot="u8s8")
+    if spatial:
+        nrv = max(1, min(4, -(-width // lanes)))
+        mr = max(1, min(4, (regs - 2 * nrv - 2) // nrv, mg))
+        wp = wd + pl + pr
+        shape = (groups, h + pt + pb, max(-(-wp // CHUNK) * CHUNK, wp + lanes * sw))
+        packed = _pack_spatial(w8, groups, mr)
+        qattrs.update(kernel=[kh, 1], dilations=[dh, 1])
+        prep = {"mode": "spatial", "quad_kernel": kw, "quad_dilation": dw, "padded_width": wp}
+    else:
+        nrv = max(1, min(3, -(-width // lanes)))
+        mr = max(1, min(8, (regs - 2 * nrv - 1) // nrv + 1, mg))
+        rows, cols = (1, h * wd) if attrs["flatten"] else (h + pt + pb, wd + pl + pr)
+        shape = (groups * -(-cg // 4), rows, cols + lanes * sw)
+        packed = _pack_channels(w8, groups, mr)
+        prep = {"mode": "channels"}
+    qattrs["schedule"] = {"mr": mr, "nrv": nrv, "lanes": lanes}
+    prep.update(group=groups, pads=attrs["pads"], flatten=attrs["flatten"], flip=flip, pad=pad)
+    xq = g.fresh(f"{x}_quads")
+    g.values[xq] = Value(xq, np.dtype(np.int32), shape)
+    ys, yz = n.inputs[6], (n.inputs + [""] * 8)[7]
+    del ys
+    return [Node("QConvQuads", [x], [xq], prep, n.name),
+            Node("QConvDirect", [xq, g.add_const(f"{n.inputs[3]}_quads", packed),
+                                 g.add_const(f"{y}_bias", per_oc(bias.astype(np.int32), mr, np.int32)),
+                                 g.add_const(f"{y}_mult", per_oc(attrs["mult"], mr, np.float32)), yz],
+                 [y], {k: v for k, v in qattrs.items() if k != "mult"}, n.name)]

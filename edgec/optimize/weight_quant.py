@@ -1,0 +1,180 @@
+"""`--weights int8|fp16`: weight-only compression of the batch-1 layers (target pass
+`quantize-weights`, run after `sparsify-rnn` and `prepare-gemv` have packed the weights).
+
+int8: every packed weight of a `Gemv` and of a fused GRU / LSTM / RNN node (input projection
+Wt, recurrent Rt, or the values of its block-sparse form Rval) becomes int8, symmetric per
+output unit: s_n = max_k |W[k, n]| / 127, q = round_half_even(W / s_n) in [-127, 127]. The
+scales are an extra fp32 input (one per packed column, padding columns get 1.0 and q = 0).
+Activations stay fp32: the kernels widen q to float on the fly and multiply the finished dot
+product by s_n once (sum_k x_k q_kn s_n = s_n sum_k x_k q_kn), before bias and activation.
+fp16: the same weights stored as float16, widened on load (F16C `vcvtph2ps` on x86, `fcvtl`
+on ARM); no scales.
+
+The node attribute `weights` ("int8" / "fp16", visible in --dump-ir) tells the kernel; inputs:
+Gemv [x, Wq, bias, scale]; RNN [X, Wt, Rt, bx, br, h0, c0, P, sl, Rptr, Ridx, Rval, Wscale,
+Rscale] ("" where absent)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import numpy as np
+
+from edgec.errors import EdgecError
+from edgec.ir.graph import Graph, Node
+from edgec.targets import TargetProfile
+
+FORMATS = ("fp32", "int8", "fp16")
+RNN_OPS = ("GRU", "LSTM", "RNN")
+W_SCALE, R_SCALE = 12, 13  # RNN inputs of the per-column scales (int8)
+
+_format: ContextVar[str] = ContextVar("edgec_weight_format", default="fp32")
+
+
+def check_format(fmt: str | None) -> str:
+    fmt = (fmt or "fp32").lower()
+    if fmt not in FORMATS:
+        raise EdgecError(f"--weights {fmt!r}: expected one of {', '.join(FORMATS)}")
+    return fmt
+
+
+@contextmanager
+def weight_format(fmt: str) -> Iterator[str]:
+    token = _format.set(check_format(fmt))
+    try:
+        yield _format.get()
+    finally:
+        _format.reset(token)
+
+
+def current_format() -> str:
+    return _format.get()
+
+
+_F16C_X86 = ("haswell", "broadwell", "skylake", "cascadelake", "cooperlake", "cannonlake", "icelake",
+             "tigerlake", "rocketlake", "alderlake", "raptorlake", "meteorlake", "sapphirerapids",
+             "emeraldrapids", "graniterapids", "znver", "bdver", "ivybridge", "arrowlake", "lunarlake")
+
+
+def check_fp16_target(profile: TargetProfile) -> None:
+    """fp16 weights need a hardware half -> float conversion (no libcalls in generated code)."""
+    if profile.arch != "x86_64":
+        return  # aarch64: native fcvtl; armv7 NEON: vcvt.f32.f16 (vfpv4/neon-fp16)
+    feats = profile.features.split(",")
+    if "+f16c" in feats or (profile.cpu.startswith(_F16C_X86) and "-f16c" not in feats):
+        return
+    raise EdgecError(f"--weights fp16 needs F16C on x86-64 (device {profile.name!r}, cpu "
+                     f"{profile.cpu!r} has none); use --weights int8 or fp32")
+
+
+def quantize_columns(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 along `axis` (the reduction): (q int8 like w, scale fp32 with `axis` removed).
+    All-zero columns get scale 1.0."""
+    w = np.asarray(w, np.float32)
+    amax = np.abs(w).max(axis=axis)
+    scale = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+    q = np.clip(np.rint(w / np.expand_dims(scale, axis)), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def dequantize(q: np.ndarray, scale: np.ndarray, axis: int) -> np.ndarray:
+    return q.astype(np.float32) * np.expand_dims(scale, axis)
+
+
+def _packed_scale(scale: np.ndarray, d: int) -> np.ndarray:
+    """[D][N/P][P] panel scales -> [D][N] (packed column order)."""
+    return np.ascontiguousarray(scale.reshape(d, -1))
+
+
+def bsr_scales(ptr: np.ndarray, vals: np.ndarray, d: int, n: int) -> np.ndarray:
+    """Per packed column scale [D][N] of block-sparse rows (rnn_layout.bsr_rows)."""
+    nblk = n // 8
+    scale = np.ones((d, n), np.float32)
+    for di in range(d):
+        for c in range(nblk):
+            lo, hi = ptr[di * (nblk + 1) + c], ptr[di * (nblk + 1) + c + 1]
+            if hi > lo:
+                amax = np.abs(vals[lo:hi]).max(axis=0)
+                scale[di, c * 8:(c + 1) * 8] = np.where(amax > 0, amax / np.float32(127.0), 1.0)
+    return scale
+
+
+def _gemv(g: Graph, n: Node, fmt: str) -> None:
+    w = g.values[n.inputs[1]].data  # [N/NB][K][NB]
+    if fmt == "fp16":
+        n.inputs[1] = g.add_const(f"{n.inputs[1]}_f16", w.astype(np.float16))
+    else:
+        q, s = quantize_columns(w, axis=1)
+        n.inputs[1] = g.add_const(f"{n.inputs[1]}_q8", q)
+        n.inputs[3:] = [g.add_const(f"{n.inputs[1]}_scale", s.reshape(-1))]
+    n.attrs["weights"] = fmt
+
+
+def _rnn(g: Graph, n: Node, fmt: str) -> None:
+    a = n.attrs
+    d, cols = a["directions"], a["gates"] * a["hidden_padded"]
+    ins = n.inputs + [""] * (W_SCALE + 2 - len(n.inputs))
+    scales = ["", ""]
+    for pos, which in ((1, 0), (2, 1)):
+        if not ins[pos] or not g.values[ins[pos]].is_const:
+            continue
+        w = g.values[ins[pos]].data  # [D][N/P][K][P]
+        if fmt == "fp16":
+            ins[pos] = g.add_const(f"{ins[pos]}_f16", w.astype(np.float16))
+        else:
+            q, s = quantize_columns(w, axis=2)
+            ins[pos] = g.add_const(f"{ins[pos]}_q8", q)
+            scales[which] = g.add_const(f"{ins[pos]}_scale", _packed_scale(s, d))
+    if ins[11]:  # block-sparse recurrent values [E][8]
+        vals = g.values[ins[11]].data
+        if fmt == "fp16":
+            ins[11] = g.add_const(f"{ins[11]}_f16", vals.astype(np.float16))
+        else:
+            ptr = g.values[ins[9]].data
+            s = bsr_scales(ptr, vals, d, cols)
+            entry_cols = _entry_columns(ptr, d, cols)
+            q = np.clip(np.rint(vals / s.reshape(-1)[entry_cols]), -127, 127).astype(np.int8)
+            ins[11] = g.add_const(f"{ins[11]}_q8", q)
+            scales[1] = g.add_const(f"{ins[11]}_scale", s)
+    ins[W_SCALE:W_SCALE + 2] = scales
+    while ins and not ins[-1]:
+        ins.pop()
+    n.inputs = ins
+    a["weights"] = fmt
+
+
+def _entry_columns(ptr: np.ndarray, d: int, n: int) -> np.ndarray:
+    """For each BSR entry: the flat [D*N] index of its first column, as [E][8] indices."""
+    nblk = n // 8
+    total = int(ptr[-1])
+    first = np.zeros(max(total, 1), np.int64)
+    for di in range(d):
+        for c in range(nblk):
+            lo, hi = ptr[di * (nblk + 1) + c], ptr[di * (nblk + 1) + c + 1]
+            first[lo:hi] = di * n + c * 8
+    return first[:, None] + np.arange(8)[None, :]
+
+
+def _rnn_eligible(g: Graph, n: Node) -> bool:
+    return (n.op in RNN_OPS and len(n.inputs) >= 3 and bool(n.inputs[1])
+            and g.values[n.inputs[1]].is_const
+            and ((bool(n.inputs[2]) and g.values[n.inputs[2]].is_const) or len(n.inputs) > 11))
+
+
+def quantize_weights(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
+    def run(g: Graph) -> Graph:
+        fmt = current_format()
+        if fmt == "fp32":
+            return g
+        if fmt == "fp16":
+            check_fp16_target(profile)
+        for n in g.nodes:
+            if n.op == "Gemv" and g.values[n.inputs[1]].is_const:
+                _gemv(g, n, fmt)
+            elif _rnn_eligible(g, n):
+                _rnn(g, n, fmt)
+        return g
+
+    return run

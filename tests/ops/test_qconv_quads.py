@@ -1,0 +1,113 @@
+"""The vpmaddubsw path of QLinearConv (QConvQuads + QConvDirect dot="u8s8", x86 AVX2): bit-exact
+vs onnxruntime (with weights in [-64, 64] onnxruntime's own u8 x s8 kernels are exact too), and
+taken only where it cannot saturate. Layer shapes cover both layouts ("channels": dense and
+grouped, partial channel quads, 16-pixel vector chunks plus scalar tails, strides, the flattened
+1x1; "spatial": depthwise rows with strides, dilation, kernel widths 2..3, channel multipliers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto as T
+from onnx import helper
+
+from edgec.importer import import_model
+from edgec.optimize import run_pipeline
+from edgec.optimize.qconv_prepare import prepare_qconv
+from edgec.targets.profiles import get_profile, host_profile
+from tests.helpers import check_model, make_model
+from tests.ops.test_quant import _ints, _qconv_model
+
+HOST_AVX2 = host_profile().arch == "x86_64" and host_profile().vector_bits == 256
+
+CASES = {
+    "dense3x3_wide": dict(k=3, cin=8, m=16, hw=37, pads=[1, 1, 1, 1]),
+    "dense3x3_s2_partial_quad": dict(k=3, cin=6, m=11, hw=35, pads=[1, 0, 1, 2], strides=[2, 2]),
+    "pointwise_flat": dict(k=1, cin=20, m=24, hw=19),
+    "first_conv_rgb": dict(k=3, cin=3, m=8, hw=33, pads=[1, 1, 1, 1], strides=[2, 2]),
+    "grouped_cg5": dict(k=3, cin=10, m=6, hw=18, pads=[1, 1, 1, 1], group=2),
+    "depthwise_wide": dict(k=3, cin=8, m=8, hw=40, pads=[1, 1, 1, 1], group=8),
+    "depthwise_s2": dict(k=3, cin=8, m=8, hw=39, pads=[1, 1, 1, 1], strides=[2, 2], group=8),
+    "depthwise_dilated": dict(k=3, cin=4, m=4, hw=21, pads=[2, 2, 2, 2], dilations=[2, 2], group=4),
+    "depthwise_mult2_k2": dict(k=2, cin=4, m=8, hw=17, pads=[0, 1, 1, 0], group=4),
+}
+
+
+def _model(xt: str, case: dict, w: np.ndarray | None = None, seed: int = 11):  # noqa: ANN202
+    c = dict(case)
+    k, cin, m_, hw, g = c.pop("k"), c.pop("cin"), c.pop("m"), c.pop("hw"), c.get("group", 1)
+    if w is None:
+        w = _ints("int8", m_, cin // g, k, k, seed=seed) // 2  # [-64, 63]
+    return _qconv_model(xt, "int8", w, cin, hw, True, kernel_shape=[k, k], **c)
+
+
+def _ops(model, profile=None) -> list[str]:  # noqa: ANN001
+    g = prepare_qconv(profile or host_profile())(run_pipeline(import_model(model)))
+    return [n.op + (":" + n.attrs["dot"] if n.attrs.get("dot") else "") for n in g.nodes]
+
+
+@pytest.mark.skipif(not HOST_AVX2, reason="needs an AVX2 host")
+@pytest.mark.parametrize("xt", ["uint8", "int8"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_u8s8_path_matches_onnxruntime(xt: str, name: str) -> None:
+    model, feeds = _model(xt, CASES[name])
+    assert "QConvDirect:u8s8" in _ops(model)
+    check_model(model, feeds, reference=False)
+
+
+@pytest.mark.skipif(not HOST_AVX2, reason="needs an AVX2 host")
+@pytest.mark.parametrize("xt", ["uint8", "int8"])
+def test_extreme_weights_do_not_saturate(xt: str) -> None:
+    """|w| = 64 everywhere with same-sign pairs and the largest stored bytes: every vpmaddubsw
+    pair sums to +-2 * 255 * 64 = +-32640, the edge of int16."""
+    m_, cin = 8, 8
+    w = np.where(np.arange(m_ * cin * 9).reshape(m_, cin, 3, 3) % 8 < 4, 64, -64).astype(np.int8)
+    for case in (dict(k=3, cin=cin, m=m_, hw=20, pads=[1, 1, 1, 1]),
+                 dict(k=3, cin=cin, m=m_, hw=20, pads=[1, 1, 1, 1], group=cin)):
+        ww = w if case.get("group", 1) == 1 else w[:, :1]
+        model, feeds = _model(xt, case, ww)
+        feeds["x"][:] = np.iinfo(xt).max
+        feeds["x"][0, :, ::3, ::2] = np.iinfo(xt).min + 7
+        init = {i.name: i for i in model.graph.initializer}  # a large output scale keeps y in range
+        init["ys"].CopyFrom(helper.make_tensor("ys", T.FLOAT, [], [40.0]))
+        assert "QConvDirect:u8s8" in _ops(model)
+        check_model(model, feeds, reference=False)
+
+
+def test_full_range_weights_take_the_exact_path() -> None:
+    """One weight of 65 (or -65) anywhere in the layer sends it to the int16-pair kernel."""
+    for wv in (65, -65, 127, -128):
+        w = _ints("int8", 8, 8, 3, 3, seed=3) // 2
+        w[5, 3, 1, 2] = wv
+        model, _ = _model("uint8", dict(k=3, cin=8, m=8, hw=9, pads=[1, 1, 1, 1]), w)
+        ops = _ops(model)
+        assert "QConvQuads" not in ops and "QConvDirect:u8s8" not in ops and "QConvDirect" in ops
+    w = _ints("int8", 8, 8, 3, 3, seed=3) // 2
+    model, _ = _model("uint8", dict(k=3, cin=8, m=8, hw=9, pads=[1, 1, 1, 1]), w)
+    assert "QConvDirect:u8s8" in _ops(model, get_profile("x86_64"))
+    for dev in ("rpi4", "rpi5", "x86_64-avx512"):  # no vpmaddubsw ymm kernel there (yet)
+        assert "QConvDirect:u8s8" not in _ops(model, get_profile(dev))
+
+
+@pytest.mark.skipif(not HOST_AVX2, reason="needs an AVX2 host")
+def test_mobilenet_block_u8s8() -> None:
+    """Pointwise -> depthwise -> pointwise chain on the quad path, int8 end to end."""
+    rng = np.random.default_rng(5)
+    inits = {}
+    nodes = []
+    prev, chans = "x", 16
+    for i, (k, m_, g) in enumerate([(1, 32, 1), (3, 32, 32), (1, 16, 1)]):
+        inits |= {f"w{i}": (rng.integers(-64, 64, (m_, chans // g, k, k))).astype(np.int8),
+                  f"ws{i}": rng.uniform(0.004, 0.02, m_).astype(np.float32),
+                  f"wz{i}": np.zeros(m_, np.int8), f"ys{i}": np.array(0.09 + 0.03 * i, np.float32),
+                  f"yz{i}": np.array(100 + 9 * i, np.uint8),
+                  f"b{i}": rng.integers(-2000, 2000, m_).astype(np.int32)}
+        xs, xz = ("xs", "xz") if i == 0 else (f"ys{i - 1}", f"yz{i - 1}")
+        nodes.append(helper.make_node("QLinearConv", [prev, xs, xz, f"w{i}", f"ws{i}", f"wz{i}", f"ys{i}",
+                                                      f"yz{i}", f"b{i}"], [f"y{i}"], group=g,
+                                      kernel_shape=[k, k], pads=[k // 2] * 4))
+        prev, chans = f"y{i}", m_
+    inits |= {"xs": np.array(0.05, np.float32), "xz": np.array(7, np.uint8)}
+    model = make_model(nodes, [("x", T.UINT8, [1, 16, 23, 23])], [("y2", T.UINT8, None)], inits)
+    assert _ops(model).count("QConvDirect:u8s8") == 3
+    check_model(model, {"x": _ints("uint8", 1, 16, 23, 23, seed=6)}, reference=False)
