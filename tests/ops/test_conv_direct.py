@@ -164,3 +164,28 @@ def test_k_blocked_override_3x3() -> None:
     conv = next(n for n in g.nodes if n.op == "ConvDirect")
     assert conv.attrs["schedule"].get("kc") == 8, conv.attrs
     check_model(model, {"x": rand(1, 32, 20, 40, seed=25)}, schedule_overrides=overrides)
+
+
+def test_residual_add_fused_when_produced_later() -> None:
+    # FPN neck: lateral 1x1 conv first, the upsampled top-down value after it, then the Add.
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["lat"]),
+             helper.make_node("Conv", ["t", "w2", "b2"], ["tc"]),
+             helper.make_node("Resize", ["tc", "", "sc"], ["up"], mode="nearest"),
+             helper.make_node("Add", ["lat", "up"], ["y"])]
+    init = {"w": rand(16, 8, 1, 1, seed=30), "b": rand(16, seed=31), "w2": rand(16, 8, 1, 1, seed=32),
+            "b2": rand(16, seed=33), "sc": np.array([1, 1, 2, 2], np.float32)}
+    m = make_model(nodes, [("x", T.FLOAT, [1, 8, 12, 20]), ("t", T.FLOAT, [1, 8, 6, 10])],
+                   [("y", T.FLOAT, None)], init)
+    ops = [n.op for n in run_pipeline(_copy_graph(run_pipeline(import_model(m))), target_passes(get_profile("host"))).nodes]
+    assert "Add" not in ops, ops
+    check_model(m, {"x": rand(1, 8, 12, 20, seed=34), "t": rand(1, 8, 6, 10, seed=35)})
+
+
+@pytest.mark.parametrize("c,m,hw,act", [(16, 96, (110, 110), "Relu"), (8, 40, (160, 170), None)])
+def test_column_chunked_pointwise(c: int, m: int, hw: tuple, act: str | None) -> None:
+    # Outputs >= 4 MB sweep columns in chunks per output-channel block (last chunk partial).
+    model = _conv_model(c, m, hw, 1, 1, 0, act=act)
+    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile("host")))
+    conv = next(n for n in g.nodes if n.op == "ConvDirect")
+    assert conv.attrs["schedule"].get("cw") == 64, conv.attrs["schedule"]
+    check_model(model, {"x": rand(1, c, *hw, seed=36)}, reference=False)

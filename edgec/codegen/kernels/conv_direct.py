@@ -37,9 +37,11 @@ class DirectConvSchedule:
     nrv: int
     lanes: int
     kc: int = 0  # input channels per K block (0: the whole reduction in one pass)
+    cw: int = 0  # column tiles per chunk (0: no chunking)
 
     def to_attr(self) -> dict:
-        return {"mr": self.mr, "nrv": self.nrv, "lanes": self.lanes, **({"kc": self.kc} if self.kc else {})}
+        extra = {k: v for k, v in (("kc", self.kc), ("cw", self.cw)) if v}
+        return {"mr": self.mr, "nrv": self.nrv, "lanes": self.lanes, **extra}
 
 
 def default_schedule(profile: TargetProfile, out_width: int) -> DirectConvSchedule:
@@ -223,7 +225,22 @@ def lower_conv_direct(kc: KernelContext) -> None:
     else:
         (r0, r1), (c0, c1) = (kc.idx(0), kc.idx(oh_)), kc.task_range(ocb_count)
     with kc.loop(n_, "n") as n, kc.loop(groups, "grp") as grp, kc.loop(r1, "oh", start=r0) as oh:
-        if full:
+        cw = int(kc.attrs["schedule"].get("cw") or 0)
+        if full and cw and full > cw:
+            # Column chunks (knob "cw" tiles): within a chunk each output-channel block sweeps
+            # the columns, so stores run along a few planes at a time instead of jumping across
+            # all M planes per tile; the chunk's input columns stay in L2 for every block.
+            nch, last = divmod(full, cw)
+            with kc.loop(nch + (1 if last else 0), "chunk") as ch:
+                t0 = b.mul(ch, kc.idx(cw))
+                t1 = b.select(b.icmp_unsigned("<", ch, kc.idx(nch)), b.add(t0, kc.idx(cw)), kc.idx(full))
+                kbs = kc.loop(nkb, "kb") if nkb > 1 else None
+                kb = kbs.__enter__() if kbs else None
+                with kc.loop(c1, "ocb", start=c0) as ocb, kc.loop(t1, "owt", start=t0) as owt:
+                    tile(n, grp, oh, b.mul(owt, kc.idx(nr)), ocb, nr, kb)
+                if kbs:
+                    kbs.__exit__(None, None, None)
+        elif full:
             with kc.loop(full, "owt") as owt:
                 ow0 = b.mul(owt, kc.idx(nr))
                 if nkb > 1:
