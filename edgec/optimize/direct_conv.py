@@ -149,8 +149,7 @@ def _sink_before_residual_adds(g: Graph) -> None:
     lateral 1x1 conv + upsampled top-down path) moves to just after that producer, so the Add can
     fuse into its epilogue. Legal: the conv's inputs all exist before its old position."""
     uses = g.consumers()
-    moved = True
-    while moved:
+    for _ in range(len(g.nodes)):  # every move is strictly forward; bounded anyway
         moved = False
         order = {o: k for k, n in enumerate(g.nodes) for o in n.outputs}
         for k, n in enumerate(g.nodes):
@@ -162,10 +161,14 @@ def _sink_before_residual_adds(g: Graph) -> None:
             add = users[0]
             other = add.inputs[1] if add.inputs[0] == n.outputs[0] else add.inputs[0]
             at = order.get(other, -1)
-            if at > k:
+            # Two convs feeding one Add (ResNet downsample blocks): the later one fuses as it is;
+            # moving either would only swap them back and forth.
+            if at > k and not (g.nodes[at].op in ("ConvDirect", "ConvWinograd") and uses.get(other) == [add]):
                 g.nodes.insert(at, g.nodes.pop(k))  # the pop shifts the producer to at - 1
                 moved = True
                 break
+        if not moved:
+            return
 
 
 def fuse_residual_add(g: Graph) -> Graph:

@@ -189,3 +189,15 @@ def test_column_chunked_pointwise(c: int, m: int, hw: tuple, act: str | None) ->
     conv = next(n for n in g.nodes if n.op == "ConvDirect")
     assert conv.attrs["schedule"].get("cw") == 64, conv.attrs["schedule"]
     check_model(model, {"x": rand(1, c, *hw, seed=36)}, reference=False)
+
+
+def test_two_convs_into_one_add_terminates() -> None:
+    # ResNet downsample block: conv path + 1x1 shortcut conv into one Add; one of them fuses.
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["a"], pads=[1] * 4),
+             helper.make_node("Conv", ["x", "w2", "b2"], ["s"]),
+             helper.make_node("Add", ["a", "s"], ["y"])]
+    init = {"w": rand(8, 8, 3, 3, seed=40), "b": rand(8, seed=41), "w2": rand(8, 8, 1, 1, seed=42), "b2": rand(8, seed=43)}
+    m = make_model(nodes, [("x", T.FLOAT, [1, 8, 10, 12])], [("y", T.FLOAT, None)], init)
+    ops = [n.op for n in run_pipeline(_copy_graph(run_pipeline(import_model(m))), target_passes(get_profile("host"))).nodes]
+    assert "Add" not in ops, ops
+    check_model(m, {"x": rand(1, 8, 10, 12, seed=44)})
