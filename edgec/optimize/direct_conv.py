@@ -28,6 +28,18 @@ def _eligible(g: Graph, n: Node) -> bool:
             and (bias is None or bias.is_const) and all(s in (1, 2) for s in n.attrs["strides"]))
 
 
+def zero_pad(g: Graph, nodes: list[Node], x: str, pads: tuple[int, int, int, int], name: str) -> str:
+    """Append a Pad node zero-padding the H/W borders of NCHW `x` by (top, left, bottom, right);
+    returns the padded value's name."""
+    pt, pl, pb, pr = pads
+    xs = g.values[x].shape
+    padded = g.fresh(f"{x}_padded")
+    g.values[padded] = Value(padded, np.dtype(np.float32), (xs[0], xs[1], xs[2] + pt + pb, xs[3] + pl + pr))
+    nodes.append(Node("Pad", [x], [padded], {"pads": [0, 0, pt, pl, 0, 0, pb, pr], "mode": "constant",
+                                              "value": 0.0}, name))
+    return padded
+
+
 def k_block(channels: int, bytes_per_channel: int, budget: int = 16 << 10) -> int:
     """Input channels per K block so one tile's input rows stay in L1 across output-channel
     blocks (0: no blocking). Blocks must divide the channels; long reductions only (960 -> 320
@@ -98,12 +110,7 @@ def prepare_direct_conv(profile: TargetProfile, overrides: Overrides | None = No
                 continue
             pt, pl, pb, pr = n.attrs["pads"]
             if any((pt, pl, pb, pr)):
-                xs = g.values[x].shape
-                padded = g.fresh(f"{x}_padded")
-                g.values[padded] = Value(padded, np.dtype(np.float32), (xs[0], xs[1], xs[2] + pt + pb, xs[3] + pl + pr))
-                nodes.append(Node("Pad", [x], [padded], {"pads": [0, 0, pt, pl, 0, 0, pb, pr],
-                                                          "mode": "constant", "value": 0.0}, n.name))
-                x = padded
+                x = zero_pad(g, nodes, x, (pt, pl, pb, pr), n.name)
             if [kh, kw] == [1, 1] and attrs["strides"] == [1, 1]:
                 # A pointwise conv is one GEMM over the flattened plane: schedule for H*W columns.
                 hw = g.values[n.outputs[0]].shape[2] * out_w

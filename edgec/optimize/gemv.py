@@ -13,7 +13,9 @@ from edgec.targets import TargetProfile
 from edgec.tune.keys import Overrides, gemv_task, task_key
 
 
-def _eligible(g: Graph, n: Node) -> bool:
+def batch1_dense(g: Graph, n: Node) -> bool:
+    """A batch-1 fp32 MatMul (A is [1, ..., 1, K]) with a constant 2-D B and an optional constant
+    bias over the N outputs: the dense layers of GEMV-shaped nets (Gemv and SparseDense)."""
     if n.op != "MatMul" or n.attrs.get("trans_a") or len(n.inputs) < 2:
         return False
     a, w = g.values[n.inputs[0]], g.values[n.inputs[1]]
@@ -23,8 +25,12 @@ def _eligible(g: Graph, n: Node) -> bool:
         return False
     k, cols = (w.shape[1], w.shape[0]) if n.attrs.get("trans_b") else w.shape
     bias = g.values[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
-    return (a.shape[-1] == k and cols >= 4 and g.values[n.outputs[0]].size == cols
+    return (a.shape[-1] == k and g.values[n.outputs[0]].size == cols
             and (bias is None or (bias.is_const and bias.size == cols and bias.dtype == np.float32)))
+
+
+def _eligible(g: Graph, n: Node) -> bool:
+    return batch1_dense(g, n) and g.values[n.outputs[0]].size >= 4
 
 
 def pack_gemv(w: np.ndarray, bias: np.ndarray | None, nb: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgec.codegen.vector import vector_lanes, vector_registers
 from edgec.ir.graph import Graph, Node, Value
+from edgec.optimize.direct_conv import zero_pad
 from edgec.targets import TargetProfile
 
 # (B^T, G, A^T) per output tile size r; alpha = r + 2 input points per tile side.
@@ -121,11 +122,8 @@ def prepare_winograd(profile: TargetProfile, threads: int = 1):  # noqa: ANN201 
                 bias[:m] = g.values[n.inputs[2]].data.reshape(-1)
             pt, pl, _, _ = n.attrs["pads"]
             xs = g.values[x].shape
-            hp, wp = th * r + 2, tw * r + 2
-            padded = g.fresh(f"{x}_wpad")
-            g.values[padded] = Value(padded, np.dtype(np.float32), (xs[0], xs[1], hp, wp))
-            nodes.append(Node("Pad", [x], [padded], {"pads": [0, 0, pt, pl, 0, 0, hp - xs[2] - pt, wp - xs[3] - pl],
-                                                      "mode": "constant", "value": 0.0}, n.name))
+            # conv padding, plus rows/columns up to whole tiles
+            padded = zero_pad(g, nodes, x, (pt, pl, th * r + 2 - xs[2] - pt, tw * r + 2 - xs[3] - pl), n.name)
             tg = nrv * lanes
             per_task = a2 * tg * (c + mr)  # transformed input tiles + GEMM results of one block
             scratch = g.fresh(f"{n.outputs[0]}_wscratch")

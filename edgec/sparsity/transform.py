@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgec.ir.graph import Graph, Node
+from edgec.optimize.gemv import batch1_dense
 from edgec.sparsity.blocks import BlockMatrix, analyze, bsr_pack
 from edgec.sparsity.cost import BSR_UNROLL, block_width, choose, max_tile, tiles
 from edgec.sparsity.options import current_options
@@ -27,20 +28,6 @@ class InlineWeights:
         return repr(self.bm)
 
 
-def _eligible(g: Graph, n: Node) -> bool:
-    if n.op != "MatMul" or n.attrs.get("trans_a") or len(n.inputs) < 2:
-        return False
-    a, w = g.values[n.inputs[0]], g.values[n.inputs[1]]
-    if a.dtype != np.float32 or not a.shape or any(d != 1 for d in a.shape[:-1]):
-        return False
-    if not w.is_const or w.dtype != np.float32 or len(w.shape) != 2:
-        return False
-    k, cols = (w.shape[1], w.shape[0]) if n.attrs.get("trans_b") else w.shape
-    bias = g.values[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
-    return (a.shape[-1] == k and g.values[n.outputs[0]].size == cols
-            and (bias is None or (bias.is_const and bias.size == cols and bias.dtype == np.float32)))
-
-
 def sparsify_dense(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
     bw = block_width(profile)
 
@@ -50,7 +37,7 @@ def sparsify_dense(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
             return g
         nodes: list[Node] = []
         for n in g.nodes:
-            if not _eligible(g, n):
+            if not batch1_dense(g, n):
                 nodes.append(n)
                 continue
             w = g.values[n.inputs[1]].data
