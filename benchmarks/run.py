@@ -102,29 +102,36 @@ def _compare(got: dict[str, np.ndarray], want: list[np.ndarray], names: list[str
 
 # -- one case -------------------------------------------------------------------------------
 
-def _time_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray], kw: dict) -> tuple[list, dict]:
-    """(1-thread outputs, timings keyed "1", "2" (bound runs) and "1_session_run")."""
+def _time_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray], kw: dict) -> tuple[list, dict, Callable]:
+    """(1-thread outputs, timings keyed "2" (bound run) and "1_session_run", the bound 1-thread
+    run): the 1-thread bound run is timed later, paired with edgec's (bench_case)."""
     times: dict = {}
     reference: list = []
+    bound_1t: Callable = lambda: None  # noqa: E731 - replaced below
     for threads in ORT_THREADS:
         sess = _ort_session(model, threads)
         outputs = sess.run(None, feeds)
         if threads == 1:
             reference = outputs
             times["1_session_run"] = timing.measure(partial(sess.run, None, feeds), **kw).as_dict()
-        times[str(threads)] = timing.measure(_ort_bound_run(sess, feeds, outputs), **kw).as_dict()
-    return reference, times
+            bound_1t = _ort_bound_run(sess, feeds, outputs)
+        else:
+            times[str(threads)] = timing.measure(_ort_bound_run(sess, feeds, outputs), **kw).as_dict()
+    return reference, times, bound_1t
 
 
 def _time_edgec(runner: Runner, feeds: dict[str, np.ndarray], got: dict[str, np.ndarray],
-                kw: dict) -> tuple[dict, bool]:
-    """(timings "run" (direct) and "runner_run", whether the outputs stayed the same)."""
+                kw: dict, ort_1t: Callable) -> tuple[dict, dict, float, bool]:
+    """(edgec timings "run" (direct) and "runner_run", onnxruntime's 1-thread timing taken in
+    alternating rounds with edgec's direct run, their per-round median ratio, whether the
+    outputs stayed the same)."""
     fn, ctx = _edgec_direct_run(runner)
-    times = {"run": timing.measure(partial(fn, ctx), **kw).as_dict(),
+    paired, ratio = timing.measure_paired({"edgec": partial(fn, ctx), "ort": ort_1t}, **kw)
+    times = {"run": paired["edgec"].as_dict(),
              "runner_run": timing.measure(partial(runner.run, feeds), **kw).as_dict()}
     # The timed loop ignores status codes; the outputs afterwards must still be the same.
     stable = all(np.array_equal(a, got[k]) for k, a in runner.run(feeds).items())
-    return times, stable
+    return times, paired["ort"].as_dict(), ratio, stable
 
 
 def bench_case(case: Case, opts: argparse.Namespace) -> dict:
@@ -138,8 +145,8 @@ def bench_case(case: Case, opts: argparse.Namespace) -> dict:
     kw = dict(min_runs=opts.min_runs, min_time=opts.min_time, warmup=opts.warmup)
 
     err.print(f"[bold]{case.name}[/]: onnxruntime")
-    reference, res["onnxruntime"] = _time_ort(model, feeds, kw)
-    gc.collect()  # destroy the onnxruntime sessions now: their spinning workers would steal a core
+    reference, res["onnxruntime"], ort_1t = _time_ort(model, feeds, kw)
+    gc.collect()  # destroy the 2-thread session now: its spinning workers would steal a core
 
     err.print(f"[bold]{case.name}[/]: edgec build")
     with tempfile.TemporaryDirectory(prefix="edgec-bench-") as tmp:
@@ -155,12 +162,13 @@ def bench_case(case: Case, opts: argparse.Namespace) -> dict:
         except Exception as exc:  # noqa: BLE001 - one broken case must not stop the others
             res["error"] = f"{type(exc).__name__}: {exc}"
             err.print(f"  [red]{escape(res['error'])}[/]")
+            res["onnxruntime"]["1"] = timing.measure(ort_1t, **kw).as_dict()  # still timed, alone
             return res
         abs_err, scaled = _compare(got, reference, [o.name for o in model.graph.output])
         res.update(max_abs_err=abs_err, max_scaled_err=scaled,
                    check="ok" if scaled <= case.tolerance else "MISMATCH")
         err.print(f"[bold]{case.name}[/]: edgec timing (built in {build_s:.1f} s, {res['check']})")
-        times, stable = _time_edgec(runner, feeds, got, kw)
+        times, res["onnxruntime"]["1"], res["ratio_paired"], stable = _time_edgec(runner, feeds, got, kw, ort_1t)
         runner.close()
         try:  # the same model built with a 2-thread pool
             bundle2 = edgec.build(model, device="host", out_dir=Path(tmp) / "bundle2",
@@ -228,9 +236,10 @@ def make_table(results: list[dict], machine: dict) -> Table:
     title = (f"edgec vs onnxruntime on {machine['cpu']} ({machine['logical_cpus']} logical CPUs, "
              f"{_num(machine['ghz'], '.2f')} GHz, 1-core fp32 peak {_num(peak, '.0f')} GFLOP/s)")
     t = Table(title=title, caption="times: median µs per inference unless noted; ratio = edgec / "
-              "onnxruntime (1 thread), medians; numbers are noisy on a shared machine")
+              "onnxruntime (1 thread), medians; paired = median over alternating rounds of the "
+              "per-round ratio (edgec and onnxruntime 1t are timed interleaved, so drift hits both)")
     for col in ("case", "GFLOP", "build s", "edgec", "edgec min", "runner.run", "ort 1t",
-                "ort 1t min", "ort 2t", "ratio", "edgec 2t", "2t speedup", "GFLOP/s", "% peak",
+                "ort 1t min", "ort 2t", "ratio", "paired", "edgec 2t", "2t speedup", "GFLOP/s", "% peak",
                 "max err", "check"):
         t.add_column(col, justify="left" if col in ("case", "check") else "right")
     for r in results:
@@ -243,6 +252,7 @@ def make_table(results: list[dict], machine: dict) -> Table:
             _us(e.get("run", {}).get("median_us")), _us(e.get("run", {}).get("min_us")),
             _us(e.get("runner_run", {}).get("median_us")), _us(ort1.get("median_us")),
             _us(ort1.get("min_us")), _us(ort2.get("median_us")), _num(r.get("ratio_vs_ort1"), ".2f"),
+            _num(r.get("ratio_paired"), ".2f"),
             _us(e.get("run_2t", {}).get("median_us")), _num(_speedup(e), ".2f"),
             _num(r.get("gflops"), ".2f"), _num(r.get("peak_pct"), ".1f"),
             _num(r.get("max_abs_err"), ".1e"), f"[{style}]{check}[/]")

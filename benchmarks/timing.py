@@ -82,6 +82,50 @@ def measure(fn: Callable[[], object], *, min_runs: int = 10, min_time: float = 0
                  mean_us=statistics.fmean(us), p90_us=p90, total_s=spent)
 
 
+def measure_paired(fns: dict[str, Callable[[], object]], *, min_runs: int = 10, min_time: float = 0.5,
+                   warmup: int = 3, sample_time: float = 50e-6) -> tuple[dict[str, Stats], float]:
+    """Time several engines on one case in alternating rounds (one sample of each per round,
+    the order flipped every round), so a slow spell of a shared machine hits all of them alike.
+    Returns per-engine stats and the median over rounds of (first engine / second engine), the
+    ratio least moved by drift. `min_time` is per engine."""
+    names = list(fns)
+    inner = {}
+    for k in names:  # warm-up of each, and its batch size
+        warm = []
+        for _ in range(max(1, warmup)):
+            t0 = time.perf_counter()
+            fns[k]()
+            warm.append(time.perf_counter() - t0)
+        inner[k] = _calls_per_sample(statistics.median(warm), sample_time)
+    samples: dict[str, list[float]] = {k: [] for k in names}
+    spent = dict.fromkeys(names, 0.0)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        while len(samples[names[0]]) < min_runs or min(spent.values()) < min_time:
+            order = names if len(samples[names[0]]) % 2 == 0 else names[::-1]
+            for k in order:
+                fn, rng = fns[k], range(inner[k])
+                t0 = time.perf_counter()
+                for _ in rng:
+                    fn()
+                dt = time.perf_counter() - t0
+                spent[k] += dt
+                samples[k].append(dt / inner[k])
+    finally:
+        if was_enabled:
+            gc.enable()
+    ratio = statistics.median(a / b for a, b in zip(samples[names[0]], samples[names[1]])) \
+        if len(names) > 1 else 1.0
+    stats = {}
+    for k in names:
+        us = sorted(v * 1e6 for v in samples[k])
+        p90 = us[min(len(us) - 1, math.ceil(0.9 * len(us)) - 1)]
+        stats[k] = Stats(runs=len(us) * inner[k], inner=inner[k], min_us=us[0], median_us=statistics.median(us),
+                         mean_us=statistics.fmean(us), p90_us=p90, total_s=spent[k])
+    return stats, ratio
+
+
 # -- machine description --------------------------------------------------------------------
 
 def _cpuinfo() -> str:

@@ -34,7 +34,7 @@ def test_runner_writes_json(tmp_path):
             assert stats["runs"] >= 2
             assert 0 < stats["min_us"] <= stats["median_us"] <= stats["p90_us"]
         assert case["edgec"]["build_s"] > 0 and "MatMul" in case["edgec"]["ops"]
-        assert case["ratio_vs_ort1"] > 0 and case["gflops"] > 0 and case["peak_pct"] > 0
+        assert case["ratio_vs_ort1"] > 0 and case["ratio_paired"] > 0 and case["gflops"] > 0 and case["peak_pct"] > 0
 
 
 def test_unknown_case_is_a_usage_error(tmp_path):

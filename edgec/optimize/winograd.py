@@ -14,22 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgec.codegen.kernels.winograd import TRANSFORMS
 from edgec.codegen.vector import vector_lanes, vector_registers
 from edgec.ir.graph import Graph, Node, Value
 from edgec.optimize.direct_conv import zero_pad
 from edgec.targets import TargetProfile
 
-# (B^T, G, A^T) per output tile size r; alpha = r + 2 input points per tile side.
-TRANSFORMS: dict[int, tuple[list[list[float]], list[list[float]], list[list[float]]]] = {
-    2: ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
-        [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
-        [[1, 1, 1, 0], [0, 1, -1, -1]]),
-    4: ([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
-         [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
-        [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
-         [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
-        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]),
-}
 MIN_CHANNELS = 16  # below this the input/output transforms cost more than the multiplies saved
 
 

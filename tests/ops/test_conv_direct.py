@@ -131,8 +131,8 @@ def test_residual_add_fused(hw: tuple, act: str | None, device: str) -> None:
 @pytest.mark.parametrize("act,residual", [("Relu", True), (None, False)])
 def test_k_blocked_pointwise(act: str | None, residual: bool) -> None:
     # 640 input channels: the reduction runs in K blocks with partial sums in the output; the
-    # 49-column plane ends in a 1-column tail tile (split accumulator chains).
-    c, m = 640, 20
+    # 121-column plane ends in a 1-column tail tile (split accumulator chains).
+    c, m, hw = 640, 20, 11
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"])]
     last = "c"
     if residual:
@@ -142,14 +142,41 @@ def test_k_blocked_pointwise(act: str | None, residual: bool) -> None:
         nodes.append(helper.make_node(act, [last], ["a"]))
         last = "a"
     nodes[-1].output[0] = "y"
-    inputs = [("x", T.FLOAT, [1, c, 7, 7])] + ([("r", T.FLOAT, [1, m, 7, 7])] if residual else [])
+    inputs = [("x", T.FLOAT, [1, c, hw, hw])] + ([("r", T.FLOAT, [1, m, hw, hw])] if residual else [])
     model = make_model(nodes, inputs, [("y", T.FLOAT, None)],
                        {"w": rand(m, c, 1, 1, seed=21, low=-0.1, high=0.1), "b": rand(m, seed=22)})
     g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile("host")))
     conv = next(n for n in g.nodes if n.op == "ConvDirect")
     assert conv.attrs["schedule"].get("kc") == 160, conv.attrs["schedule"]
-    feeds = {"x": rand(1, c, 7, 7, seed=23)} | ({"r": rand(1, m, 7, 7, seed=24)} if residual else {})
+    feeds = {"x": rand(1, c, hw, hw, seed=23)} | ({"r": rand(1, m, hw, hw, seed=24)} if residual else {})
     check_model(model, feeds)
+
+
+@pytest.mark.parametrize("c,m,hw,act,residual", [
+    (96, 40, (7, 7), "Relu", True),     # 49 pixels: 5-wide tiles and a 4-pixel tail; 40 = 2.5 vectors
+    (33, 16, (3, 5), None, False),      # a plane smaller than one tile
+    (64, 100, (8, 8), "Sigmoid", False),
+])
+@pytest.mark.parametrize("device", ["host", "rpi4", "rpi3"])
+def test_pointwise_panels(c: int, m: int, hw: tuple, act: str | None, residual: bool, device: str) -> None:
+    # Small-plane pointwise convs run channel-vectorized on packed input panels.
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"])]
+    last = "c"
+    if residual:
+        nodes.append(helper.make_node("Add", ["c", "r"], ["s"]))
+        last = "s"
+    if act:
+        nodes.append(helper.make_node(act, [last], ["a"]))
+        last = "a"
+    nodes[-1].output[0] = "y"
+    inputs = [("x", T.FLOAT, [1, c, *hw])] + ([("r", T.FLOAT, [1, m, *hw])] if residual else [])
+    model = make_model(nodes, inputs, [("y", T.FLOAT, None)],
+                       {"w": rand(m, c, 1, 1, seed=26, low=-0.2, high=0.2), "b": rand(m, seed=27)})
+    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile(device)))
+    conv = next(n for n in g.nodes if n.op == "ConvDirect")
+    assert conv.attrs.get("panels") and "PackPanels" in {n.op for n in g.nodes}, conv.attrs
+    feeds = {"x": rand(1, c, *hw, seed=28)} | ({"r": rand(1, m, *hw, seed=29)} if residual else {})
+    check_model(model, feeds, device=device)
 
 
 def test_k_blocked_override_3x3() -> None:

@@ -22,7 +22,18 @@ from edgec.codegen.kernels.conv_direct import interleave, vector_activation
 from edgec.codegen.loops import for_range_carried
 from edgec.codegen.types import I32
 from edgec.codegen.vector import Vec
-from edgec.optimize.winograd import TRANSFORMS
+
+# (B^T, G, A^T) per output tile size r; alpha = r + 2 input points per tile side.
+TRANSFORMS: dict[int, tuple[list[list[float]], list[list[float]], list[list[float]]]] = {
+    2: ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+        [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+        [[1, 1, 1, 0], [0, 1, -1, -1]]),
+    4: ([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+         [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+        [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+         [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]),
+}
 
 
 def lincomb(b: ir.IRBuilder, vec: Vec, coeffs: list[float], vals: list[ir.Value]) -> ir.Value:
