@@ -88,8 +88,9 @@ def clamp(b: ir.IRBuilder, x: ir.Value, lo: float, hi: float) -> ir.Value:
 
 def floor(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """floor without libm (llvm.floor becomes a floorf call on armv7)."""
-    ity = ir.IntType(64) if x.type == ir.DoubleType() else I32
-    big = 4503599627370496.0 if ity.width == 64 else 8388608.0
+    wide = getattr(x.type, "element", x.type) == ir.DoubleType()
+    ity = _like(x, ir.IntType(64) if wide else I32)
+    big = 4503599627370496.0 if wide else 8388608.0
     t = b.sitofp(b.fptosi(x, ity), x.type)
     t = b.select(b.fcmp_ordered(">", t, x), b.fsub(t, c(x, 1.0)), t)
     return b.select(b.fcmp_ordered("<", fabs(b, x), c(x, big)), t, x)
@@ -105,20 +106,30 @@ def round_even(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     diff = b.fsub(x, f)
     half = c(x, 0.5)
     up = b.fadd(f, c(x, 1.0))
-    ity = ir.IntType(64) if x.type == ir.DoubleType() else I32
-    f_is_odd = b.trunc(b.fptosi(f, ity), ir.IntType(1))
+    wide = getattr(x.type, "element", x.type) == ir.DoubleType()
+    f_is_odd = b.trunc(b.fptosi(f, _like(x, ir.IntType(64) if wide else I32)), _like(x, ir.IntType(1)))
     tie = b.select(f_is_odd, up, f)
     r = b.select(b.fcmp_ordered(">", diff, half), up, b.select(b.fcmp_ordered("<", diff, half), f, tie))
-    big = 4503599627370496.0 if ity.width == 64 else 8388608.0
+    big = 4503599627370496.0 if wide else 8388608.0
     return b.select(b.fcmp_ordered("<", fabs(b, x), c(x, big)), r, x)
 
 
+def _like(x: ir.Value, elem: ir.Type) -> ir.Type:
+    """`elem`, or a vector of it as wide as `x`: the functions here work on scalars and vectors."""
+    return ir.VectorType(elem, x.type.count) if isinstance(x.type, ir.VectorType) else elem
+
+
+def _i32(x: ir.Value, v: int) -> ir.Constant:
+    return ir.Constant(_like(x, I32), v)
+
+
 def _as_f32(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Type]:
-    return (x, x.type) if x.type == F32 else (b.fptrunc(x, F32), x.type)
+    f32 = _like(x, F32)
+    return (x, x.type) if x.type == f32 else (b.fptrunc(x, f32), x.type)
 
 
 def _back(b: ir.IRBuilder, y: ir.Value, ty: ir.Type) -> ir.Value:
-    return y if ty == F32 else b.fpext(y, ty)
+    return y if ty == y.type else b.fpext(y, ty)
 
 
 def exp(b: ir.IRBuilder, x0: ir.Value) -> ir.Value:
@@ -130,12 +141,12 @@ def exp(b: ir.IRBuilder, x0: ir.Value) -> ir.Value:
                     1.6666665459e-1, 5.0000001201e-1])
     p = fadd(b, fadd(b, fmul(b, p, fmul(b, r, r)), r), c(x, 1.0))
     # n reaches 128 just below the overflow threshold: build 2^(n-1) and double it there.
-    ni = b.fptosi(n, I32)
-    top = b.icmp_signed(">", ni, ir.Constant(I32, 127))
-    ni = b.select(top, ir.Constant(I32, 127), ni)
-    bits = b.shl(b.add(ni, ir.Constant(I32, 127)), ir.Constant(I32, 23))
+    ni = b.fptosi(n, _like(x, I32))
+    top = b.icmp_signed(">", ni, _i32(x, 127))
+    ni = b.select(top, _i32(x, 127), ni)
+    bits = b.shl(b.add(ni, _i32(x, 127)), _i32(x, 23))
     # No reassociation here: 2^127 * 2 must never be formed before multiplying by p.
-    y = b.fmul(b.fmul(p, b.bitcast(bits, F32)), b.select(top, c(x, 2.0), c(x, 1.0)))
+    y = b.fmul(b.fmul(p, b.bitcast(bits, _like(x, F32))), b.select(top, c(x, 2.0), c(x, 1.0)))
     y = b.select(b.fcmp_ordered(">", x, c(x, 88.72283)), c(x, float("inf")), y)
     y = b.select(b.fcmp_ordered("<", x, c(x, -87.33654)), c(x, 0.0), y)
     y = b.select(b.fcmp_unordered("uno", x, x), x, y)
@@ -144,16 +155,16 @@ def exp(b: ir.IRBuilder, x0: ir.Value) -> ir.Value:
 
 def log(b: ir.IRBuilder, x0: ir.Value) -> ir.Value:
     x, ty = _as_f32(b, x0)
-    bits = b.bitcast(x, I32)
-    e = b.sub(b.and_(b.lshr(bits, ir.Constant(I32, 23)), ir.Constant(I32, 0xFF)), ir.Constant(I32, 127))
-    m = b.bitcast(b.or_(b.and_(bits, ir.Constant(I32, 0x7FFFFF)), ir.Constant(I32, 0x3F800000)), F32)
+    bits = b.bitcast(x, _like(x, I32))
+    e = b.sub(b.and_(b.lshr(bits, _i32(x, 23)), _i32(x, 0xFF)), _i32(x, 127))
+    m = b.bitcast(b.or_(b.and_(bits, _i32(x, 0x7FFFFF)), _i32(x, 0x3F800000)), _like(x, F32))
     hi = b.fcmp_ordered(">", m, c(x, 1.4142135623730951))
     m = b.select(hi, fmul(b, m, c(x, 0.5)), m)
-    e = b.select(hi, b.add(e, ir.Constant(I32, 1)), e)
+    e = b.select(hi, b.add(e, _i32(x, 1)), e)
     s = fdiv(b, fsub(b, m, c(x, 1.0)), fadd(b, m, c(x, 1.0)))
     s2 = fmul(b, s, s)
     p = poly(b, s2, [2 / 11, 2 / 9, 2 / 7, 2 / 5, 2 / 3, 2.0])
-    y = fadd(b, fmul(b, s, p), fmul(b, b.sitofp(e, F32), c(x, 0.6931471805599453)))
+    y = fadd(b, fmul(b, s, p), fmul(b, b.sitofp(e, _like(x, F32)), c(x, 0.6931471805599453)))
     y = b.select(b.fcmp_ordered("==", x, c(x, 0.0)), c(x, float("-inf")), y)
     y = b.select(b.fcmp_ordered("<", x, c(x, 0.0)), c(x, float("nan")), y)
     y = b.select(b.fcmp_ordered("==", x, c(x, float("inf"))), x, y)

@@ -54,3 +54,19 @@ def test_bounded_functions_absolute_error(op: str, fn, bound: float) -> None:  #
     got = _run(op, x)
     want = fn(x.astype(np.float64))
     assert np.abs(got - want).max() <= bound
+
+
+@pytest.mark.parametrize("op,fn,bound", [
+    ("Tanh", np.tanh, 1e-6),
+    ("Sigmoid", lambda v: 1 / (1 + np.exp(-v)), 1e-6),
+])
+@pytest.mark.parametrize("device", ["host", "rpi4"])
+def test_vector_forms_in_conv_epilogue(op: str, fn, bound: float, device: str) -> None:  # noqa: ANN001
+    # The same functions emitted on whole vectors (a conv epilogue): identity 1x1 conv + op.
+    c, hw = 16, 100
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node(op, ["c"], ["y"])]
+    m = make_model(nodes, [("x", T.FLOAT, [1, c, hw, hw])], [("y", T.FLOAT, None)],
+                   {"w": np.eye(c, dtype=np.float32).reshape(c, c, 1, 1)})
+    x = np.linspace(-12.0, 12.0, c * hw * hw, dtype=np.float32).reshape(1, c, hw, hw)
+    got = run_edgec(m, {"x": x}, device)[0]
+    assert np.abs(got - fn(x.astype(np.float64))).max() <= bound

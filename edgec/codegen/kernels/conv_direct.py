@@ -24,8 +24,10 @@ from edgec.codegen.types import I32
 from edgec.codegen.vector import Vec, vector_lanes, vector_registers
 from edgec.targets import TargetProfile
 
-# Activations whose rules are pure select/compare/mul code, valid on vectors as they are.
-VECTOR_SAFE = {"Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish"}
+# Activations whose rules are valid on vectors as they are: select/compare/mul code, and the
+# branch-free exp/log/tanh of edgec/codegen/mathfn.py (a sigmoid epilogue lane by lane cost the
+# PP-OCR-like det head 1.7x onnxruntime's time).
+VECTOR_SAFE = {"Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "Exp", "Log"}
 MIN_CHAINS = 8  # independent FMA chains that keep two FMA pipes busy at 4-cycle latency
 
 
