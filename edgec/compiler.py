@@ -64,6 +64,7 @@ def target_passes(profile, overrides: dict | None = None, threads: int = 1) -> l
     from edgec.optimize.deconv import prepare_deconv
     from edgec.optimize.direct_conv import fuse_residual_add, prepare_direct_conv
     from edgec.optimize.gemv import prepare_gemv
+    from edgec.optimize.memory_plan import alias_concat_inputs
     from edgec.optimize.qconv_prepare import prepare_qconv
     from edgec.optimize.weight_quant import current_format, quantize_weights
     from edgec.optimize.winograd import prepare_winograd
@@ -76,7 +77,7 @@ def target_passes(profile, overrides: dict | None = None, threads: int = 1) -> l
             ("prepare-direct-conv", prepare_direct_conv(profile, overrides)),
             ("prepare-deconv", prepare_deconv(profile)), ("prepare-qconv", prepare_qconv(profile)),
             ("prepare-gemv", prepare_gemv(profile, overrides)), *wq, ("fuse-residual-add", fuse_residual_add),
-            ("dead-node-removal", dead_node_removal)]
+            ("dead-node-removal", dead_node_removal), ("alias-concat", alias_concat_inputs)]
 
 
 def _copy_graph(g: Graph) -> Graph:
@@ -94,7 +95,7 @@ def compile_graph(g: Graph, device: str = "host", name: str = "model",
     if weights_fp16:  # `--quantize fp16`: after the weights are packed (edgec/quantize/fp16.py)
         from edgec.quantize.fp16 import FP16_CONSUMERS, store_weights_fp16
 
-        passes.insert(-1, ("store-weights-fp16", store_weights_fp16(FP16_CONSUMERS)))
+        passes.insert(-2, ("store-weights-fp16", store_weights_fp16(FP16_CONSUMERS)))
     g = run_pipeline(_copy_graph(g), passes, dump=dump, dump_initial=False)
     missing = missing_lowerings(g)
     if missing:

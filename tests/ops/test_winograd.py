@@ -68,11 +68,16 @@ def test_dispatch() -> None:
     (32, 24, (20, 20), [1, 2, 0, 1], "HardSwish", 2),   # asymmetric pads
     (16, 40, (5, 6), [1, 1, 1, 1], "Sigmoid", 2),       # tiny map
     (16, 16, (8, 120), [1, 1, 1, 1], "Relu", 4),        # F(4,3): a full group of 24 tiles + a tail
+    (16, 16, (12, 200), [1, 1, 1, 1], None, 4),         # left border group, middle groups, right border group
+    (16, 16, (12, 128), [0, 1, 1, 0], "Relu", 4),       # whole groups only: the last one still checked
+    (16, 18, (14, 36), [2, 2, 2, 2], None, 4),          # pads > 1: a Pad node, then the kernel
 ])
 def test_winograd_conv(c: int, m: int, hw: tuple, pads: list, act: str | None, r: int) -> None:
     model = _model(c, m, hw, pads, act)
-    wino = [n for n in _nodes(model) if n.op == "ConvWinograd"]
+    nodes = _nodes(model)
+    wino = [n for n in nodes if n.op == "ConvWinograd"]
     assert len(wino) == 1 and wino[0].attrs["tile"] == r
+    assert ("Pad" in [n.op for n in nodes]) == (max(pads) > 1)  # the kernel pads by up to 1 itself
     check_model(model, {"x": rand(1, c, *hw, seed=3)})
 
 

@@ -17,8 +17,12 @@ def lower_concat(kc: KernelContext) -> None:
     y, axis = kc.outputs[0], kc.attrs["axis"]
     out_strides = contiguous_strides(kc.shape(y))
     pos = 0
-    for x in kc.inputs:
+    aliased = kc.attrs.get("alias_inputs") or [False] * len(kc.inputs)
+    for x, in_place in zip(kc.inputs, aliased):
         shape = kc.shape(x)
+        if in_place:  # its producer already wrote it into this slab (memory_plan.alias_concat_inputs)
+            pos += shape[axis]
+            continue
         tables = [affine_table(n, s) for n, s in zip(shape, contiguous_strides(shape))]
         emit_gather_copy(kc, x, y, tables, dst_strides=out_strides,
                          dst_offset=pos * out_strides[axis])

@@ -10,7 +10,9 @@ Work is done per group of TG = NRV*VL horizontally adjacent r x r output tiles o
 3. output transform Y = A^T M A + bias, the fused activation, and stores: the r results of a
    tile row are interleaved so each store is a full run of contiguous output columns.
 Transforms are straight-line code generated from the constant matrices (zero terms skipped,
-+-1 as add/sub). The input was padded by the pass to whole tiles, so reads need no checks.
++-1 as add/sub). Zero padding happens here (attr `pads`, top and left; everything outside the
+input reads as zero): no Pad node writes and re-reads a padded copy of the map (two 10 MB Pads
+were 3% of the PP-OCR-like det net).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from llvmlite import ir
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels.conv_direct import interleave, vector_activation
 from edgec.codegen.loops import for_range_carried
-from edgec.codegen.types import I32
+from edgec.codegen.types import F32, I32
 from edgec.codegen.vector import Vec
 
 # (B^T, G, A^T) per output tile size r; alpha = r + 2 input points per tile side.
@@ -76,23 +78,42 @@ def lower_conv_winograd(kc: KernelContext) -> None:
     b = kc.b
     vec = Vec(b, lanes)
     idx = kc.idx
-    per_task = a2 * tg * (c_ + mr)
+    per_task = scratch_per_task(r, tg, c_, mr, lanes)
     v_base = b.mul(kc.task, idx(per_task)) if kc.parallel else idx(0)
     m_base = b.add(v_base, idx(a2 * tg * c_))
+    width = lanes * r + r  # input columns one vector of tiles reads (r+2 each, r apart)
+    zero_row = kc.gep(scratch, b.add(m_base, idx(a2 * tg * mr)))  # `width` zeros, this task's
+    zeros = ir.Constant(ir.VectorType(F32, width), [0.0] * width)
+    b.store(zeros, b.bitcast(zero_row, zeros.type.as_pointer()), align=4)
+    pt, pl = kc.attrs.get("pads", (0, 0))
 
-    def input_transform(n: ir.Value, th: ir.Value, tile0: ir.Value, nv: int) -> None:
-        width = lanes * r + r
+    def input_transform(n: ir.Value, th: ir.Value, tile0: ir.Value, nv: int, first: int | None) -> None:
+        """Rows outside the input read the zero row; columns outside it are zero lanes of the
+        shuffles. Only the first and the last group of a tile row (`first` = their static first
+        tile) touch the left/right borders; the groups between read straight from x."""
         with kc.loop(c_, "c") as c:
             chan = b.mul(b.add(b.mul(n, idx(c_)), c), idx(hp * wp))
+            rows = []
+            for i in range(a):
+                iy = b.sub(b.add(b.mul(th, idx(r)), idx(i)), idx(pt))
+                rows.append((b.icmp_unsigned("<", iy, idx(hp)), b.add(chan, b.mul(iy, idx(wp)))))
             for v in range(nv):
-                col = b.mul(b.add(tile0, idx(v * lanes)), idx(r))
+                if first is None:
+                    col = b.sub(b.mul(b.add(tile0, idx(v * lanes)), idx(r)), idx(pl))
+                    shift, ok = 0, None
+                else:
+                    s0 = (first + v * lanes) * r - pl
+                    col, shift = idx(max(s0, 0)), min(s0, 0)
+                    ok = [[0 <= s0 + t * r + j < wp for t in range(lanes)] for j in range(a)]
                 d = []
                 for i in range(a):
-                    row = b.add(chan, b.add(b.mul(b.add(b.mul(th, idx(r)), idx(i)), idx(wp)), col))
-                    wide = vec.load(kc.gep(xp, row), width)
-                    d.append([b.shuffle_vector(wide, ir.Constant(wide.type, ir.Undefined),
-                                               ir.Constant(ir.VectorType(I32, lanes), [t * r + j for t in range(lanes)]))
-                              for j in range(a)])
+                    inside, row = rows[i]
+                    ptr = b.select(inside, kc.gep(xp, b.add(row, col)), zero_row)
+                    wide = vec.load(ptr, width)
+                    other = zeros if ok else ir.Constant(wide.type, ir.Undefined)
+                    d.append([b.shuffle_vector(wide, other, ir.Constant(ir.VectorType(I32, lanes), [
+                        t * r + j + shift if ok is None or ok[j][t] else width for t in range(lanes)]))
+                        for j in range(a)])
                 t1 = [[lincomb(b, vec, bt[p], [d[i][j] for i in range(a)]) for j in range(a)] for p in range(a)]
                 for p in range(a):
                     for q in range(a):
@@ -155,20 +176,27 @@ def lower_conv_winograd(kc: KernelContext) -> None:
             b.branch(next_bb)
             b.position_at_end(next_bb)
 
-    def group(n: ir.Value, th: ir.Value, tile0: ir.Value, ntiles: int, valid: int) -> None:
+    def group(n: ir.Value, th: ir.Value, tile0: ir.Value, ntiles: int, valid: int, first: int | None = None) -> None:
         nv = -(-ntiles // lanes)
-        input_transform(n, th, tile0, nv)
+        input_transform(n, th, tile0, nv, first)
         with kc.loop(mb_, "mb") as mb:
             gemm(mb, nv)
             output_transform(n, th, tile0, mb, nv, valid)
 
     full, rem = divmod(tw_, tg)
-    if rem == 0 and ow_ % r:  # the last full group has a partial tile: give it the checked path
+    if rem == 0:  # the last group reads the right border: it takes the static (checked) path
         full, rem = full - 1, tg
     t0, t1 = kc.task_range(th_)
     with kc.loop(n_, "n") as n, kc.loop(t1, "th", start=t0) as th:
-        if full:
-            with kc.loop(full, "g") as gi:
+        if full:  # the first group reads the left border
+            group(n, th, idx(0), tg, tg * r, first=0)
+        if full > 1:
+            with kc.loop(full, "g", start=1) as gi:
                 group(n, th, b.mul(gi, idx(tg)), tg, tg * r)
-        if rem:
-            group(n, th, idx(full * tg), rem, ow_ - full * tg * r)
+        group(n, th, idx(full * tg), rem, ow_ - full * tg * r, first=full * tg)
+
+
+def scratch_per_task(r: int, tg: int, channels: int, mr: int, lanes: int) -> int:
+    """Floats of scratch per task: transformed input tiles, one block's GEMM results, a zero row."""
+    a2 = (r + 2) ** 2
+    return a2 * tg * (channels + mr) + -(-(lanes * r + r) // lanes) * lanes
