@@ -63,6 +63,7 @@ def target_passes(profile, overrides: dict | None = None, threads: int = 1) -> l
     sizes per-thread kernel scratch."""
     from edgec.optimize.deconv import prepare_deconv
     from edgec.optimize.direct_conv import fuse_residual_add, prepare_direct_conv
+    from edgec.optimize.elementwise_fusion import fuse_elementwise
     from edgec.optimize.gemv import prepare_gemv
     from edgec.optimize.memory_plan import alias_concat_inputs
     from edgec.optimize.qconv_prepare import prepare_qconv
@@ -77,7 +78,8 @@ def target_passes(profile, overrides: dict | None = None, threads: int = 1) -> l
             ("prepare-direct-conv", prepare_direct_conv(profile, overrides)),
             ("prepare-deconv", prepare_deconv(profile)), ("prepare-qconv", prepare_qconv(profile)),
             ("prepare-gemv", prepare_gemv(profile, overrides)), *wq, ("fuse-residual-add", fuse_residual_add),
-            ("dead-node-removal", dead_node_removal), ("alias-concat", alias_concat_inputs)]
+            ("fuse-elementwise", fuse_elementwise), ("dead-node-removal", dead_node_removal),
+            ("alias-concat", alias_concat_inputs)]
 
 
 def _copy_graph(g: Graph) -> Graph:

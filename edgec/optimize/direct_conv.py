@@ -218,6 +218,29 @@ def _sink_before_residual_adds(g: Graph) -> None:
             return
 
 
+def _upsample_source(g: Graph, uses: dict, conv: Node, residual: str, add: Node) -> tuple[str, int, Node] | None:
+    """(small map, factor) when the residual is a nearest 2x/4x upsampling used only by this
+    Add and the conv's row kernel can read the small map directly (FPN top-down paths: the
+    Resize's write and re-read of a full-size map disappear)."""
+    rz = next((p for p in g.nodes if residual in p.outputs), None)
+    sched = conv.attrs.get("schedule", {})
+    if rz is None or rz.op != "Resize" or uses.get(residual) != [add] or residual in g.outputs \
+            or conv.op != "ConvDirect" or "mr" not in sched or conv.attrs.get("group", 1) != 1:
+        return None
+    a = rz.attrs
+    scales = [float(v) for v in a.get("scales") or []]
+    if (a.get("mode"), a.get("coordinate_transformation_mode"), a.get("nearest_mode")) != \
+            ("nearest", "asymmetric", "floor") or len(scales) != 4 or scales[:2] != [1.0, 1.0]:
+        return None
+    up = int(scales[2])
+    src = g.values[rz.inputs[0]]
+    _, _, oh, ow = g.values[residual].shape
+    if scales[3] != scales[2] or up not in (2, 4) or sched["lanes"] % up or src.is_const \
+            or tuple(src.shape) != (src.shape[0], src.shape[1], oh // up, ow // up) or oh % up or ow % up:
+        return None
+    return rz.inputs[0], up, rz
+
+
 def fuse_residual_add(g: Graph) -> Graph:
     """ConvDirect -> Add(other of the same shape) [-> activation]  ==>  one ConvDirect whose
     epilogue adds the residual, then applies the activation (ResNet/MobileNetV2 shortcuts):
@@ -239,9 +262,17 @@ def fuse_residual_add(g: Graph) -> Graph:
         add = users[0]
         other = add.inputs[1] if add.inputs[0] == y else add.inputs[0]
         ov = g.values[other]
-        # The residual must exist before the conv runs and match the output exactly.
-        if other == y or ov.is_const or ov.shape != g.values[y].shape or ov.dtype != np.float32 \
-                or order.get(other, -1) >= k:
+        if other == y or ov.is_const or ov.shape != g.values[y].shape or ov.dtype != np.float32:
+            continue
+        up = _upsample_source(g, uses, n, other, add)
+        if up is not None and order.get(up[0], -1) < k:  # read the small map, skip the Resize
+            removed.add(id(up[2]))
+            del g.values[other]
+            other = up[0]
+            n.attrs["residual_upsample"] = up[1]
+            n.attrs.pop("flatten", None)  # rows again: a row of the small map feeds `up` rows
+            n.attrs["schedule"] = {k_: v for k_, v in n.attrs["schedule"].items() if k_ != "cw"}
+        elif order.get(other, -1) >= k:  # the residual must exist before the conv runs
             continue
         n.inputs.append(other)
         n.attrs["residual"] = True

@@ -228,3 +228,25 @@ def test_two_convs_into_one_add_terminates() -> None:
     ops = [n.op for n in run_pipeline(_copy_graph(run_pipeline(import_model(m))), target_passes(get_profile("host"))).nodes]
     assert "Add" not in ops, ops
     check_model(m, {"x": rand(1, 8, 10, 12, seed=44)})
+
+
+@pytest.mark.parametrize("up,hw", [(2, (12, 40)), (4, (8, 32)), (2, (10, 12))])
+@pytest.mark.parametrize("device", ["host", "rpi4", "rpi3"])
+def test_upsampled_residual_fused(up: int, hw: tuple, device: str) -> None:
+    # FPN top-down: lateral 1x1 conv + nearest-upsampled coarse map; the conv reads the coarse
+    # map itself (no Resize node left), rows with tail tiles included.
+    h, w = hw
+    nodes = [helper.make_node("Conv", ["t", "w2", "b2"], ["tc"]),
+             helper.make_node("Resize", ["tc", "", "sc"], ["upd"], mode="nearest",
+                              coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+             helper.make_node("Conv", ["x", "w", "b"], ["lat"]),
+             helper.make_node("Add", ["lat", "upd"], ["s"]),
+             helper.make_node("Relu", ["s"], ["y"])]
+    init = {"w": rand(16, 8, 1, 1, seed=50), "b": rand(16, seed=51), "w2": rand(16, 8, 1, 1, seed=52),
+            "b2": rand(16, seed=53), "sc": np.array([1, 1, up, up], np.float32)}
+    m = make_model(nodes, [("x", T.FLOAT, [1, 8, h, w]), ("t", T.FLOAT, [1, 8, h // up, w // up])],
+                   [("y", T.FLOAT, None)], init)
+    g = run_pipeline(_copy_graph(run_pipeline(import_model(m))), target_passes(get_profile(device)))
+    ops = [n.op for n in g.nodes]
+    assert "Resize" not in ops and "Add" not in ops and "Relu" not in ops, ops
+    check_model(m, {"x": rand(1, 8, h, w, seed=54), "t": rand(1, 8, h // up, w // up, seed=55)}, device=device)

@@ -110,6 +110,23 @@ def lower_conv_direct(kc: KernelContext) -> None:
         oc = b.add(b.mul(grp, kc.idx(mg)), b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m)))
         return b.add(b.mul(b.add(b.mul(n, kc.idx(m_)), oc), kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
 
+    up = int(kc.attrs.get("residual_upsample") or 1)  # the residual is a nearest-upsampled map
+
+    def residual_vector(n: ir.Value, grp: ir.Value, ocb: ir.Value, oh: ir.Value, m: int, out_row: ir.Value,
+                        col: ir.Value) -> ir.Value:
+        if up == 1:
+            return vec.load(kc.gep(residual, b.add(out_row, col)))
+        # Nearest upsampling by `up` fused in (edgec/optimize/direct_conv.py): pixel (oh, col)
+        # reads (oh // up, col // up) of the small map; col is a multiple of the lanes, so one
+        # load of lanes/up values and a duplicating shuffle.
+        oc = b.add(b.mul(grp, kc.idx(mg)), b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m)))
+        rh, rw = oh_ // up, ow_ // up
+        src = b.add(b.mul(b.add(b.mul(b.add(b.mul(n, kc.idx(m_)), oc), kc.idx(rh)), b.udiv(oh, kc.idx(up))),
+                          kc.idx(rw)), b.udiv(col, kc.idx(up)))
+        part = vec.load(kc.gep(residual, src), lanes // up)
+        return b.shuffle_vector(part, ir.Constant(part.type, ir.Undefined),
+                                ir.Constant(ir.VectorType(I32, lanes), [i // up for i in range(lanes)]))
+
     def tile(n: ir.Value, grp: ir.Value, oh: ir.Value, ow0: ir.Value | int, ocb: ir.Value, width: int,
              kb: ir.Value | None = None) -> None:
         nrv = -(-width // lanes)
@@ -210,7 +227,7 @@ def lower_conv_direct(kc: KernelContext) -> None:
                 col = b.add(ow0 if isinstance(ow0, ir.Value) else kc.idx(ow0), kc.idx(v * lanes))
                 acc = phis[m][v]
                 if residual:  # fused residual Add (before the activation, as the graph had it)
-                    acc = b.fadd(acc, vec.load(kc.gep(residual, b.add(out_row, col))), flags=FM)
+                    acc = b.fadd(acc, residual_vector(n, grp, ocb, oh, m, out_row, col), flags=FM)
                 val = vector_activation(b, acc, act, lanes)
                 count = min(lanes, width - v * lanes)
                 vec.store_lanes(val, kc.gep(y, b.add(out_row, col)), count)

@@ -61,7 +61,7 @@ def _pow(b: B, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.fcmp_ordered("==", y, c(y, 0.0)), c(x, 1.0), r)
 
 
-def _float_binary(op: str, b: B, x: ir.Value, y: ir.Value, attrs: dict) -> ir.Value:
+def float_binary(op: str, b: B, x: ir.Value, y: ir.Value, attrs: dict) -> ir.Value:
     if op == "Add":
         return b.fadd(x, y, flags=FM)
     if op == "Sub":
@@ -154,7 +154,7 @@ def lower_binary(kc: KernelContext) -> None:
             emit_elementwise(kc, [a], kc.outputs[0], lambda v: special[e](v[0]))
             return
     if is_float(dt):
-        rule = lambda v: _float_binary(op, b, v[0], v[1], kc.attrs)  # noqa: E731
+        rule = lambda v: float_binary(op, b, v[0], v[1], kc.attrs)  # noqa: E731
     elif op == "Pow":
         raise NotImplementedError("integer Pow")
     else:

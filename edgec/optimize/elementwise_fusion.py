@@ -1,0 +1,78 @@
+"""Target pass `fuse-elementwise`: chains of float elementwise ops become one loop.
+
+GELU written out (Div, Erf, Add, Mul, Mul), Swish (Sigmoid, Mul), scale-and-shift chains: each
+op on its own reads and writes a whole tensor; fused, every element is loaded once, goes through
+the chain in registers and is stored once (tinygrad's elementwise fusion, in one small pass).
+A value joins its consumer's loop when that consumer is its only reader, it is not a graph
+output, and it has the chain's full output shape (side inputs may broadcast). The fused node
+`FusedElementwise` carries the chain as a small program: steps of (op, operands, attrs), an
+operand being ("in", k) for the node's k-th input or ("t", j) for step j's result
+(edgec/codegen/kernels/fused_elementwise.py runs it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.codegen.activations import FLOAT_UNARY
+from edgec.ir.graph import Graph, Node
+
+BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min", "PRelu"}
+UNARY = set(FLOAT_UNARY)
+
+
+def _eligible(g: Graph, n: Node) -> bool:
+    if n.op not in BINARY | UNARY or len(n.outputs) != 1 or not n.outputs[0]:
+        return False
+    if len(n.inputs) != (2 if n.op in BINARY else 1):  # (a Clip with min/max inputs stays alone)
+        return False
+    vals = [g.values[i] for i in n.inputs if i] + [g.values[n.outputs[0]]]
+    return all(v.dtype == np.float32 for v in vals)
+
+
+def fuse_elementwise(g: Graph) -> Graph:
+    uses = g.consumers()
+    group_of: dict[int, list[Node]] = {}  # id(node) -> its group (shared list)
+    producer = {o: n for n in g.nodes for o in n.outputs}
+    order = {id(n): k for k, n in enumerate(g.nodes)}
+    for n in g.nodes:
+        if not _eligible(g, n):
+            continue
+        shape = g.values[n.outputs[0]].shape
+        group = [n]
+        for i in dict.fromkeys(x for x in n.inputs if x):
+            p = producer.get(i)
+            if p is None or id(p) not in group_of or uses.get(i) != [n] or i in g.outputs \
+                    or g.values[i].shape != shape:
+                continue
+            members = group_of[id(p)]
+            if members is not group and members[-1] is p:  # p ends its chain: join it
+                group = members + [m for m in group if m not in members]
+        group.sort(key=lambda m: order[id(m)])  # a topological order: the original one
+        for m in group:
+            group_of[id(m)] = group
+    fused: dict[int, Node] = {}
+    for group in {id(v): v for v in group_of.values()}.values():
+        if len(group) > 1:
+            fused[id(group[-1])] = _fuse(group)
+    drop = {id(m) for group in group_of.values() if len(group) > 1 for m in group[:-1]}
+    g.nodes = [fused.get(id(n), n) for n in g.nodes if id(n) not in drop]
+    return g
+
+
+def _fuse(group: list[Node]) -> Node:
+    inside = {n.outputs[0]: k for k, n in enumerate(group)}
+    inputs: list[str] = []
+    program = []
+    for n in group:
+        operands = []
+        for i in n.inputs:
+            if i in inside and inside[i] < len(program):
+                operands.append(("t", inside[i]))
+            else:
+                if i not in inputs:
+                    inputs.append(i)
+                operands.append(("in", inputs.index(i)))
+        program.append((n.op, operands, dict(n.attrs)))
+    return Node("FusedElementwise", inputs, [group[-1].outputs[0]], {"program": program},
+                "+".join(n.name or n.op for n in group))
