@@ -66,6 +66,7 @@ def target_passes(profile, overrides: dict | None = None, threads: int = 1) -> l
     from edgec.optimize.elementwise_fusion import fuse_elementwise
     from edgec.optimize.gemv import prepare_gemv
     from edgec.optimize.memory_plan import alias_concat_inputs
+    from edgec.optimize.pool import prepare_max_pool
     from edgec.optimize.qconv_prepare import prepare_qconv
     from edgec.optimize.weight_quant import current_format, quantize_weights
     from edgec.optimize.winograd import prepare_winograd
@@ -76,7 +77,8 @@ def target_passes(profile, overrides: dict | None = None, threads: int = 1) -> l
     return [("sparsify-dense", sparsify_dense(profile)), ("sparsify-rnn", sparsify_rnn(profile)),
             ("prepare-winograd", prepare_winograd(profile, threads)),
             ("prepare-direct-conv", prepare_direct_conv(profile, overrides)),
-            ("prepare-deconv", prepare_deconv(profile)), ("prepare-qconv", prepare_qconv(profile)),
+            ("prepare-deconv", prepare_deconv(profile)), ("prepare-max-pool", prepare_max_pool(profile)),
+            ("prepare-qconv", prepare_qconv(profile)),
             ("prepare-gemv", prepare_gemv(profile, overrides)), *wq, ("fuse-residual-add", fuse_residual_add),
             ("fuse-elementwise", fuse_elementwise), ("dead-node-removal", dead_node_removal),
             ("alias-concat", alias_concat_inputs)]

@@ -8,8 +8,11 @@ import pytest
 from onnx import TensorProto as T
 from onnx import helper
 
+from edgec.compiler import _copy_graph, target_passes
 from edgec.errors import ModelError
 from edgec.importer import import_model
+from edgec.optimize import run_pipeline
+from edgec.targets import get_profile
 from tests.helpers import check_model, make_model, rand
 
 F = T.FLOAT
@@ -34,6 +37,8 @@ MAX_CASES = {
     "valid": ([1, 2, 7, 8], dict(kernel_shape=[3, 2], strides=[2, 2], auto_pad="VALID")),
     "stride-gt-kernel": ([1, 2, 11, 12], dict(kernel_shape=[2, 2], strides=[3, 4])),
     "wide-row": ([1, 1, 4, 67], dict(kernel_shape=[2, 3], strides=[1, 1], pads=[0, 1, 1, 1])),
+    "stem-3x3-s2": ([1, 4, 30, 70], dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    "wide-s3": ([1, 2, 6, 100], dict(kernel_shape=[3, 3], strides=[3, 3], pads=[1, 1, 1, 1], ceil_mode=1)),
 }
 
 
@@ -46,6 +51,9 @@ REF_BROKEN = {"max-same-lower", "avg-asym-ceil-cip", "avg-ceil-big-kernel", "glo
 @pytest.mark.parametrize("case", list(MAX_CASES))
 def test_maxpool(case: str) -> None:
     xs, attrs = MAX_CASES[case]
+    g = run_pipeline(_copy_graph(run_pipeline(import_model(pool_model("MaxPool", xs, **attrs)))),
+                     target_passes(get_profile("host")))
+    assert [n.op for n in g.nodes] == ["MaxPoolDirect"]  # the vectorized kernel (depthwise_direct.py)
     check_model(pool_model("MaxPool", xs, **attrs), {"x": rand(*xs, seed=1)},
                 reference=f"max-{case}" not in REF_BROKEN)
 

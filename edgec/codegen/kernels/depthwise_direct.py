@@ -5,12 +5,18 @@ Which taps fall inside the input is static: output rows split into a top border,
 (runtime loop, every kernel row valid) and a bottom border (each border row emitted with its own
 valid kernel rows); output columns split the same way into scalar border columns and vector
 tiles over the interior columns, whose taps are all in bounds. Reads past a row's end in the
-last partial tile only feed lanes that are never stored (the arena has read slack)."""
+last partial tile only feed lanes that are never stored (the arena has read slack).
+
+MaxPoolDirect is the same loop nest with max instead of multiply-add (no weights; taps outside
+the input are skipped, which is max pooling's padding): the generic pool kernel's strided,
+read-modify-write inner loop ran ResNet-18's 3x3/2 max pool at 3.3x onnxruntime's time."""
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 
+from edgec.codegen import mathfn
 from edgec.codegen.activations import apply_activation
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels.conv_direct import vector_activation
@@ -30,9 +36,10 @@ def valid_taps(o: int, n_in: int, stride: int, pad: int, dil: int, k: int) -> li
     return [t for t in range(k) if 0 <= o * stride - pad + t * dil < n_in]
 
 
-@lowering("DepthwiseDirect")
+@lowering("DepthwiseDirect", "MaxPoolDirect")
 def lower_depthwise_direct(kc: KernelContext) -> None:
-    x, w, bias = kc.inputs[:3]
+    pool = kc.node.op == "MaxPoolDirect"
+    x, w, bias = (kc.inputs[0], None, None) if pool else kc.inputs[:3]
     y = kc.outputs[0]
     n_, c_, h_, w_ = kc.shape(x)
     _, _, oh_, ow_ = kc.shape(y)
@@ -45,6 +52,7 @@ def lower_depthwise_direct(kc: KernelContext) -> None:
     vec = Vec(kc.b, lanes)
     b = kc.b
     nr = nrv_full * lanes
+    lowest = kc.const(np.float32, float(np.finfo(np.float32).min))  # max pooling's identity
     oh_lo, oh_hi = interior(oh_, h_, sh, pt, dh, kh_)
     ow_lo, ow_hi = interior(ow_, w_, sw, pl, dw, kw_)
 
@@ -57,15 +65,21 @@ def lower_depthwise_direct(kc: KernelContext) -> None:
     def row(n: ir.Value, c: ir.Value, oh: ir.Value, khs: list[int]) -> None:
         plane = b.mul(b.add(b.mul(n, kc.idx(c_)), c), kc.idx(h_ * w_))
         out = b.add(b.mul(b.add(b.mul(n, kc.idx(c_)), c), kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
-        bval = kc.load(bias, c)
+        bval = lowest if pool else kc.load(bias, c)
         rows = {kh: in_row(plane, oh, kh) for kh in khs}
+
+        def step(acc: ir.Value, xv: ir.Value, wv: ir.Value | None) -> ir.Value:
+            if pool:
+                return mathfn.fmax(b, xv, acc)
+            return vec.fma(wv, xv, acc) if isinstance(xv.type, ir.VectorType) else \
+                b.fadd(acc, b.fmul(wv, xv, flags=FM), flags=FM)
 
         def scalar_col(ow: int) -> None:
             acc = bval
             for kh in khs:
                 for kw in valid_taps(ow, w_, sw, pl, dw, kw_):
                     xv = kc.load(x, b.add(rows[kh], kc.idx(ow * sw - pl + kw * dw)))
-                    acc = b.fadd(acc, b.fmul(weight(c, kh, kw), xv, flags=FM), flags=FM)
+                    acc = step(acc, xv, None if pool else weight(c, kh, kw))
             kc.store(y, b.add(out, kc.idx(ow)), apply_activation(b, acc, act))
 
         def tile(ow0: ir.Value, width: int) -> None:
@@ -73,11 +87,11 @@ def lower_depthwise_direct(kc: KernelContext) -> None:
             accs = [vec.splat(bval)] * nrv
             for kh in khs:
                 for kw in range(kw_):
-                    wb = vec.splat(weight(c, kh, kw))
+                    wb = None if pool else vec.splat(weight(c, kh, kw))
                     start = b.add(rows[kh], b.add(b.mul(ow0, kc.idx(sw)), kc.idx(kw * dw - pl)))
                     for v in range(nrv):
                         xv = vec.load_strided(kc.gep(x, b.add(start, kc.idx(v * lanes * sw))), sw)
-                        accs[v] = vec.fma(wb, xv, accs[v])
+                        accs[v] = step(accs[v], xv, wb)
             for v in range(nrv):
                 val = vector_activation(b, accs[v], act, lanes)
                 vec.store_lanes(val, kc.gep(y, b.add(out, b.add(ow0, kc.idx(v * lanes)))),
