@@ -94,3 +94,18 @@ def check_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray], device: st
 
 def rand(*shape: int, seed: int = 0, low: float = -2.0, high: float = 2.0, dtype=np.float32) -> np.ndarray:
     return np.random.default_rng(seed).uniform(low, high, size=shape).astype(dtype)
+
+
+def with_epilogue(nodes: list[onnx.NodeProto], residual: str | None = None,
+                  act: str | None = None) -> list[onnx.NodeProto]:
+    """`nodes` (the last one producing the chain's value) followed by `Add(value, residual)`
+    and `act(value)` when given; the final output is renamed "y". The fusion tests' models."""
+    nodes = list(nodes)
+    last = nodes[-1].output[0]
+    if residual:
+        nodes.append(helper.make_node("Add", [last, residual], [f"{last}_res"]))
+        last = f"{last}_res"
+    if act:
+        nodes.append(helper.make_node(act, [last], [f"{last}_act"]))
+    nodes[-1].output[0] = "y"
+    return nodes

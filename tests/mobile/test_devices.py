@@ -87,6 +87,7 @@ def kernel_needing_libm(monkeypatch: pytest.MonkeyPatch) -> None:
         emit_elementwise(kc, kc.inputs, kc.outputs[0], lambda v: kc.b.frem(v[0], c(v[0], 0.75)))
 
     monkeypatch.setitem(kernel.LOWERINGS, "Tanh", lower)
+    monkeypatch.setitem(kernel.LOWERINGS, "FusedElementwise", lower)  # Mul + Tanh run as one loop
 
 
 @pytest.mark.parametrize("device", [

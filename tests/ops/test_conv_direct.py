@@ -12,7 +12,7 @@ from edgec.compiler import _copy_graph, target_passes
 from edgec.importer import import_model
 from edgec.optimize import run_pipeline
 from edgec.targets import get_profile
-from tests.helpers import check_model, make_model, rand
+from tests.helpers import check_model, make_model, rand, with_epilogue
 
 
 def _conv_model(c: int, m: int, hw: tuple[int, int], k: int, stride: int, pad: int, group: int = 1,
@@ -133,15 +133,7 @@ def test_k_blocked_pointwise(act: str | None, residual: bool) -> None:
     # 640 input channels: the reduction runs in K blocks with partial sums in the output; the
     # 121-column plane ends in a 1-column tail tile (split accumulator chains).
     c, m, hw = 640, 20, 11
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"])]
-    last = "c"
-    if residual:
-        nodes.append(helper.make_node("Add", ["c", "r"], ["s"]))
-        last = "s"
-    if act:
-        nodes.append(helper.make_node(act, [last], ["a"]))
-        last = "a"
-    nodes[-1].output[0] = "y"
+    nodes = with_epilogue([helper.make_node("Conv", ["x", "w", "b"], ["c"])], "r" if residual else None, act)
     inputs = [("x", T.FLOAT, [1, c, hw, hw])] + ([("r", T.FLOAT, [1, m, hw, hw])] if residual else [])
     model = make_model(nodes, inputs, [("y", T.FLOAT, None)],
                        {"w": rand(m, c, 1, 1, seed=21, low=-0.1, high=0.1), "b": rand(m, seed=22)})
@@ -160,15 +152,7 @@ def test_k_blocked_pointwise(act: str | None, residual: bool) -> None:
 @pytest.mark.parametrize("device", ["host", "rpi4", "rpi3"])
 def test_pointwise_panels(c: int, m: int, hw: tuple, act: str | None, residual: bool, device: str) -> None:
     # Small-plane pointwise convs run channel-vectorized on packed input panels.
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"])]
-    last = "c"
-    if residual:
-        nodes.append(helper.make_node("Add", ["c", "r"], ["s"]))
-        last = "s"
-    if act:
-        nodes.append(helper.make_node(act, [last], ["a"]))
-        last = "a"
-    nodes[-1].output[0] = "y"
+    nodes = with_epilogue([helper.make_node("Conv", ["x", "w", "b"], ["c"])], "r" if residual else None, act)
     inputs = [("x", T.FLOAT, [1, c, *hw])] + ([("r", T.FLOAT, [1, m, *hw])] if residual else [])
     model = make_model(nodes, inputs, [("y", T.FLOAT, None)],
                        {"w": rand(m, c, 1, 1, seed=26, low=-0.2, high=0.2), "b": rand(m, seed=27)})

@@ -14,20 +14,12 @@ from edgec.importer import import_model
 from edgec.optimize import run_pipeline
 from edgec.optimize.winograd import choose_tile, transform_weights, winograd_conv_reference
 from edgec.targets import get_profile
-from tests.helpers import check_model, make_model, rand, run_edgec
+from tests.helpers import check_model, make_model, rand, run_edgec, with_epilogue
 
 
 def _model(c: int, m: int, hw: tuple[int, int], pads: list[int], act: str | None = None,
            residual: bool = False):
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=pads)]
-    last = "c"
-    if residual:
-        nodes.append(helper.make_node("Add", ["c", "x"], ["s"]))
-        last = "s"
-    if act:
-        nodes.append(helper.make_node(act, [last], ["a"]))
-        last = "a"
-    nodes[-1].output[0] = "y"
+    nodes = with_epilogue([helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=pads)], "x" if residual else None, act)
     return make_model(nodes, [("x", T.FLOAT, [1, c, *hw])], [("y", T.FLOAT, None)],
                       {"w": rand(m, c, 3, 3, seed=1, low=-0.3, high=0.3), "b": rand(m, seed=2)})
 
