@@ -71,7 +71,7 @@ def tune_command(
     seed: Annotated[int, typer.Option(help="search seed")] = 0,
 ) -> None:
     """Tune MODEL's kernels on devices; `edgec build --tuning-log LOG` applies the result."""
-    from edgec.cli import _parse_shapes
+    from edgec.cli_args import parse_shapes
     from edgec.tune.measure import MeasureOptions
     from edgec.tune.pool import AllDevicesLost
     from edgec.tune.tuner import TuneOptions, tune
@@ -93,7 +93,7 @@ def tune_command(
 
         try:
             reports = tune(model, runners, log, profile, opts, resume=resume, progress=on,
-                           input_shapes=_parse_shapes(input_shape or []))
+                           input_shapes=parse_shapes(input_shape or []))
         except AllDevicesLost as exc:
             err.print(f"[bold red]device lost:[/] {exc}")
             raise typer.Exit(1) from None
