@@ -270,8 +270,9 @@ def fuse_residual_add(g: Graph) -> Graph:
             del g.values[other]
             other = up[0]
             n.attrs["residual_upsample"] = up[1]
-            n.attrs.pop("flatten", None)  # rows again: a row of the small map feeds `up` rows
-            n.attrs["schedule"] = {k_: v for k_, v in n.attrs["schedule"].items() if k_ != "cw"}
+            if g.values[y].shape[3] % n.attrs["schedule"]["lanes"]:  # vectors would straddle rows
+                n.attrs.pop("flatten", None)
+                n.attrs["schedule"] = {k_: v for k_, v in n.attrs["schedule"].items() if k_ != "cw"}
         elif order.get(other, -1) >= k:  # the residual must exist before the conv runs
             continue
         n.inputs.append(other)

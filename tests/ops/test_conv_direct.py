@@ -214,7 +214,7 @@ def test_two_convs_into_one_add_terminates() -> None:
     check_model(m, {"x": rand(1, 8, 10, 12, seed=44)})
 
 
-@pytest.mark.parametrize("up,hw", [(2, (12, 40)), (4, (8, 32)), (2, (10, 12))])
+@pytest.mark.parametrize("up,hw", [(2, (12, 40)), (4, (8, 32)), (2, (10, 12)), (2, (256, 320))])
 @pytest.mark.parametrize("device", ["host", "rpi4", "rpi3"])
 def test_upsampled_residual_fused(up: int, hw: tuple, device: str) -> None:
     # FPN top-down: lateral 1x1 conv + nearest-upsampled coarse map; the conv reads the coarse
@@ -233,4 +233,9 @@ def test_upsampled_residual_fused(up: int, hw: tuple, device: str) -> None:
     g = run_pipeline(_copy_graph(run_pipeline(import_model(m))), target_passes(get_profile(device)))
     ops = [n.op for n in g.nodes]
     assert "Resize" not in ops and "Add" not in ops and "Relu" not in ops, ops
+    conv = next(n for n in g.nodes if n.attrs.get("residual_upsample"))
+    lanes = conv.attrs["schedule"]["lanes"]
+    assert conv.attrs.get("flatten", False) == (w % lanes == 0)  # flat rows only if no vector straddles two
+    if (h, w) == (256, 320) and device == "host":
+        assert conv.attrs["schedule"].get("cw"), conv.attrs  # the big map keeps its column chunks
     check_model(m, {"x": rand(1, 8, h, w, seed=54), "t": rand(1, 8, h // up, w // up, seed=55)}, device=device)

@@ -118,9 +118,15 @@ def lower_conv_direct(kc: KernelContext) -> None:
             return vec.load(kc.gep(residual, b.add(out_row, col)))
         # Nearest upsampling by `up` fused in (edgec/optimize/direct_conv.py): pixel (oh, col)
         # reads (oh // up, col // up) of the small map; col is a multiple of the lanes, so one
-        # load of lanes/up values and a duplicating shuffle.
+        # load of lanes/up values and a duplicating shuffle. Flattened planes have rows of a
+        # multiple of the lanes (the pass checks), so a vector never straddles two rows.
         oc = b.add(b.mul(grp, kc.idx(mg)), b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m)))
-        rh, rw = oh_ // up, ow_ // up
+        if kc.attrs.get("flatten"):
+            real_w = kc.shape(y)[3]
+            oh, col = b.udiv(col, kc.idx(real_w)), b.urem(col, kc.idx(real_w))
+            rh, rw = kc.shape(y)[2] // up, real_w // up
+        else:
+            rh, rw = oh_ // up, ow_ // up
         src = b.add(b.mul(b.add(b.mul(b.add(b.mul(n, kc.idx(m_)), oc), kc.idx(rh)), b.udiv(oh, kc.idx(up))),
                           kc.idx(rw)), b.udiv(col, kc.idx(up)))
         part = vec.load(kc.gep(residual, src), lanes // up)
