@@ -105,12 +105,11 @@ def _bias_input(node: onnx.NodeProto) -> list[str]:
     return [node.input[2]] if len(node.input) > 2 and node.input[2] else []
 
 
-@converter("Conv")
-def convert_conv(cx: ConvertContext, node: onnx.NodeProto) -> None:
+def conv_attrs(cx: ConvertContext, node: onnx.NodeProto, x: str, w: str) -> dict:
+    """Conv-like attributes (QLinearConv, ConvInteger too) checked and normalised to 2-D:
+    strides, pads, dilations, group, kernel."""
     nsp = spatial_rank(cx, node)
-    check_dtype(cx, node, ("float32",))
     a = cx.attrs(node)
-    x, w = node.input[0], node.input[1]
     xs, ws = cx.shape(x), cx.shape(w)
     group = int(a.get("group", 1))
     if group < 1 or xs[1] % group or ws[0] % group or ws[1] * group != xs[1]:
@@ -126,8 +125,17 @@ def convert_conv(cx: ConvertContext, node: onnx.NodeProto) -> None:
     out = [(s + pads[i] + pads[i + nsp] - k) // st + 1
            for i, (s, k, st) in enumerate(zip(xs[2:], k_eff, strides))]
     check_out_shape(cx, node, out)
-    cx.emit("Conv", [x, w, *_bias_input(node)], [node.output[0]], node.name,
-            strides=to_2d(strides, 1), pads=pads_2d(pads), dilations=to_2d(dils, 1), group=group)
+    return {"strides": to_2d(strides, 1), "pads": pads_2d(pads), "dilations": to_2d(dils, 1),
+            "group": group, "kernel": to_2d(kernel, 1)}
+
+
+@converter("Conv")
+def convert_conv(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    spatial_rank(cx, node)
+    check_dtype(cx, node, ("float32",))
+    attrs = conv_attrs(cx, node, node.input[0], node.input[1])
+    del attrs["kernel"]
+    cx.emit("Conv", [node.input[0], node.input[1], *_bias_input(node)], [node.output[0]], node.name, **attrs)
 
 
 def transpose_pads(size: int, k_eff: int, stride: int, adj: int, mode: str,

@@ -18,16 +18,7 @@ import onnx
 
 from edgec.errors import ModelError
 from edgec.importer.context import ConvertContext
-from edgec.importer.converters.conv import (
-    auto_pad,
-    check_out_shape,
-    forward_pads,
-    ints,
-    pads_2d,
-    spatial_rank,
-    to_2d,
-    where,
-)
+from edgec.importer.converters.conv import conv_attrs, where
 from edgec.importer.registry import converter
 
 QUANT_DTYPES = ("uint8", "int8", "uint16", "int16")
@@ -138,28 +129,6 @@ def _per(cx: ConvertContext, node: onnx.NodeProto, name: str, sizes: tuple[int, 
                          f"(a scalar or a vector of {' or '.join(map(str, sizes))})")
 
 
-def _conv_attrs(cx: ConvertContext, node: onnx.NodeProto, x: str, w: str) -> dict:
-    nsp = spatial_rank(cx, node)
-    a = cx.attrs(node)
-    xs, ws = cx.shape(x), cx.shape(w)
-    group = int(a.get("group", 1))
-    if group < 1 or xs[1] % group or ws[0] % group or ws[1] * group != xs[1]:
-        raise ModelError(f"{where(node)}: group={group} does not match input channels {xs[1]} "
-                         f"and weights {list(ws)}")
-    kernel = list(ws[2:])
-    strides = ints(a, "strides", [1] * nsp, nsp, node)
-    dils = ints(a, "dilations", [1] * nsp, nsp, node)
-    if min(strides) < 1 or min(dils) < 1:
-        raise ModelError(f"{where(node)}: strides and dilations must be positive")
-    k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dils)]
-    pads = forward_pads(auto_pad(a, node), a, list(xs[2:]), k_eff, strides, node)
-    out = [(s + pads[i] + pads[i + nsp] - k) // st + 1
-           for i, (s, k, st) in enumerate(zip(xs[2:], k_eff, strides))]
-    check_out_shape(cx, node, out)
-    return {"strides": to_2d(strides, 1), "pads": pads_2d(pads), "dilations": to_2d(dils, 1),
-            "group": group, "kernel": to_2d(kernel, 1)}
-
-
 def _check_int_inputs(cx: ConvertContext, node: onnx.NodeProto, names: list[str]) -> None:
     for n in names:
         if n and _dtype(cx, n) not in ("uint8", "int8"):
@@ -179,7 +148,7 @@ def convert_qlinear_conv(cx: ConvertContext, node: onnx.NodeProto) -> None:
     _per(cx, node, wz, (m,), "w_zero_point")
     for n, what in ((xs, "x_scale"), (xz, "x_zero_point"), (ys, "y_scale"), (yz, "y_zero_point")):
         _per(cx, node, n, (), what)
-    attrs = _conv_attrs(cx, node, x, w)
+    attrs = conv_attrs(cx, node, x, w)
     cx.emit("QConv", [x, xs, xz, w, ws, wz, ys, yz, bias], [node.output[0]], node.name, requant=True, **attrs)
 
 
@@ -190,7 +159,7 @@ def convert_conv_integer(cx: ConvertContext, node: onnx.NodeProto) -> None:
     m = cx.shape(w)[0]
     _per(cx, node, xz, (), "x_zero_point")
     _per(cx, node, wz, (m,), "w_zero_point")
-    attrs = _conv_attrs(cx, node, x, w)
+    attrs = conv_attrs(cx, node, x, w)
     cx.emit("QConv", [x, "", xz, w, "", wz, "", "", ""], [node.output[0]], node.name, requant=False, **attrs)
 
 
