@@ -95,8 +95,11 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
         qattrs.update(kernel=[kh, 1], dilations=[dh, 1])
         prep = {"mode": "spatial", "quad_kernel": kw, "quad_dilation": dw, "padded_width": wp}
     else:
-        nrv = max(1, min(3, -(-width // lanes)))
-        mr = max(1, min(8, (regs - 2 * nrv - 1) // nrv + 1, mg))
+        # MR x NRV int32 accumulators + NRV input vectors + the broadcast + the ones vector of
+        # vpmaddwd must fit the registers: 4x3 spilled two accumulators every step; 5x2 runs
+        # ResNet-18 int8 9% faster (1.28x -> 1.16x of onnxruntime's int8, A/B same run).
+        nrv = max(1, min(2, -(-width // lanes)))
+        mr = max(1, min(8, (regs - 2 * nrv - 1) // nrv, mg))
         rows, cols = (1, h * wd) if attrs["flatten"] else (h + pt + pb, wd + pl + pr)
         shape = (groups * -(-cg // 4), rows, cols + lanes * sw)
         packed = _pack_channels(w8, groups, mr)
