@@ -75,8 +75,12 @@ def measure(fn: Callable[[], object], *, min_runs: int = 10, min_time: float = 0
     finally:
         if was_enabled:
             gc.enable()
-    samples.sort()
-    us = [s * 1e6 for s in samples]
+    return _stats(samples, inner, spent)
+
+
+def _stats(samples: list[float], inner: int, spent: float) -> Stats:
+    """Stats of per-call times in seconds (each the mean of a batch of `inner` calls)."""
+    us = sorted(v * 1e6 for v in samples)
     p90 = us[min(len(us) - 1, math.ceil(0.9 * len(us)) - 1)]
     return Stats(runs=len(us) * inner, inner=inner, min_us=us[0], median_us=statistics.median(us),
                  mean_us=statistics.fmean(us), p90_us=p90, total_s=spent)
@@ -117,13 +121,7 @@ def measure_paired(fns: dict[str, Callable[[], object]], *, min_runs: int = 10, 
             gc.enable()
     ratio = statistics.median(a / b for a, b in zip(samples[names[0]], samples[names[1]])) \
         if len(names) > 1 else 1.0
-    stats = {}
-    for k in names:
-        us = sorted(v * 1e6 for v in samples[k])
-        p90 = us[min(len(us) - 1, math.ceil(0.9 * len(us)) - 1)]
-        stats[k] = Stats(runs=len(us) * inner[k], inner=inner[k], min_us=us[0], median_us=statistics.median(us),
-                         mean_us=statistics.fmean(us), p90_us=p90, total_s=spent[k])
-    return stats, ratio
+    return {k: _stats(samples[k], inner[k], spent[k]) for k in names}, ratio
 
 
 # -- machine description --------------------------------------------------------------------
