@@ -218,11 +218,11 @@ def _sink_before_residual_adds(g: Graph) -> None:
             return
 
 
-def _upsample_source(g: Graph, uses: dict, conv: Node, residual: str, add: Node) -> tuple[str, int, Node] | None:
-    """(small map, factor) when the residual is a nearest 2x/4x upsampling used only by this
-    Add and the conv's row kernel can read the small map directly (FPN top-down paths: the
-    Resize's write and re-read of a full-size map disappear)."""
-    rz = next((p for p in g.nodes if residual in p.outputs), None)
+def _upsample_source(g: Graph, uses: dict, conv: Node, residual: str, add: Node,
+                     rz: Node | None) -> tuple[str, int, Node] | None:
+    """(small map, factor) when the residual (produced by `rz`) is a nearest 2x/4x upsampling
+    used only by this Add and the conv's row kernel can read the small map directly (FPN
+    top-down paths: the Resize's write and re-read of a full-size map disappear)."""
     sched = conv.attrs.get("schedule", {})
     if rz is None or rz.op != "Resize" or uses.get(residual) != [add] or residual in g.outputs \
             or conv.op != "ConvDirect" or "mr" not in sched or conv.attrs.get("group", 1) != 1:
@@ -264,7 +264,7 @@ def fuse_residual_add(g: Graph) -> Graph:
         ov = g.values[other]
         if other == y or ov.is_const or ov.shape != g.values[y].shape or ov.dtype != np.float32:
             continue
-        up = _upsample_source(g, uses, n, other, add)
+        up = _upsample_source(g, uses, n, other, add, g.nodes[order[other]] if other in order else None)
         if up is not None and order.get(up[0], -1) < k:  # read the small map, skip the Resize
             removed.add(id(up[2]))
             del g.values[other]
