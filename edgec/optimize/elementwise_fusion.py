@@ -45,9 +45,8 @@ def fuse_elementwise(g: Graph) -> Graph:
             if p is None or id(p) not in group_of or uses.get(i) != [n] or i in g.outputs \
                     or g.values[i].shape != shape:
                 continue
-            members = group_of[id(p)]
-            if members is not group and members[-1] is p:  # p ends its chain: join it
-                group = members + [m for m in group if m not in members]
+            # p's chain ends at p (its only reader is n): the chains are disjoint, join them
+            group = group_of[id(p)] + group
         group.sort(key=lambda m: order[id(m)])  # a topological order: the original one
         for m in group:
             group_of[id(m)] = group
