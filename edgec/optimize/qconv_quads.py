@@ -54,6 +54,28 @@ def _pack_spatial(w8: np.ndarray, groups: int, mr: int) -> np.ndarray:
     return np.ascontiguousarray(t).view(np.int32).reshape(-1)
 
 
+def ocvec_tile(ow: int, regs: int) -> tuple[int, int]:
+    """(MR pixels, NRV vectors of 8 output channels) of a QConvOcvec tile. NRV is 2: with one
+    weight vector per step every dot needs its own broadcast and 10x1 / 12x1 tiles ran 1.4x
+    slower than 5x2 (ResNet-18 64 -> 64 3x3 at 56x56); 2x4 was no faster than 5x2. MR x 2
+    accumulators + 2 weight vectors + broadcast, ones and product must fit the registers; the
+    row is split into equal tiles (14 = 5 + 5 + 4, 7 = 4 + 3)."""
+    nrv = 2
+    mr_max = max(1, min(5, (regs - 4) // nrv - 1))
+    tiles = -(-ow // mr_max)
+    return -(-ow // tiles), nrv
+
+
+def use_ocvec(groups: int, m: int, attrs: dict, ow: int) -> bool:
+    """Strided convs and rows under 32 pixels: pixel vectors there load `stride` vectors and
+    permute them per tap, or leave lanes idle (ResNet-18's 3x3 stride-2 convs 1.4-2.0x of
+    onnxruntime pixel-vectorized, 0.98-1.04x here). Wide stride-1 rows stay on QConvDirect,
+    which was faster there (0.78 vs 0.93 of onnxruntime at 64 -> 64, 56x56)."""
+    if groups != 1 or m % 16 or attrs["flatten"]:
+        return False
+    return attrs["strides"][1] > 1 or ow < 32
+
+
 def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs: dict,
                per_oc, regs: int, lanes: int) -> list[Node] | None:  # noqa: ANN001
     """QConvQuads + QConvDirect for QConv `n`, or None when the layer is not eligible
@@ -102,16 +124,24 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
         mr = max(1, min(8, (regs - 2 * nrv - 1) // nrv, mg))
         rows, cols = (1, h * wd) if attrs["flatten"] else (h + pt + pb, wd + pl + pr)
         shape = (groups * -(-cg // 4), rows, cols + lanes * sw)
-        packed = _pack_channels(w8, groups, mr)
+        if use_ocvec(groups, m, attrs, ow):
+            mr, nrv = ocvec_tile(ow, regs)
+            op = "QConvOcvec"
+            packed = _pack_channels(w8, 1, nrv * lanes)
+            mr_blocks = nrv * lanes
+        else:
+            op, packed, mr_blocks = "QConvDirect", _pack_channels(w8, groups, mr), mr
         prep = {"mode": "channels"}
     qattrs["schedule"] = {"mr": mr, "nrv": nrv, "lanes": lanes}
+    if spatial:
+        op, mr_blocks = "QConvDirect", mr
     prep.update(group=groups, pads=attrs["pads"], flatten=attrs["flatten"], flip=flip, pad=pad)
     xq = g.fresh(f"{x}_quads")
     g.values[xq] = Value(xq, np.dtype(np.int32), shape)
     ys, yz = n.inputs[6], (n.inputs + [""] * 8)[7]
     del ys
     return [Node("QConvQuads", [x], [xq], prep, n.name),
-            Node("QConvDirect", [xq, g.add_const(f"{n.inputs[3]}_quads", packed),
-                                 g.add_const(f"{y}_bias", per_oc(bias.astype(np.int32), mr, np.int32)),
-                                 g.add_const(f"{y}_mult", per_oc(attrs["mult"], mr, np.float32)), yz],
+            Node(op, [xq, g.add_const(f"{n.inputs[3]}_quads", packed),
+                      g.add_const(f"{y}_bias", per_oc(bias.astype(np.int32), mr_blocks, np.int32)),
+                      g.add_const(f"{y}_mult", per_oc(attrs["mult"], mr_blocks, np.float32)), yz],
                  [y], {k: v for k, v in qattrs.items() if k != "mult"}, n.name)]

@@ -2,7 +2,9 @@
 vs onnxruntime (with weights in [-64, 64] onnxruntime's own u8 x s8 kernels are exact too), and
 taken only where it cannot saturate. Layer shapes cover both layouts ("channels": dense and
 grouped, partial channel quads, 16-pixel vector chunks plus scalar tails, strides, the flattened
-1x1; "spatial": depthwise rows with strides, dilation, kernel widths 2..3, channel multipliers)."""
+1x1; "spatial": depthwise rows with strides, dilation, kernel widths 2..3, channel multipliers).
+Strided convs and rows under 32 pixels with 16k output channels take QConvOcvec instead (output
+channels on the lanes): row tails, strides, dilation, an RGB stem, a strided 1x1."""
 
 from __future__ import annotations
 
@@ -32,6 +34,16 @@ CASES = {
     "depthwise_mult2_k2": dict(k=2, cin=4, m=8, hw=17, pads=[0, 1, 1, 0], group=4),
 }
 
+OCVEC_CASES = {
+    "s2_3x3": dict(k=3, cin=12, m=32, hw=29, pads=[1, 1, 1, 1], strides=[2, 2]),  # 15 = 5+5+5
+    "row7_tail": dict(k=3, cin=16, m=16, hw=7, pads=[1, 1, 1, 1]),  # 7 = 4 + 3
+    "row14": dict(k=3, cin=8, m=48, hw=14, pads=[1, 1, 1, 1]),  # 14 = 5 + 5 + 4
+    "row1": dict(k=3, cin=8, m=16, hw=3, pads=[0, 0, 0, 0]),  # one output pixel
+    "rgb_stem_7x7_s2": dict(k=7, cin=3, m=16, hw=40, pads=[3, 3, 3, 3], strides=[2, 2]),
+    "pointwise_s2": dict(k=1, cin=20, m=32, hw=17, strides=[2, 2]),
+    "dilated_asym_pads": dict(k=3, cin=5, m=16, hw=13, pads=[2, 1, 0, 2], dilations=[2, 2]),
+}
+
 
 def _model(xt: str, case: dict, w: np.ndarray | None = None, seed: int = 11):  # noqa: ANN202
     c = dict(case)
@@ -57,20 +69,41 @@ def test_u8s8_path_matches_onnxruntime(xt: str, name: str) -> None:
 
 @pytest.mark.skipif(not HOST_AVX2, reason="needs an AVX2 host")
 @pytest.mark.parametrize("xt", ["uint8", "int8"])
+@pytest.mark.parametrize("name", list(OCVEC_CASES))
+def test_ocvec_path_matches_onnxruntime(xt: str, name: str) -> None:
+    model, feeds = _model(xt, OCVEC_CASES[name], seed=23)
+    ops = _ops(model)
+    assert "QConvOcvec:u8s8" in ops and "QConvDirect:u8s8" not in ops
+    check_model(model, feeds, reference=False)
+
+
+def test_ocvec_is_chosen_by_stride_and_width() -> None:
+    """Wide stride-1 rows stay pixel-vectorized; 8 (not 16k) output channels or groups too."""
+    for case in (dict(k=3, cin=8, m=16, hw=40, pads=[1, 1, 1, 1]),
+                 dict(k=3, cin=8, m=8, hw=14, pads=[1, 1, 1, 1]),
+                 dict(k=3, cin=8, m=32, hw=14, pads=[1, 1, 1, 1], group=2)):
+        ops = _ops(_model("uint8", case)[0], get_profile("x86_64"))
+        assert "QConvOcvec:u8s8" not in ops and "QConvDirect:u8s8" in ops
+
+
+@pytest.mark.skipif(not HOST_AVX2, reason="needs an AVX2 host")
+@pytest.mark.parametrize("xt", ["uint8", "int8"])
 def test_extreme_weights_do_not_saturate(xt: str) -> None:
     """|w| = 64 everywhere with same-sign pairs and the largest stored bytes: every vpmaddubsw
     pair sums to +-2 * 255 * 64 = +-32640, the edge of int16."""
     m_, cin = 8, 8
     w = np.where(np.arange(m_ * cin * 9).reshape(m_, cin, 3, 3) % 8 < 4, 64, -64).astype(np.int8)
     for case in (dict(k=3, cin=cin, m=m_, hw=20, pads=[1, 1, 1, 1]),
-                 dict(k=3, cin=cin, m=m_, hw=20, pads=[1, 1, 1, 1], group=cin)):
+                 dict(k=3, cin=cin, m=m_, hw=20, pads=[1, 1, 1, 1], group=cin),
+                 dict(k=3, cin=cin, m=2 * m_, hw=20, pads=[1, 1, 1, 1], strides=[2, 2])):
         ww = w if case.get("group", 1) == 1 else w[:, :1]
+        ww = np.concatenate([ww, -ww]) if case["m"] > m_ else ww
         model, feeds = _model(xt, case, ww)
         feeds["x"][:] = np.iinfo(xt).max
         feeds["x"][0, :, ::3, ::2] = np.iinfo(xt).min + 7
         init = {i.name: i for i in model.graph.initializer}  # a large output scale keeps y in range
         init["ys"].CopyFrom(helper.make_tensor("ys", T.FLOAT, [], [40.0]))
-        assert "QConvDirect:u8s8" in _ops(model)
+        assert any(op.endswith(":u8s8") for op in _ops(model))
         check_model(model, feeds, reference=False)
 
 
