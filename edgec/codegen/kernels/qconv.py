@@ -28,7 +28,7 @@ def _requant_store(kc: KernelContext, acc: ir.Value, out: str, idx: ir.Value,
     mult = b.fdiv(b.fmul(load_f32(kc, xs, xi), load_f32(kc, ws, wi)), load_f32(kc, ys, 0))
     qmin, qmax = qrange(kc.dtype(out))
     qmin, qmax = max(qmin, kc.attrs.get("qmin", qmin)), min(qmax, kc.attrs.get("qmax", qmax))
-    q = round_clamp(b, b.fmul(b.sitofp(acc, F32), mult), load_i32(kc, yz, 0), qmin, qmax)
+    q = round_clamp(b, b.fmul(b.sitofp(acc, F32), mult), load_i32(kc, yz, 0), qmin, qmax, finite=True)
     kc.store(out, idx, narrow(b, q, kc.dtype(out)))
 
 

@@ -168,7 +168,7 @@ def lower_qconv_direct(kc: KernelContext) -> None:
             out_row = b.add(b.mul(oc, kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
             for v in range(nrv):
                 acc = b.sitofp(b.add(sums[m][v], bv), _vec(F32, lanes))
-                q = b.trunc(round_clamp(b, b.fmul(acc, mv), zp, qmin, qmax), _vec(I8, lanes))
+                q = b.trunc(round_clamp(b, b.fmul(acc, mv), zp, qmin, qmax, finite=True), _vec(I8, lanes))
                 dst = kc.gep(y, b.add(out_row, b.add(ow0, kc.idx(v * lanes))))
                 count = min(lanes, width - v * lanes)
                 if count == lanes:

@@ -105,7 +105,7 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
             qs = []
             for p in range(width):
                 acc = b.sitofp(b.add(sums[p * nrv + v], bv), _vec(F32, LANES))
-                qs.append(b.trunc(round_clamp(b, b.fmul(acc, mv), zp, qmin, qmax), _vec(I8, LANES)))
+                qs.append(b.trunc(round_clamp(b, b.fmul(acc, mv), zp, qmin, qmax, finite=True), _vec(I8, LANES)))
             # pixel-major bytes -> channel-major: row l holds channel oc0 + l's `width` pixels
             allq = _concat(b, qs)
             for lane in range(LANES):

@@ -64,7 +64,7 @@ def lower_qgemv(kc: KernelContext) -> None:
             bv = b.load(b.bitcast(kc.gep(bias, col), vty.as_pointer()), align=4)
             mv = b.load(b.bitcast(kc.gep(mult, col), _vec(F32, lanes).as_pointer()), align=4)
             f = b.fmul(b.sitofp(b.add(acc, bv), _vec(F32, lanes)), mv)
-            q = b.trunc(round_clamp(b, f, zpy, kc.attrs["qmin"], kc.attrs["qmax"]), _vec(I8, lanes))
+            q = b.trunc(round_clamp(b, f, zpy, kc.attrs["qmin"], kc.attrs["qmax"], finite=True), _vec(I8, lanes))
             # Columns past N exist only in the packed buffers: the last block stores lane by lane.
             whole, part, done = (b.append_basic_block(t) for t in ("whole", "part", "done"))
             b.cbranch(b.icmp_signed("<=", b.add(col, kc.idx(lanes)), kc.idx(n_)), whole, part)
