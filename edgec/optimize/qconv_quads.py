@@ -108,6 +108,14 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
     width = oh * ow if attrs["flatten"] else ow
     w8 = w_centered.astype(np.int8)
     qattrs = dict(attrs, dot="u8s8")
+    if spatial and mg == 1 and dw == 1 and sw in (1, 2):
+        packed = _pack_spatial(w8, groups, 1)
+        battrs = {k: v for k, v in attrs.items() if k not in ("mult", "flatten", "group")}
+        return [Node("QDepthwiseBytes", [x, g.add_const(f"{n.inputs[3]}_rows", packed),
+                                         g.add_const(f"{y}_bias", bias.astype(np.int32)),
+                                         g.add_const(f"{y}_mult", np.ascontiguousarray(attrs["mult"], np.float32)),
+                                         (n.inputs + [""] * 8)[7]], [y],
+                     dict(battrs, flip=flip, pad=pad), n.name)]
     if spatial:
         nrv = max(1, min(4, -(-width // lanes)))
         mr = max(1, min(4, (regs - 2 * nrv - 2) // nrv, mg))

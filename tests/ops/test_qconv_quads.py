@@ -44,6 +44,17 @@ OCVEC_CASES = {
     "dilated_asym_pads": dict(k=3, cin=5, m=16, hw=13, pads=[2, 1, 0, 2], dilations=[2, 2]),
 }
 
+# depthwise, multiplier 1, kernel width <= 4, row stride 1 or 2: QDepthwiseBytes (no quad pass)
+BYTES_CASES = {
+    "w40_s1": dict(k=3, cin=8, m=8, hw=40, pads=[1, 1, 1, 1]),  # 32-byte copies + overlap
+    "w13_s2": dict(k=3, cin=4, m=4, hw=13, pads=[1, 1, 1, 1], strides=[2, 2]),  # small pieces, tail 7
+    "w64_s2_asym": dict(k=3, cin=3, m=3, hw=64, pads=[0, 1, 1, 2], strides=[2, 2]),
+    "k4_pads2": dict(k=4, cin=5, m=5, hw=21, pads=[2, 2, 1, 1]),
+    "k2_nopad": dict(k=2, cin=2, m=2, hw=9),
+    "k5_rows_dilated_h": dict(k=3, cin=4, m=4, hw=19, pads=[2, 1, 2, 1], dilations=[2, 1]),
+    "row_of_one": dict(k=3, cin=16, m=16, hw=2, pads=[1, 1, 1, 1], strides=[2, 2]),
+}
+
 
 def _model(xt: str, case: dict, w: np.ndarray | None = None, seed: int = 11):  # noqa: ANN202
     c = dict(case)
@@ -63,7 +74,18 @@ def _ops(model, profile=None) -> list[str]:  # noqa: ANN001
 @pytest.mark.parametrize("name", list(CASES))
 def test_u8s8_path_matches_onnxruntime(xt: str, name: str) -> None:
     model, feeds = _model(xt, CASES[name])
-    assert "QConvDirect:u8s8" in _ops(model)
+    ops = _ops(model)
+    assert "QConvDirect:u8s8" in ops or "QDepthwiseBytes" in ops
+    check_model(model, feeds, reference=False)
+
+
+@pytest.mark.skipif(not HOST_AVX2, reason="needs an AVX2 host")
+@pytest.mark.parametrize("xt", ["uint8", "int8"])
+@pytest.mark.parametrize("name", list(BYTES_CASES))
+def test_depthwise_bytes_matches_onnxruntime(xt: str, name: str) -> None:
+    case = dict(BYTES_CASES[name], group=BYTES_CASES[name]["cin"])
+    model, feeds = _model(xt, case, seed=31)
+    assert _ops(model) == ["QDepthwiseBytes"]
     check_model(model, feeds, reference=False)
 
 
@@ -103,7 +125,7 @@ def test_extreme_weights_do_not_saturate(xt: str) -> None:
         feeds["x"][0, :, ::3, ::2] = np.iinfo(xt).min + 7
         init = {i.name: i for i in model.graph.initializer}  # a large output scale keeps y in range
         init["ys"].CopyFrom(helper.make_tensor("ys", T.FLOAT, [], [40.0]))
-        assert any(op.endswith(":u8s8") for op in _ops(model))
+        assert any(op.endswith(":u8s8") or op == "QDepthwiseBytes" for op in _ops(model))
         check_model(model, feeds, reference=False)
 
 
@@ -142,5 +164,5 @@ def test_mobilenet_block_u8s8() -> None:
         prev, chans = f"y{i}", m_
     inits |= {"xs": np.array(0.05, np.float32), "xz": np.array(7, np.uint8)}
     model = make_model(nodes, [("x", T.UINT8, [1, 16, 23, 23])], [("y2", T.UINT8, None)], inits)
-    assert _ops(model).count("QConvDirect:u8s8") == 3
+    assert _ops(model).count("QConvDirect:u8s8") == 2 and "QDepthwiseBytes" in _ops(model)
     check_model(model, {"x": _ints("uint8", 1, 16, 23, 23, seed=6)}, reference=False)
