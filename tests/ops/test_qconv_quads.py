@@ -53,6 +53,8 @@ BYTES_CASES = {
     "k2_nopad": dict(k=2, cin=2, m=2, hw=9),
     "k5_rows_dilated_h": dict(k=3, cin=4, m=4, hw=19, pads=[2, 1, 2, 1], dilations=[2, 1]),
     "row_of_one": dict(k=3, cin=16, m=16, hw=2, pads=[1, 1, 1, 1], strides=[2, 2]),
+    "bands_s1": dict(k=3, cin=2, m=2, hw=300, pads=[1, 1, 1, 1]),  # 4 bands of buffered rows
+    "bands_s2": dict(k=3, cin=2, m=2, hw=300, pads=[1, 1, 1, 1], strides=[2, 2]),
 }
 
 

@@ -2,7 +2,7 @@
 
 `QDepthwiseBytes(x, w, bias, mult, y_zp)`, one output channel per input channel, kernel width
 <= 4, strides 1 or 2 along the row. For each output row the kernel copies the KH input rows it
-needs into a small padded row buffer on the stack (bytes `x ^ flip`, borders and rows outside
+needs (a band of output rows at a time) into a padded row buffer on the stack (bytes `x ^ flip`, borders and rows outside
 the map hold the zero point byte `pad`, as in the quad layout of qconv_quads.py; the bias holds
 -pad * sum(w)), then builds the byte quads of 8 output pixels in registers: two 16-byte loads
 and one byte shuffle give (x[s*j], x[s*j+1], x[s*j+2], x[s*j+3]) for pixel j, so a kernel row
@@ -25,6 +25,7 @@ from edgec.codegen.types import F32, I8, I32, llvm_type
 
 LANES = 8
 CHUNK = 32  # bytes per vector copy into the row buffer
+BAND_BYTES = 32 * 1024  # padded input rows buffered per band of output rows (L1 sized)
 
 
 def _vec(t: ir.Type, n: int) -> ir.VectorType:
@@ -63,8 +64,9 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
     zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
     zp = _splat(b, b.sext(zp, I32) if kc.dtype(y).name == "int8" else b.zext(zp, I32), LANES)
 
-    rows = entry_alloca(kc, I8, kh_ * rw)
-    zrow = entry_alloca(kc, I8, rw)  # rows above and below the map read this one
+    halo = (kh_ - 1) * dh + 1  # input rows of one output row
+    band = max(1, min(oh_, (BAND_BYTES // rw - halo) // sh + 1))  # output rows per band
+    rows = entry_alloca(kc, I8, ((band - 1) * sh + halo) * rw)
 
     def at(buf: ir.Value, off: ir.Value | int) -> ir.Value:
         return b.gep(buf, [off if isinstance(off, ir.Value) else kc.idx(off)], inbounds=True)
@@ -90,56 +92,70 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
                 piece(off, size)
                 off += size
 
-    for i in range(0, rw, CHUNK):
-        store_vec(pad_v, at(zrow, i))
     # pixel j of a group reads bytes s*j + k of its half: the low half from the group start,
     # the high half (pixels 4..7) from 4*s further on; bytes past the kernel width meet a zero
     # weight, so they repeat byte 0
     mask = [(16 if j >= 4 else 0) + sw * (j % 4) + (k if k < kw_ else 0) for j in range(8) for k in range(4)]
     mask_c = ir.Constant(_vec(I32, 32), mask)
     groups, tail = divmod(ow_, LANES)
+
+    def emit_row(ptrs: list[ir.Value], out_row: ir.Value, wv: list[ir.Value], bv: ir.Value,
+                 mv: ir.Value) -> None:
+        """One output row from the KH padded input rows at `ptrs`, 8 pixels per group."""
+        def group(ow0: ir.Value, count: int) -> None:
+            acc = ir.Constant(_vec(I32, LANES), [0] * LANES)
+            for ky in range(kh_):
+                base = at(ptrs[ky], b.mul(ow0, kc.idx(sw)))
+                lo = b.load(b.bitcast(base, b8(16).as_pointer()), align=1)
+                hi = b.load(b.bitcast(at(base, 4 * sw), b8(16).as_pointer()), align=1)
+                quads = b.bitcast(b.shuffle_vector(lo, hi, mask_c), _vec(I32, LANES))
+                acc = b.add(acc, dot4(b, quads, wv[ky], LANES), flags=["nsw"])
+            f = b.fmul(b.sitofp(b.add(acc, bv), _vec(F32, LANES)), mv)
+            q = b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), b8(LANES))
+            dst = kc.gep(y, b.add(out_row, ow0))
+            if count == LANES:
+                store_vec(q, dst)
+            else:
+                for i in range(count):
+                    b.store(b.extract_element(q, ir.Constant(I32, i)), at(dst, i))
+
+        if groups:
+            with kc.loop(groups, "owg") as g:
+                group(b.mul(g, kc.idx(LANES)), LANES)
+        if tail:
+            group(kc.idx(groups * LANES), tail)
+
     c0, c1 = kc.task_range(c_)
     with kc.loop(c1, "c", start=c0) as c:
         wv = [_splat(b, kc.load(wpk, b.add(b.mul(c, kc.idx(kh_)), kc.idx(ky))), LANES) for ky in range(kh_)]
         bv = _splat(b, kc.load(bias, c), LANES)
         mv = _splat(b, kc.load(mult, c), LANES)
         plane = b.mul(c, kc.idx(h_ * w_))
-        with kc.loop(oh_, "oh") as oh:
-            ptrs = []
-            for ky in range(kh_):
-                ih = b.add(b.mul(oh, kc.idx(sh)), kc.idx(ky * dh - pt))
-                inside = b.icmp_unsigned("<", ih, kc.idx(h_))  # ih < 0 wraps to a large value
-                buf = at(rows, ky * rw)
-                fill, join = b.append_basic_block("fill"), b.append_basic_block("filled")
-                b.cbranch(inside, fill, join)
+        with kc.loop(-(-oh_ // band), "band") as bi:
+            oh0 = b.mul(bi, kc.idx(band))
+            left = b.sub(kc.idx(oh_), oh0)
+            n_out = b.select(b.icmp_signed("<", left, kc.idx(band)), left, kc.idx(band))
+            n_in = b.add(b.mul(b.sub(n_out, kc.idx(1)), kc.idx(sh)), kc.idx(halo))
+            with kc.loop(n_in, "r") as r:  # the band's input rows, padded, into the buffer
+                ih = b.add(b.mul(oh0, kc.idx(sh)), b.sub(r, kc.idx(pt)))
+                buf = at(rows, b.mul(r, kc.idx(rw)))
+                fill, blank, join = (b.append_basic_block(t) for t in ("fill", "blank", "filled"))
+                b.cbranch(b.icmp_unsigned("<", ih, kc.idx(h_)), fill, blank)  # ih < 0 wraps
                 b.position_at_end(fill)
                 store_vec(pad_v, buf)  # left border (the copy then overwrites from pl on)
                 copy(at(kc.ptr(x), b.add(plane, b.mul(ih, kc.idx(w_)))), at(buf, pl), w_)
                 store_vec(pad_v, at(buf, pl + w_))  # right border
                 b.branch(join)
+                b.position_at_end(blank)
+                for i in range(0, rw, CHUNK):
+                    store_vec(pad_v, at(buf, i))
+                b.branch(join)
                 b.position_at_end(join)
-                ptrs.append(b.select(inside, buf, zrow))
-            out_row = b.add(b.mul(c, kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
-
-            def group(ow0: ir.Value, count: int) -> None:
-                acc = ir.Constant(_vec(I32, LANES), [0] * LANES)
-                for ky in range(kh_):
-                    base = at(ptrs[ky], b.mul(ow0, kc.idx(sw)))
-                    lo = b.load(b.bitcast(base, b8(16).as_pointer()), align=1)
-                    hi = b.load(b.bitcast(at(base, 4 * sw), b8(16).as_pointer()), align=1)
-                    quads = b.bitcast(b.shuffle_vector(lo, hi, mask_c), _vec(I32, LANES))
-                    acc = b.add(acc, dot4(b, quads, wv[ky], LANES), flags=["nsw"])
-                f = b.fmul(b.sitofp(b.add(acc, bv), _vec(F32, LANES)), mv)
-                q = b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), b8(LANES))
-                dst = kc.gep(y, b.add(out_row, ow0))
-                if count == LANES:
-                    store_vec(q, dst)
-                else:
-                    for i in range(count):
-                        b.store(b.extract_element(q, ir.Constant(I32, i)), at(dst, i))
-
-            if groups:
-                with kc.loop(groups, "owg") as g:
-                    group(b.mul(g, kc.idx(LANES)), LANES)
-            if tail:
-                group(kc.idx(groups * LANES), tail)
+            # Reading the rows right after the copy stalls on store forwarding; per band that
+            # hits the first output row only (a buffer per output row stalled on every row).
+            with kc.loop(n_out, "oh") as ohl:
+                oh = b.add(oh0, ohl)
+                ptrs = [at(rows, b.mul(b.add(b.mul(ohl, kc.idx(sh)), kc.idx(ky * dh)), kc.idx(rw)))
+                        for ky in range(kh_)]
+                out_row = b.add(b.mul(c, kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
+                emit_row(ptrs, out_row, wv, bv, mv)
