@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgec.codegen.kernels.requant_x86 import fits_int32
 from edgec.ir.graph import Graph, Node, Value
 from edgec.targets import TargetProfile
 
@@ -76,6 +77,10 @@ def use_ocvec(groups: int, m: int, attrs: dict, ow: int) -> bool:
     return attrs["strides"][1] > 1 or ow < 32
 
 
+def _packs_exact(w8: np.ndarray, bias: np.ndarray, mult: np.ndarray) -> bool:
+    return fits_int32(np.abs(w8.astype(np.int64)).reshape(w8.shape[0], -1).sum(axis=1), bias, mult)
+
+
 def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs: dict,
                per_oc, regs: int, lanes: int) -> list[Node] | None:  # noqa: ANN001
     """QConvQuads + QConvDirect for QConv `n`, or None when the layer is not eligible
@@ -115,7 +120,8 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
                                          g.add_const(f"{y}_bias", bias.astype(np.int32)),
                                          g.add_const(f"{y}_mult", np.ascontiguousarray(attrs["mult"], np.float32)),
                                          (n.inputs + [""] * 8)[7]], [y],
-                     dict(battrs, flip=flip, pad=pad), n.name)]
+                     dict(battrs, flip=flip, pad=pad, pack_requant=_packs_exact(w8, bias, attrs["mult"])),
+                     n.name)]
     if spatial:
         nrv = max(1, min(4, -(-width // lanes)))
         mr = max(1, min(4, (regs - 2 * nrv - 2) // nrv, mg))
@@ -141,6 +147,7 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
             op, packed, mr_blocks = "QConvDirect", _pack_channels(w8, groups, mr), mr
         prep = {"mode": "channels"}
     qattrs["schedule"] = {"mr": mr, "nrv": nrv, "lanes": lanes}
+    qattrs["pack_requant"] = _packs_exact(w8, bias, attrs["mult"])
     if spatial:
         op, mr_blocks = "QConvDirect", mr
     prep.update(group=groups, pads=attrs["pads"], flatten=attrs["flatten"], flip=flip, pad=pad)

@@ -168,3 +168,19 @@ def test_mobilenet_block_u8s8() -> None:
     model = make_model(nodes, [("x", T.UINT8, [1, 16, 23, 23])], [("y2", T.UINT8, None)], inits)
     assert _ops(model).count("QConvDirect:u8s8") == 2 and "QDepthwiseBytes" in _ops(model)
     check_model(model, {"x": _ints("uint8", 1, 16, 23, 23, seed=6)}, reference=False)
+
+
+@pytest.mark.skipif(not HOST_AVX2, reason="needs an AVX2 host")
+@pytest.mark.parametrize("xt", ["uint8", "int8"])
+@pytest.mark.parametrize("ys", [0.002, 1e-9])
+def test_saturating_requantization(xt: str, ys: float) -> None:
+    """Outputs far outside the byte range clamp like onnxruntime's. ys = 0.002: the packed
+    requantization (saturating packs); ys = 1e-9: acc * multiplier can pass 2^31, so the
+    kernels must keep the float clamp (their build-time bound says so)."""
+    for case in (dict(k=3, cin=8, m=8, hw=37, pads=[1, 1, 1, 1], group=8),
+                 dict(k=3, cin=8, m=16, hw=37, pads=[1, 1, 1, 1]),
+                 dict(k=3, cin=8, m=16, hw=15, pads=[1, 1, 1, 1], strides=[2, 2])):
+        model, feeds = _model(xt, case, seed=41)
+        init = {i.name: i for i in model.graph.initializer}
+        init["ys"].CopyFrom(helper.make_tensor("ys", T.FLOAT, [], [ys]))
+        check_model(model, feeds, reference=False)

@@ -24,6 +24,7 @@ from llvmlite import ir
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels.qconv_quads import dot4
 from edgec.codegen.kernels.quant import round_clamp
+from edgec.codegen.kernels.requant_x86 import pack_store
 from edgec.codegen.loops import for_range_carried
 from edgec.codegen.types import F32, I8, I16, I32, llvm_type
 
@@ -120,7 +121,9 @@ def lower_qconv_direct(kc: KernelContext) -> None:
     vty = _vec(I32, lanes)
     madd = dot4 if kc.attrs.get("dot") == "u8s8" else _madd
     zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
-    zp = _splat(b, b.sext(zp, I32) if kc.dtype(y).name == "int8" else b.zext(zp, I32), lanes)
+    zp_s = b.sext(zp, I32) if kc.dtype(y).name == "int8" else b.zext(zp, I32)
+    zp = _splat(b, zp_s, lanes)
+    fast = bool(kc.attrs.get("pack_requant"))
 
     def load_x(off: ir.Value) -> ir.Value:
         if sw == 1:
@@ -166,6 +169,13 @@ def lower_qconv_direct(kc: KernelContext) -> None:
             bv = _splat(b, kc.load(bias, pk), lanes)
             mv = _splat(b, kc.load(mult, pk), lanes)
             out_row = b.add(b.mul(oc, kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
+            if fast:  # x86 packs: the row's NRV vectors become one byte vector
+                scaled = [b.fmul(b.sitofp(b.add(sums[m][v], bv), _vec(F32, lanes)), mv) for v in range(nrv)]
+                pack_store(b, scaled, zp_s, qmin, qmax, kc.dtype(y).name == "int8",
+                           kc.gep(y, b.add(out_row, ow0)), width)
+                b.branch(next_bb)
+                b.position_at_end(next_bb)
+                continue
             for v in range(nrv):
                 acc = b.sitofp(b.add(sums[m][v], bv), _vec(F32, lanes))
                 q = b.trunc(round_clamp(b, b.fmul(acc, mv), zp, qmin, qmax, finite=True), _vec(I8, lanes))

@@ -22,6 +22,7 @@ from llvmlite import ir
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels.qconv_quads import dot4
 from edgec.codegen.kernels.quant import round_clamp
+from edgec.codegen.kernels.requant_x86 import pack_bytes
 from edgec.codegen.loops import for_range_carried
 from edgec.codegen.types import F32, I8, I32, llvm_type
 
@@ -69,8 +70,11 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
     taps = kh_ * kw_
     qmin, qmax = kc.attrs["qmin"], kc.attrs["qmax"]
     vty = _vec(I32, LANES)
+    signed = kc.dtype(y).name == "int8"
+    fast = bool(kc.attrs.get("pack_requant"))
     zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
-    zp = _splat(b, b.sext(zp, I32) if kc.dtype(y).name == "int8" else b.zext(zp, I32), LANES)
+    zp_s = b.sext(zp, I32) if signed else b.zext(zp, I32)
+    zp = _splat(b, zp_s, LANES)
     tap_off = kc.table(np.array([ky * dh * wpw + kx * dw for ky in range(kh_) for kx in range(kw_)],
                                 np.int64 if kc.isize.width == 64 else np.int32), "taps")
 
@@ -102,10 +106,12 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
             oc0 = b.add(b.mul(ocb, kc.idx(ocw)), kc.idx(v * LANES))
             bv = b.load(b.bitcast(kc.gep(bias, oc0), vty.as_pointer()), align=4)
             mv = b.load(b.bitcast(kc.gep(mult, oc0), _vec(F32, LANES).as_pointer()), align=4)
-            qs = []
-            for p in range(width):
-                acc = b.sitofp(b.add(sums[p * nrv + v], bv), _vec(F32, LANES))
-                qs.append(b.trunc(round_clamp(b, b.fmul(acc, mv), zp, qmin, qmax, finite=True), _vec(I8, LANES)))
+            scaled = [b.fmul(b.sitofp(b.add(sums[p * nrv + v], bv), _vec(F32, LANES)), mv) for p in range(width)]
+            if fast:  # x86 packs, 4 pixels at a time (a short chunk repeats its last pixel)
+                chunks = [scaled[i:i + 4] for i in range(0, width, 4)]
+                qs = [pack_bytes(b, ch + ch[-1:] * (4 - len(ch)), zp_s, qmin, qmax, signed) for ch in chunks]
+            else:
+                qs = [b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), _vec(I8, LANES)) for f in scaled]
             # pixel-major bytes -> channel-major: row l holds channel oc0 + l's `width` pixels
             allq = _concat(b, qs)
             for lane in range(LANES):

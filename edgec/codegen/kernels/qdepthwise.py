@@ -21,6 +21,7 @@ from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels.qconv_quads import dot4
 from edgec.codegen.kernels.quant import round_clamp
 from edgec.codegen.kernels.reduce import entry_alloca
+from edgec.codegen.kernels.requant_x86 import pack_store
 from edgec.codegen.types import F32, I8, I32, llvm_type
 
 LANES = 8
@@ -41,7 +42,7 @@ def _splat(b: ir.IRBuilder, v: ir.Value, n: int) -> ir.Value:
 def row_bytes(w: int, ow: int, sw: int, pl: int, pr: int) -> int:
     """Row buffer length: the padded row, what the last 8-pixel group reads (16 bytes from
     4 * sw past its start) and the right border vector store, rounded to 32 bytes."""
-    need = max(pl + w + CHUNK, -(-ow // LANES) * LANES * sw + 16, pl + w + pr)
+    need = max(pl + w + CHUNK, -(-ow // LANES) * LANES * sw + 4 * sw + 16, pl + w + pr)
     return -(-need // CHUNK) * CHUNK
 
 
@@ -61,8 +62,11 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
     rw = row_bytes(w_, ow_, sw, pl, pr)
     b8 = lambda n: _vec(I8, n)  # noqa: E731
     pad_v = ir.Constant(b8(CHUNK), [pad] * CHUNK)
+    signed = kc.dtype(y).name == "int8"
+    fast = bool(kc.attrs.get("pack_requant"))
     zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
-    zp = _splat(b, b.sext(zp, I32) if kc.dtype(y).name == "int8" else b.zext(zp, I32), LANES)
+    zp_s = b.sext(zp, I32) if signed else b.zext(zp, I32)
+    zp = _splat(b, zp_s, LANES)
 
     halo = (kh_ - 1) * dh + 1  # input rows of one output row
     band = max(1, min(oh_, (BAND_BYTES // rw - halo) // sh + 1))  # output rows per band
@@ -97,33 +101,40 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
     # weight, so they repeat byte 0
     mask = [(16 if j >= 4 else 0) + sw * (j % 4) + (k if k < kw_ else 0) for j in range(8) for k in range(4)]
     mask_c = ir.Constant(_vec(I32, 32), mask)
-    groups, tail = divmod(ow_, LANES)
 
     def emit_row(ptrs: list[ir.Value], out_row: ir.Value, wv: list[ir.Value], bv: ir.Value,
                  mv: ir.Value) -> None:
         """One output row from the KH padded input rows at `ptrs`, 8 pixels per group."""
-        def group(ow0: ir.Value, count: int) -> None:
-            acc = ir.Constant(_vec(I32, LANES), [0] * LANES)
-            for ky in range(kh_):
-                base = at(ptrs[ky], b.mul(ow0, kc.idx(sw)))
-                lo = b.load(b.bitcast(base, b8(16).as_pointer()), align=1)
-                hi = b.load(b.bitcast(at(base, 4 * sw), b8(16).as_pointer()), align=1)
-                quads = b.bitcast(b.shuffle_vector(lo, hi, mask_c), _vec(I32, LANES))
-                acc = b.add(acc, dot4(b, quads, wv[ky], LANES), flags=["nsw"])
-            f = b.fmul(b.sitofp(b.add(acc, bv), _vec(F32, LANES)), mv)
-            q = b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), b8(LANES))
+        def group(ow0: ir.Value, nvec: int, count: int) -> None:
+            """`nvec` vectors of 8 pixels from `ow0`, the first `count` pixels stored."""
+            scaled = []
+            for v in range(nvec):
+                acc = ir.Constant(_vec(I32, LANES), [0] * LANES)
+                for ky in range(kh_):
+                    base = at(ptrs[ky], b.add(b.mul(ow0, kc.idx(sw)), kc.idx(v * LANES * sw)))
+                    lo = b.load(b.bitcast(base, b8(16).as_pointer()), align=1)
+                    hi = b.load(b.bitcast(at(base, 4 * sw), b8(16).as_pointer()), align=1)
+                    quads = b.bitcast(b.shuffle_vector(lo, hi, mask_c), _vec(I32, LANES))
+                    acc = b.add(acc, dot4(b, quads, wv[ky], LANES), flags=["nsw"])
+                scaled.append(b.fmul(b.sitofp(b.add(acc, bv), _vec(F32, LANES)), mv))
             dst = kc.gep(y, b.add(out_row, ow0))
+            if fast:
+                pack_store(b, scaled, zp_s, qmin, qmax, signed, dst, count)
+                return
+            q = b.trunc(round_clamp(b, scaled[0], zp, qmin, qmax, finite=True), b8(LANES))
             if count == LANES:
                 store_vec(q, dst)
             else:
                 for i in range(count):
                     b.store(b.extract_element(q, ir.Constant(I32, i)), at(dst, i))
 
-        if groups:
-            with kc.loop(groups, "owg") as g:
-                group(b.mul(g, kc.idx(LANES)), LANES)
-        if tail:
-            group(kc.idx(groups * LANES), tail)
+        step = 4 * LANES if fast else LANES  # 32 pixels per pack on x86
+        full, rest = divmod(ow_, step)
+        if full:
+            with kc.loop(full, "owg") as g:
+                group(b.mul(g, kc.idx(step)), step // LANES, step)
+        for v in range(-(-rest // LANES)):
+            group(kc.idx(full * step + v * LANES), 1, min(LANES, rest - v * LANES))
 
     c0, c1 = kc.task_range(c_)
     with kc.loop(c1, "c", start=c0) as c:
