@@ -4,8 +4,8 @@
 <= 4, strides 1 or 2 along the row. For each output row the kernel copies the KH input rows it
 needs (a band of output rows at a time) into a padded row buffer on the stack (bytes `x ^ flip`, borders and rows outside
 the map hold the zero point byte `pad`, as in the quad layout of qconv_quads.py; the bias holds
--pad * sum(w)), then builds the byte quads of 8 output pixels in registers: two 16-byte loads
-and one byte shuffle give (x[s*j], x[s*j+1], x[s*j+2], x[s*j+3]) for pixel j, so a kernel row
+-pad * sum(w)), then builds the byte quads of output pixels in registers: one 32-byte load
+and one in-half byte shuffle per 8 pixels give (x[s*j], x[s*j+1], x[s*j+2], x[s*j+3]) for pixel j, so a kernel row
 is one vpmaddubsw + vpmaddwd against the broadcast weight row (w[ky][0..KW-1], zero padded).
 
 This replaces the "spatial" QConvQuads pass for these layers: that one wrote 4 bytes per
@@ -26,6 +26,9 @@ from edgec.codegen.types import F32, I8, I32, llvm_type
 
 LANES = 8
 CHUNK = 32  # bytes per vector copy into the row buffer
+UNIT = 16  # output pixels per pair of vectors
+MARGIN = 8  # buffer bytes before each padded row
+OFFSETS = {1: (-8, -4), 2: (0, 8)}  # 32-byte load offsets of vectors A and B of a unit
 BAND_BYTES = 32 * 1024  # padded input rows buffered per band of output rows (L1 sized)
 
 
@@ -40,9 +43,11 @@ def _splat(b: ir.IRBuilder, v: ir.Value, n: int) -> ir.Value:
 
 
 def row_bytes(w: int, ow: int, sw: int, pl: int, pr: int) -> int:
-    """Row buffer length: the padded row, what the last 8-pixel group reads (16 bytes from
-    4 * sw past its start) and the right border vector store, rounded to 32 bytes."""
-    need = max(pl + w + CHUNK, -(-ow // LANES) * LANES * sw + 4 * sw + 16, pl + w + pr)
+    """Row buffer length: MARGIN bytes before the padded row (the stride-1 loads start 8
+    bytes early), the row, the right border vector store, and what the last 16-pixel unit
+    reads (32 bytes from OFFSETS[sw][1] past its start); rounded to 32 bytes."""
+    last = (-(-ow // UNIT) - 1) * UNIT * sw
+    need = max(MARGIN + pl + w + CHUNK, MARGIN + last + OFFSETS[sw][1] + 32, MARGIN + pl + w + pr)
     return -(-need // CHUNK) * CHUNK
 
 
@@ -96,45 +101,59 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
                 piece(off, size)
                 off += size
 
-    # pixel j of a group reads bytes s*j + k of its half: the low half from the group start,
-    # the high half (pixels 4..7) from 4*s further on; bytes past the kernel width meet a zero
-    # weight, so they repeat byte 0
-    mask = [(16 if j >= 4 else 0) + sw * (j % 4) + (k if k < kw_ else 0) for j in range(8) for k in range(4)]
-    mask_c = ir.Constant(_vec(I32, 32), mask)
+    # A unit is 16 output pixels in two vectors: A = pixels [0..3 | 8..11], B = [4..7 | 12..15]
+    # (low | high 128-bit half). Each is one 32-byte load (at OFFSETS[sw] from the unit's first
+    # input byte) and one in-half vpshufb: no cross-half shuffle, and packssdw(A, B) puts the
+    # 16 pixels back in order. Bytes past the kernel width meet a zero weight (they repeat k=0).
+    off_a, off_b = OFFSETS[sw]
+    masks = []
+    for off, first in ((off_a, 0), (off_b, 4)):
+        m = [sw * (first + 8 * half + j) + (k if k < kw_ else 0) - off - 16 * half
+             for half in range(2) for j in range(4) for k in range(4)]
+        if min(m) < 0 or max(m) > 15:
+            raise ValueError(f"QDepthwiseBytes: kernel width {kw_} at stride {sw} exceeds a 16-byte half")
+        masks.append(ir.Constant(b8(32), m))
+    pshufb = b.module.globals.get("llvm.x86.avx2.pshuf.b") or ir.Function(
+        b.module, ir.FunctionType(b8(32), [b8(32), b8(32)]), "llvm.x86.avx2.pshuf.b")
+    natural = ir.Constant(_vec(I32, 16), [0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15])
 
     def emit_row(ptrs: list[ir.Value], out_row: ir.Value, wv: list[ir.Value], bv: ir.Value,
                  mv: ir.Value) -> None:
-        """One output row from the KH padded input rows at `ptrs`, 8 pixels per group."""
-        def group(ow0: ir.Value, nvec: int, count: int) -> None:
-            """`nvec` vectors of 8 pixels from `ow0`, the first `count` pixels stored."""
+        """One output row from the KH padded input rows at `ptrs`, 16 pixels per unit."""
+        def units(ow0: ir.Value, n: int, count: int) -> None:
+            """`n` units from pixel `ow0`, the first `count` pixels stored."""
             scaled = []
-            for v in range(nvec):
-                acc = ir.Constant(_vec(I32, LANES), [0] * LANES)
-                for ky in range(kh_):
-                    base = at(ptrs[ky], b.add(b.mul(ow0, kc.idx(sw)), kc.idx(v * LANES * sw)))
-                    lo = b.load(b.bitcast(base, b8(16).as_pointer()), align=1)
-                    hi = b.load(b.bitcast(at(base, 4 * sw), b8(16).as_pointer()), align=1)
-                    quads = b.bitcast(b.shuffle_vector(lo, hi, mask_c), _vec(I32, LANES))
-                    acc = b.add(acc, dot4(b, quads, wv[ky], LANES), flags=["nsw"])
-                scaled.append(b.fmul(b.sitofp(b.add(acc, bv), _vec(F32, LANES)), mv))
+            for u in range(n):
+                for off, mask in zip((off_a, off_b), masks):
+                    acc = ir.Constant(_vec(I32, LANES), [0] * LANES)
+                    for ky in range(kh_):
+                        src = at(ptrs[ky], b.add(b.mul(ow0, kc.idx(sw)), kc.idx(16 * u * sw + off)))
+                        raw = b.load(b.bitcast(src, b8(32).as_pointer()), align=1)
+                        quads = b.bitcast(b.call(pshufb, [raw, mask]), _vec(I32, LANES))
+                        acc = b.add(acc, dot4(b, quads, wv[ky], LANES), flags=["nsw"])
+                    scaled.append(b.fmul(b.sitofp(b.add(acc, bv), _vec(F32, LANES)), mv))
             dst = kc.gep(y, b.add(out_row, ow0))
             if fast:
-                pack_store(b, scaled, zp_s, qmin, qmax, signed, dst, count)
+                pack_store(b, scaled, zp_s, qmin, qmax, signed, dst, count, halves=True)
                 return
-            q = b.trunc(round_clamp(b, scaled[0], zp, qmin, qmax, finite=True), b8(LANES))
-            if count == LANES:
-                store_vec(q, dst)
-            else:
-                for i in range(count):
-                    b.store(b.extract_element(q, ir.Constant(I32, i)), at(dst, i))
+            for u in range(n):
+                qa, qb = (b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), b8(LANES))
+                          for f in scaled[2 * u:2 * u + 2])
+                q = b.shuffle_vector(qa, qb, natural)
+                valid = min(16, count - 16 * u)
+                if valid == 16:
+                    store_vec(q, at(dst, 16 * u))
+                else:
+                    for i in range(valid):
+                        b.store(b.extract_element(q, ir.Constant(I32, i)), at(dst, 16 * u + i))
 
-        step = 4 * LANES if fast else LANES  # 32 pixels per pack on x86
+        step = 2 * UNIT if fast else UNIT  # 32 pixels per pack on x86
         full, rest = divmod(ow_, step)
         if full:
             with kc.loop(full, "owg") as g:
-                group(b.mul(g, kc.idx(step)), step // LANES, step)
-        for v in range(-(-rest // LANES)):
-            group(kc.idx(full * step + v * LANES), 1, min(LANES, rest - v * LANES))
+                units(b.mul(g, kc.idx(step)), step // UNIT, step)
+        if rest:
+            units(kc.idx(full * step), -(-rest // UNIT), rest)
 
     c0, c1 = kc.task_range(c_)
     with kc.loop(c1, "c", start=c0) as c:
@@ -153,9 +172,9 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
                 fill, blank, join = (b.append_basic_block(t) for t in ("fill", "blank", "filled"))
                 b.cbranch(b.icmp_unsigned("<", ih, kc.idx(h_)), fill, blank)  # ih < 0 wraps
                 b.position_at_end(fill)
-                store_vec(pad_v, buf)  # left border (the copy then overwrites from pl on)
-                copy(at(kc.ptr(x), b.add(plane, b.mul(ih, kc.idx(w_)))), at(buf, pl), w_)
-                store_vec(pad_v, at(buf, pl + w_))  # right border
+                store_vec(pad_v, buf)  # margin + left border (the copy overwrites from there)
+                copy(at(kc.ptr(x), b.add(plane, b.mul(ih, kc.idx(w_)))), at(buf, MARGIN + pl), w_)
+                store_vec(pad_v, at(buf, MARGIN + pl + w_))  # right border
                 b.branch(join)
                 b.position_at_end(blank)
                 for i in range(0, rw, CHUNK):
@@ -166,7 +185,7 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
             # hits the first output row only (a buffer per output row stalled on every row).
             with kc.loop(n_out, "oh") as ohl:
                 oh = b.add(oh0, ohl)
-                ptrs = [at(rows, b.mul(b.add(b.mul(ohl, kc.idx(sh)), kc.idx(ky * dh)), kc.idx(rw)))
-                        for ky in range(kh_)]
+                ptrs = [at(rows, b.add(b.mul(b.add(b.mul(ohl, kc.idx(sh)), kc.idx(ky * dh)), kc.idx(rw)),
+                                       kc.idx(MARGIN))) for ky in range(kh_)]
                 out_row = b.add(b.mul(c, kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
                 emit_row(ptrs, out_row, wv, bv, mv)

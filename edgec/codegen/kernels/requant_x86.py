@@ -36,8 +36,10 @@ def fits_int32(w_abs_sum: np.ndarray, bias: np.ndarray, mult: np.ndarray, x_max:
 
 
 def pack_bytes(b: ir.IRBuilder, scaled: list[ir.Value], zp: ir.Value, qmin: int, qmax: int,
-               signed: bool) -> ir.Value:
-    """1, 2 or 4 <8 x float> (acc * multiplier) -> one <8n x i8> in order. `zp` is an i32."""
+               signed: bool, halves: bool = False) -> ir.Value:
+    """1, 2 or 4 <8 x float> (acc * multiplier) -> one <8n x i8> in order. `zp` is an i32.
+    `halves`: the vectors come in pairs A = outputs [0..3 | 8..11], B = [4..7 | 12..15] of 16
+    (QDepthwiseBytes), which packssdw(A, B) already puts in order."""
     n = len(scaled)
     if n not in (1, 2, 4):
         raise ValueError("pack_bytes packs 1, 2 or 4 vectors")
@@ -62,19 +64,22 @@ def pack_bytes(b: ir.IRBuilder, scaled: list[ir.Value], zp: ir.Value, qmin: int,
         packed = b.call(_fn(b, f"llvm.{op}.v32i8", v32b, [v32b, v32b]), [packed, ir.Constant(v32b, [qmax] * 32)])
     # dwords now hold 4 outputs each: [v0 lo, v1 lo, v2 lo, v3 lo | v0 hi, v1 hi, v2 hi, v3 hi]
     dw = b.bitcast(packed, v8i)
-    order = ir.Constant(_vec(I32, 2 * n), [k for i in range(n) for k in (i, i + 4)])
+    if halves:
+        order = ir.Constant(_vec(I32, 2 * n), [k for p in range(n // 2) for k in (2 * p, 2 * p + 1, 2 * p + 4, 2 * p + 5)])
+    else:
+        order = ir.Constant(_vec(I32, 2 * n), [k for i in range(n) for k in (i, i + 4)])
     out = b.shuffle_vector(dw, ir.Constant(v8i, ir.Undefined), order)
     return b.bitcast(out, _vec(I8, 8 * n))
 
 
 def pack_store(b: ir.IRBuilder, scaled: list[ir.Value], zp: ir.Value, qmin: int, qmax: int,
-               signed: bool, dst: ir.Value, count: int) -> None:
+               signed: bool, dst: ir.Value, count: int, halves: bool = False) -> None:
     """Requantize any number of <8 x float> vectors (chunks of 4, 2, 1) and store the first
     `count` bytes at the i8 pointer `dst` (whole vectors as one store, a partial one by byte)."""
     v = 0
     while v < len(scaled):
         n = next(k for k in (4, 2, 1) if v + k <= len(scaled))
-        q = pack_bytes(b, scaled[v:v + n], zp, qmin, qmax, signed)
+        q = pack_bytes(b, scaled[v:v + n], zp, qmin, qmax, signed, halves)
         at = b.gep(dst, [ir.Constant(I32, v * LANES)], inbounds=True)
         valid = min(8 * n, count - v * LANES)
         if valid == 8 * n:
