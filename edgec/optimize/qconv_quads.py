@@ -72,8 +72,10 @@ def use_ocvec(groups: int, m: int, attrs: dict, ow: int) -> bool:
     permute them per tap, or leave lanes idle (ResNet-18's 3x3 stride-2 convs 1.4-2.0x of
     onnxruntime pixel-vectorized, 0.98-1.04x here). Wide stride-1 rows stay on QConvDirect,
     which was faster there (0.78 vs 0.93 of onnxruntime at 64 -> 64, 56x56)."""
-    if groups != 1 or m % 16 or attrs["flatten"]:
+    if groups != 1 or m % 16:
         return False
+    if attrs["flatten"]:  # a 49-pixel plane fills 4 x 16 lanes: 23% idle (MobileNetV2's 7x7 1x1s)
+        return ow <= 64
     return attrs["strides"][1] > 1 or ow < 32
 
 
@@ -138,8 +140,8 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
         mr = max(1, min(8, (regs - 2 * nrv - 1) // nrv, mg))
         rows, cols = (1, h * wd) if attrs["flatten"] else (h + pt + pb, wd + pl + pr)
         shape = (groups * -(-cg // 4), rows, cols + lanes * sw)
-        if use_ocvec(groups, m, attrs, ow):
-            mr, nrv = ocvec_tile(ow, regs)
+        if use_ocvec(groups, m, attrs, width):
+            mr, nrv = ocvec_tile(width, regs)
             op = "QConvOcvec"
             packed = _pack_channels(w8, 1, nrv * lanes)
             mr_blocks = nrv * lanes

@@ -41,6 +41,7 @@ OCVEC_CASES = {
     "row1": dict(k=3, cin=8, m=16, hw=3, pads=[0, 0, 0, 0]),  # one output pixel
     "rgb_stem_7x7_s2": dict(k=7, cin=3, m=16, hw=40, pads=[3, 3, 3, 3], strides=[2, 2]),
     "pointwise_s2": dict(k=1, cin=20, m=32, hw=17, strides=[2, 2]),
+    "pointwise_flat_7x7": dict(k=1, cin=40, m=32, hw=7),  # 49 pixels as one row: 9 x 5 + 4
     "dilated_asym_pads": dict(k=3, cin=5, m=16, hw=13, pads=[2, 1, 0, 2], dilations=[2, 2]),
 }
 
@@ -103,7 +104,7 @@ def test_ocvec_path_matches_onnxruntime(xt: str, name: str) -> None:
 
 def test_ocvec_is_chosen_by_stride_and_width() -> None:
     """Wide stride-1 rows stay pixel-vectorized; 8 (not 16k) output channels or groups too."""
-    for case in (dict(k=3, cin=8, m=16, hw=40, pads=[1, 1, 1, 1]),
+    for case in (dict(k=3, cin=8, m=16, hw=40, pads=[1, 1, 1, 1]), dict(k=1, cin=8, m=16, hw=9),
                  dict(k=3, cin=8, m=8, hw=14, pads=[1, 1, 1, 1]),
                  dict(k=3, cin=8, m=32, hw=14, pads=[1, 1, 1, 1], group=2)):
         ops = _ops(_model("uint8", case)[0], get_profile("x86_64"))

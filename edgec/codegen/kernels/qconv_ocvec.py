@@ -60,6 +60,8 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
     b = kc.b
     cq_, hp, wpw = kc.shape(xq)
     _, m_, oh_, ow_ = kc.shape(y)
+    if kc.attrs.get("flatten"):  # 1x1 stride 1: the plane is one row of the quad layout
+        oh_, ow_ = 1, oh_ * ow_
     kh_, kw_ = kc.attrs["kernel"]
     sh, sw = kc.attrs["strides"]
     dh, dw = kc.attrs["dilations"]
