@@ -28,6 +28,7 @@ class Case:
     kind: str  # "micro" (one op) or "model" (a whole network)
     quick: bool = False  # part of the default set of `--quick`
     dense_baseline: bool = False  # also time edgec's dense build (`sparsity="off"`) of the model
+    float_model: Callable[[], onnx.ModelProto] | None = None  # int8 cases: also time edgec's fp32 build
     # max abs error / max(1, |onnxruntime|) accepted; int8 models differ by quantization steps
     tolerance: float = 1e-3
     build_kw: tuple[tuple[str, object], ...] = ()  # extra edgec.build keywords, e.g. weights="int8"
@@ -212,9 +213,9 @@ CASES: list[Case] = [
     Case("mobilenet_v2", "MobileNetV2 1.0, 224x224", _mobilenet_v2, "model"),
     Case("resnet18", "ResNet-18, 224x224", _resnet18, "model"),
     Case("mobilenet_v2_int8", "MobileNetV2 1.0, 224x224, int8 QDQ (onnxruntime quantize_static u8s8)",
-         lambda: _qdq(_mobilenet_v2), "model", tolerance=0.25),
+         lambda: _qdq(_mobilenet_v2), "model", tolerance=0.25, float_model=_mobilenet_v2),
     Case("resnet18_int8", "ResNet-18, 224x224, int8 QDQ (onnxruntime quantize_static u8s8)",
-         lambda: _qdq(_resnet18), "model", tolerance=0.25),
+         lambda: _qdq(_resnet18), "model", tolerance=0.25, float_model=_resnet18),
     Case("squeezenet", "SqueezeNet-like (v1.1 fire modules), 224x224", _squeezenet, "model"),
     Case("shufflenet", "ShuffleNet v1 g=3 1x, 224x224", _shufflenet, "model"),
     Case("ppocr_det", "PP-OCR-like DB text detector (MobileNetV3 0.5 + DBFPN 96), 640x640",

@@ -173,6 +173,8 @@ def bench_case(case: Case, opts: argparse.Namespace) -> dict:
             times["run_dense"], res["dense_max_abs_diff"], res["speedup_vs_dense_paired"] = \
                 _time_dense(model, feeds, got, Path(tmp), case.name, kw, runner)
             res["sparse_kernels"] = kernel_sizes(bundle.path / "obj" / f"bench_{case.name}_kernels.o")
+        if case.float_model is not None:  # int8 cases: the float model through edgec's fp32 kernels
+            times["run_fp32"], res["int8_vs_fp32_paired"] = _time_float(case, feeds, Path(tmp), kw, runner)
         runner.close()
         try:  # the same model built with a 2-thread pool
             bundle2 = edgec.build(model, device="host", out_dir=Path(tmp) / "bundle2",
@@ -214,6 +216,19 @@ def _time_dense(model: onnx.ModelProto, feeds: dict[str, np.ndarray], got: dict[
     paired, ratio = timing.measure_paired({"dense": partial(fn, ctx), "sparse": partial(sfn, sctx)}, **kw)
     runner.close()
     return paired["dense"].as_dict(), diff, ratio
+
+
+def _time_float(case: Case, feeds: dict[str, np.ndarray], tmp: Path, kw: dict, quant: Runner) -> tuple[dict, float]:
+    """Timing of edgec's fp32 build of the float model the int8 case was quantized from, and the
+    int8 / fp32 ratio from alternating rounds of both."""
+    bundle = edgec.build(case.float_model(), device="host", out_dir=tmp / "fp32", name=f"bench_{case.name}_fp32")
+    runner = edgec.load(bundle.path)
+    runner.run(feeds)
+    fn, ctx = _edgec_direct_run(runner)
+    qfn, qctx = _edgec_direct_run(quant)
+    paired, ratio = timing.measure_paired({"int8": partial(qfn, qctx), "fp32": partial(fn, ctx)}, **kw)
+    runner.close()
+    return paired["fp32"].as_dict(), ratio
 
 
 # -- reporting ------------------------------------------------------------------------------
@@ -359,6 +374,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"paired {r['speedup_vs_dense_paired']:.2f}x), "
                 f"{1 / r['ratio_vs_ort1']:.2f}x faster than onnxruntime 1t; sparse kernel .text "
                 f"{r['sparse_kernels']['functions']} B, rodata {r['sparse_kernels']['rodata_bytes']} B")
+    for r in results:  # int8 cases: edgec int8 vs edgec fp32 of the float model (same run)
+        if r.get("int8_vs_fp32_paired"):
+            Console(width=200).print(
+                f"{r['name']}: edgec fp32 {_us(r['edgec']['run_fp32']['median_us'])} µs -> int8 "
+                f"{_us(r['edgec']['run']['median_us'])} µs: int8 / fp32 {r['edgec']['run']['median_us'] / r['edgec']['run_fp32']['median_us']:.2f} "
+                f"(min/min {r['edgec']['run']['min_us'] / r['edgec']['run_fp32']['min_us']:.2f}, "
+                f"paired {r['int8_vs_fp32_paired']:.2f})")
     err.print(f"wrote {args.json_out}")
     if args.plot is not None:
         if write_plot(results, args.plot):
