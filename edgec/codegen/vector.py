@@ -20,15 +20,18 @@ def vector_registers(profile: TargetProfile) -> int:
 
 
 class Vec:
-    def __init__(self, b: ir.IRBuilder, lanes: int):
-        self.b, self.lanes = b, lanes
-        self.ty = ir.VectorType(F32, lanes)
-        module = b.module
-        name = f"llvm.fmuladd.v{lanes}f32"
-        self._fma = module.globals.get(name) or ir.Function(module, ir.FunctionType(self.ty, [self.ty] * 3), name)
+    def __init__(self, b: ir.IRBuilder, lanes: int, ety: ir.Type = F32):
+        """Vectors of `lanes` x `ety` (float unless told; fma is float-only)."""
+        self.b, self.lanes, self.ety = b, lanes, ety
+        self.ty = ir.VectorType(ety, lanes)
+        self.align = 4 if ety == F32 else 1
+        if ety == F32:
+            module = b.module
+            name = f"llvm.fmuladd.v{lanes}f32"
+            self._fma = module.globals.get(name) or ir.Function(module, ir.FunctionType(self.ty, [self.ty] * 3), name)
 
     def zeros(self) -> ir.Constant:
-        return ir.Constant(self.ty, [0.0] * self.lanes)
+        return ir.Constant(self.ty, [0.0 if self.ety == F32 else 0] * self.lanes)
 
     def splat(self, s: ir.Value) -> ir.Value:
         v = self.b.insert_element(ir.Constant(self.ty, ir.Undefined), s, ir.Constant(I32, 0))
@@ -36,8 +39,8 @@ class Vec:
         return self.b.shuffle_vector(v, ir.Constant(self.ty, ir.Undefined), mask)
 
     def load(self, fptr: ir.Value, lanes: int | None = None) -> ir.Value:
-        ty = self.ty if lanes is None else ir.VectorType(F32, lanes)
-        return self.b.load(self.b.bitcast(fptr, ty.as_pointer()), align=4)
+        ty = self.ty if lanes is None else ir.VectorType(self.ety, lanes)
+        return self.b.load(self.b.bitcast(fptr, ty.as_pointer()), align=self.align)
 
     def load_strided(self, fptr: ir.Value, stride: int) -> ir.Value:
         """Lanes fptr[0], fptr[stride], ...: one wide load and a deinterleaving shuffle."""
@@ -48,7 +51,7 @@ class Vec:
         return self.b.shuffle_vector(wide, ir.Constant(wide.type, ir.Undefined), mask)
 
     def store(self, v: ir.Value, fptr: ir.Value) -> None:
-        self.b.store(v, self.b.bitcast(fptr, self.ty.as_pointer()), align=4)
+        self.b.store(v, self.b.bitcast(fptr, self.ty.as_pointer()), align=self.align)
 
     def store_lanes(self, v: ir.Value, fptr: ir.Value, count: int) -> None:
         """Store only the first `count` lanes (tails): no write past the row."""

@@ -115,6 +115,21 @@ def test_pool_1d(case: str) -> None:
     check_model(pool_model(op, [2, 3, 17], **attrs), {"x": rand(2, 3, 17, seed=5)}, reference=case not in REF_BROKEN)
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize("case", list(MAX_CASES))
+def test_maxpool_bytes(case: str, dtype: str) -> None:
+    """Quantized maps pool on the same vectorized kernel, 32 byte lanes on AVX2 (rows of 70 and
+    100 reach whole vectors; the rest covers borders, ceil mode, dilation, tails)."""
+    xs, attrs = MAX_CASES[case]
+    elem = {"uint8": T.UINT8, "int8": T.INT8}[dtype]
+    m = pool_model("MaxPool", xs, elem=elem, **attrs)
+    g = run_pipeline(_copy_graph(run_pipeline(import_model(m))), target_passes(get_profile("host")))
+    assert [n.op for n in g.nodes] == ["MaxPoolDirect"]
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(8).integers(info.min, info.max + 1, xs).astype(dtype)
+    check_model(m, {"x": x}, reference=False)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "uint8", "int8"])
 def test_maxpool_dtypes(dtype: str) -> None:
     elem = {"float64": T.DOUBLE, "uint8": T.UINT8, "int8": T.INT8}[dtype]
