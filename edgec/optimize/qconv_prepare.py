@@ -10,7 +10,7 @@ import numpy as np
 from edgec.codegen.kernels.quant import qrange
 from edgec.codegen.vector import vector_lanes, vector_registers
 from edgec.ir.graph import Graph, Node, Value
-from edgec.optimize.qconv_quads import quad_nodes, quads_supported
+from edgec.optimize.qconv_quads import fits_7bit, quad_nodes, quads_supported
 from edgec.targets import TargetProfile
 
 
@@ -52,7 +52,7 @@ def _per_oc(v: np.ndarray, groups: int, mr: int, m: int, dtype: type) -> np.ndar
     return out.reshape(-1)
 
 
-def _gemv(g: Graph, n: Node, lanes: int) -> Node | None:
+def _gemv(g: Graph, n: Node, lanes: int, quads: bool) -> Node | None:
     """QMatMul of a row vector (batch 1) by a constant matrix -> QGemv, or None."""
     a, as_, az, bm, bs, bz, ys, yz, bias = (n.inputs + [""] * 9)[:9]
     av, yv = g.values[a], g.values[n.outputs[0]]
@@ -67,22 +67,37 @@ def _gemv(g: Graph, n: Node, lanes: int) -> Node | None:
         return None
     k, cols = bq.shape
     bzp = np.zeros(cols, np.int32) if not bz else np.broadcast_to(_const(g, bz).astype(np.int32).reshape(-1), (cols,))
-    b16 = (bq.astype(np.int32) - bzp).astype(np.int16)
-    kp, npad = -(-k // 2), -(-cols // lanes) * lanes
-    full = np.zeros((2 * kp, npad), np.int16)
-    full[:k, :cols] = b16
-    packed = np.ascontiguousarray(full.reshape(kp, 2, npad // lanes, lanes).transpose(2, 0, 3, 1)).view(np.int32)
+    b32 = (bq.astype(np.int32) - bzp)
+    npad = -(-cols // lanes) * lanes
+    extra: dict = {}
+    if quads and fits_7bit(b32):  # vpmaddubsw byte quads (qmatmul.py); the zero point moves to the bias
+        kq = -(-k // 4)
+        full = np.zeros((4 * kq, npad), np.int8)
+        full[:k, :cols] = b32
+        packed = np.ascontiguousarray(full.reshape(kq, 4, npad // lanes, lanes).transpose(2, 0, 3, 1)).view(np.int32)
+        flip = 0x80 if av.dtype.name == "int8" else 0
+        azp = int(_const(g, az).reshape(-1)[0]) if az else 0
+        pad = (azp ^ flip) & 0xFF if flip else azp
+        extra = {"dot": "u8s8", "flip": flip, "pad": pad, "bias_shift": -pad * b32.sum(axis=0, dtype=np.int64)}
+    else:
+        kp = -(-k // 2)
+        full = np.zeros((2 * kp, npad), np.int16)
+        full[:k, :cols] = b32.astype(np.int16)
+        packed = np.ascontiguousarray(full.reshape(kp, 2, npad // lanes, lanes).transpose(2, 0, 3, 1)).view(np.int32)
     mult = (np.float32(_const(g, as_).reshape(-1)[0]) * np.broadcast_to(
         _const(g, bs).astype(np.float32).reshape(-1), (cols,))).astype(np.float32)
     mult = np.pad((mult / np.float32(_const(g, ys).reshape(-1)[0])).astype(np.float32), (0, npad - cols))
-    b32 = np.pad(np.zeros(cols, np.int32) if not bias else _const(g, bias).astype(np.int32).reshape(-1),
-                 (0, npad - cols))
+    b64 = np.zeros(cols, np.int64) if not bias else _const(g, bias).astype(np.int64).reshape(-1)
+    b64 = b64 + extra.pop("bias_shift", 0)
+    if b64.min(initial=0) < -(2**31) or b64.max(initial=0) >= 2**31:
+        return None
+    b32 = np.pad(b64.astype(np.int32), (0, npad - cols))
     qmin, qmax = qrange(yv.dtype)
     y = n.outputs[0]
     return Node("QGemv", [a, az, g.add_const(f"{bm}_pairs", packed.reshape(-1)), g.add_const(f"{y}_bias", b32),
                           g.add_const(f"{y}_mult", mult), yz], [y],
                 {"lanes": lanes, "qmin": max(qmin, n.attrs.get("qmin", qmin)),
-                 "qmax": min(qmax, n.attrs.get("qmax", qmax))}, n.name)
+                 "qmax": min(qmax, n.attrs.get("qmax", qmax)), **extra}, n.name)
 
 
 def prepare_qconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
@@ -93,7 +108,7 @@ def prepare_qconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []
         for n in g.nodes:
-            gemv = _gemv(g, n, lanes) if n.op == "QMatMul" else None
+            gemv = _gemv(g, n, lanes, quads) if n.op == "QMatMul" else None
             if gemv is not None:
                 nodes.append(gemv)
                 continue

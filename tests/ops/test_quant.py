@@ -228,3 +228,28 @@ def test_integer_kernels_arm(device: str) -> None:
     m = make_model([helper.make_node("QLinearMatMul", names, ["y"])],
                    [("a", T.UINT8, [1, 37])], [("y", T.UINT8, None)], params)
     check_model(m, {"a": _ints("uint8", 1, 37, seed=23)}, device, reference=False)
+
+
+@pytest.mark.parametrize("at", ["uint8", "int8"])
+@pytest.mark.parametrize("k", [64, 37, 3])
+def test_qgemv_byte_quads(at: str, k: int) -> None:
+    """A row vector times 7-bit weights: QGemv on vpmaddubsw quads on AVX2 hosts (A's bytes are
+    the broadcast words; a partial last quad pads with the zero point), the pairs elsewhere."""
+    from edgec.importer import import_model
+    from edgec.optimize import run_pipeline
+    from edgec.optimize.qconv_prepare import prepare_qconv
+    from edgec.optimize.qconv_quads import quads_supported
+    from edgec.targets.profiles import host_profile
+
+    n = 45
+    params = {"as": np.array(0.03, np.float32), "az": np.array(9 if at == "uint8" else -7, at),
+              "b": _ints("int8", k, n, seed=24) // 2, "bs": np.linspace(0.002, 0.01, n).astype(np.float32),
+              "bz": np.zeros(n, np.int8), "ys": np.array(0.2, np.float32),
+              "yz": np.array(120 if at == "uint8" else 3, at)}
+    names = ["a", "as", "az", "b", "bs", "bz", "ys", "yz"]
+    m = make_model([helper.make_node("QLinearMatMul", names, ["y"])], [("a", QT[at], [1, k])],
+                   [("y", QT[at], None)], params)
+    g = prepare_qconv(host_profile())(run_pipeline(import_model(m)))
+    gemv = [nd for nd in g.nodes if nd.op == "QGemv"]
+    assert len(gemv) == 1 and (gemv[0].attrs.get("dot") == "u8s8") == quads_supported(host_profile())
+    check_model(m, {"a": _ints(at, 1, k, seed=25)}, reference=False)
