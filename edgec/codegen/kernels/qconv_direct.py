@@ -89,6 +89,13 @@ def lower_qconv_prep(kc: KernelContext) -> None:
         b.position_at_end(done)
 
 
+def opaque(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    """`v`, through an empty side-effecting inline asm: LLVM cannot treat it (or loads through
+    it) as loop invariant."""
+    asm = ir.InlineAsm(ir.FunctionType(v.type, [v.type]), "", "=r,0", side_effect=True)
+    return b.call(asm, [v])
+
+
 def _madd(b: ir.IRBuilder, xv: ir.Value, wv: ir.Value, lanes: int) -> ir.Value:
     """Pairwise int16 multiply-add: lane i = x.lo*w.lo + x.hi*w.hi (pmaddwd / smull+addp)."""
     t16, t32 = _vec(I16, 2 * lanes), _vec(I32, 2 * lanes)
@@ -125,10 +132,13 @@ def lower_qconv_direct(kc: KernelContext) -> None:
     zp = _splat(b, zp_s, lanes)
     fast = bool(kc.attrs.get("pack_requant"))
 
+    x_base = [kc.ptr(xp)]
+
     def load_x(off: ir.Value) -> ir.Value:
+        ptr = b.gep(x_base[0], [off], inbounds=True)
         if sw == 1:
-            return b.load(b.bitcast(kc.gep(xp, off), vty.as_pointer()), align=4)
-        wide = b.load(b.bitcast(kc.gep(xp, off), _vec(I32, lanes * sw).as_pointer()), align=4)
+            return b.load(b.bitcast(ptr, vty.as_pointer()), align=4)
+        wide = b.load(b.bitcast(ptr, _vec(I32, lanes * sw).as_pointer()), align=4)
         mask = ir.Constant(_vec(I32, lanes), [i * sw for i in range(lanes)])
         return b.shuffle_vector(wide, ir.Constant(wide.type, ir.Undefined), mask)
 
@@ -137,10 +147,17 @@ def lower_qconv_direct(kc: KernelContext) -> None:
 
     def tile(grp: ir.Value, oh: ir.Value, ow0: ir.Value, ocb: ir.Value, width: int) -> None:
         nrv = -(-width // lanes)
+        # The input strip is the same for every output-channel block, and LLVM would hoist its
+        # loads out of the block loop; with a short reduction (16 -> 96 1x1: 8 vectors) they
+        # spill and reload from the stack. An opaque copy of the base pointer per tile keeps
+        # the loads where they are used (no instruction is emitted for it).
+        x_base[0] = opaque(b, kc.ptr(xp))
         gb = b.add(b.mul(grp, kc.idx(ocb_count)), ocb)
         base_w = b.mul(gb, kc.idx(cp_ * kh_ * kw_ * mr))
         zero = ir.Constant(vty, [0] * lanes)
-        with for_range_carried(b, cp_, kc.isize, [zero] * (mr * nrv), "cp") as loop:
+        # an opaque trip count too: a fully unrolled short reduction (4 steps) had LLVM load all
+        # 20 weight words into general registers up front and spill them
+        with for_range_carried(b, opaque(b, kc.idx(cp_)), kc.isize, [zero] * (mr * nrv), "cp") as loop:
             cp = loop.index
             x_ch = b.add(b.mul(b.add(b.mul(grp, kc.idx(cp_)), cp), kc.idx(hp * wpw)),
                          b.add(b.mul(oh, kc.idx(sh * wpw)), b.mul(ow0, kc.idx(sw))))

@@ -20,6 +20,7 @@ import numpy as np
 from llvmlite import ir
 
 from edgec.codegen.kernel import KernelContext, lowering
+from edgec.codegen.kernels.qconv_direct import opaque
 from edgec.codegen.kernels.qconv_quads import dot4
 from edgec.codegen.kernels.quant import round_clamp
 from edgec.codegen.kernels.requant_x86 import pack_bytes
@@ -87,7 +88,10 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
         zero = ir.Constant(vty, [0] * LANES)
         row0 = b.add(b.mul(oh, kc.idx(sh * wpw)), b.mul(ow0, kc.idx(sw)))
         w_blk = b.mul(ocb, kc.idx(cq_ * taps * ocw))
-        with for_range_carried(b, cq_, kc.isize, [zero] * (width * nrv), "cq") as loop:
+        # opaque trip count and input pointer (qconv_direct.opaque): no full unroll of a short
+        # reduction and no hoisting of the input words out of the block loops (both spilled)
+        x0 = opaque(b, kc.ptr(xq))
+        with for_range_carried(b, opaque(b, kc.idx(cq_)), kc.isize, [zero] * (width * nrv), "cq") as loop:
             x_ch = b.add(b.mul(loop.index, kc.idx(hp * wpw)), row0)
             w_cq = b.add(w_blk, b.mul(loop.index, kc.idx(taps * ocw)))
             # One tap per iteration (offsets from a table) keeps the int32 sums as plain chains.
@@ -97,7 +101,7 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
                 ws = [wvec(b.add(woff, kc.idx(v * LANES))) for v in range(nrv)]
                 acc = list(tp.values)
                 for p in range(width):
-                    xv = _splat(b, kc.load(xq, b.add(start, kc.idx(p * sw))), LANES)
+                    xv = _splat(b, b.load(b.gep(x0, [b.add(start, kc.idx(p * sw))], inbounds=True)), LANES)
                     for v in range(nrv):
                         acc[p * nrv + v] = b.add(acc[p * nrv + v], dot4(b, xv, ws[v], LANES), flags=["nsw"])
                 tp.next = acc
