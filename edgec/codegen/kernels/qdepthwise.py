@@ -29,6 +29,7 @@ CHUNK = 32  # bytes per vector copy into the row buffer
 UNIT = 16  # output pixels per pair of vectors
 MARGIN = 8  # buffer bytes before each padded row
 OFFSETS = {1: (-8, -4), 2: (0, 8)}  # 32-byte load offsets of vectors A and B of a unit
+PAIR_ROWS = True  # two output rows per pass at stride 1
 BAND_BYTES = 32 * 1024  # padded input rows buffered per band of output rows (L1 sized)
 
 
@@ -117,35 +118,27 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
         b.module, ir.FunctionType(b8(32), [b8(32), b8(32)]), "llvm.x86.avx2.pshuf.b")
     natural = ir.Constant(_vec(I32, 16), [0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15])
 
-    def emit_row(ptrs: list[ir.Value], out_row: ir.Value, wv: list[ir.Value], bv: ir.Value,
-                 mv: ir.Value) -> None:
-        """One output row from the KH padded input rows at `ptrs`, 16 pixels per unit."""
+    def emit_rows(in_ptrs: list[ir.Value], outs: list[tuple[ir.Value, list[int]]], wv: list[ir.Value],
+                  bv: ir.Value, mv: ir.Value) -> None:
+        """Output rows `outs` = (row offset in y, indices into `in_ptrs` of its KH input rows),
+        16 pixels per unit. Rows shared by two outputs (stride 1) are loaded and shuffled once."""
         def units(ow0: ir.Value, n: int, count: int) -> None:
             """`n` units from pixel `ow0`, the first `count` pixels stored."""
-            scaled = []
+            scaled: list[list[ir.Value]] = [[] for _ in outs]
             for u in range(n):
                 for off, mask in zip((off_a, off_b), masks):
-                    acc = ir.Constant(_vec(I32, LANES), [0] * LANES)
-                    for ky in range(kh_):
-                        src = at(ptrs[ky], b.add(b.mul(ow0, kc.idx(sw)), kc.idx(16 * u * sw + off)))
+                    quads: dict[int, ir.Value] = {}
+                    for i in sorted({i for _, rows_ in outs for i in rows_}):
+                        src = at(in_ptrs[i], b.add(b.mul(ow0, kc.idx(sw)), kc.idx(16 * u * sw + off)))
                         raw = b.load(b.bitcast(src, b8(32).as_pointer()), align=1)
-                        quads = b.bitcast(b.call(pshufb, [raw, mask]), _vec(I32, LANES))
-                        acc = b.add(acc, dot4(b, quads, wv[ky], LANES), flags=["nsw"])
-                    scaled.append(b.fmul(b.sitofp(b.add(acc, bv), _vec(F32, LANES)), mv))
-            dst = kc.gep(y, b.add(out_row, ow0))
-            if fast:
-                pack_store(b, scaled, zp_s, qmin, qmax, signed, dst, count, halves=True)
-                return
-            for u in range(n):
-                qa, qb = (b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), b8(LANES))
-                          for f in scaled[2 * u:2 * u + 2])
-                q = b.shuffle_vector(qa, qb, natural)
-                valid = min(16, count - 16 * u)
-                if valid == 16:
-                    store_vec(q, at(dst, 16 * u))
-                else:
-                    for i in range(valid):
-                        b.store(b.extract_element(q, ir.Constant(I32, i)), at(dst, 16 * u + i))
+                        quads[i] = b.bitcast(b.call(pshufb, [raw, mask]), _vec(I32, LANES))
+                    for o, (_, rows_) in enumerate(outs):
+                        acc = ir.Constant(_vec(I32, LANES), [0] * LANES)
+                        for ky, i in enumerate(rows_):
+                            acc = b.add(acc, dot4(b, quads[i], wv[ky], LANES), flags=["nsw"])
+                        scaled[o].append(b.fmul(b.sitofp(b.add(acc, bv), _vec(F32, LANES)), mv))
+            for (out_row, _), sc in zip(outs, scaled):
+                store(kc.gep(y, b.add(out_row, ow0)), sc, n, count)
 
         step = 2 * UNIT if fast else UNIT  # 32 pixels per pack on x86
         full, rest = divmod(ow_, step)
@@ -154,6 +147,21 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
                 units(b.mul(g, kc.idx(step)), step // UNIT, step)
         if rest:
             units(kc.idx(full * step), -(-rest // UNIT), rest)
+
+    def store(dst: ir.Value, scaled: list[ir.Value], n: int, count: int) -> None:
+        if fast:
+            pack_store(b, scaled, zp_s, qmin, qmax, signed, dst, count, halves=True)
+            return
+        for u in range(n):
+            qa, qb = (b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), b8(LANES))
+                      for f in scaled[2 * u:2 * u + 2])
+            q = b.shuffle_vector(qa, qb, natural)
+            valid = min(16, count - 16 * u)
+            if valid == 16:
+                store_vec(q, at(dst, 16 * u))
+            else:
+                for i in range(valid):
+                    b.store(b.extract_element(q, ir.Constant(I32, i)), at(dst, 16 * u + i))
 
     c0, c1 = kc.task_range(c_)
     with kc.loop(c1, "c", start=c0) as c:
@@ -183,9 +191,22 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
                 b.position_at_end(join)
             # Reading the rows right after the copy stalls on store forwarding; per band that
             # hits the first output row only (a buffer per output row stalled on every row).
-            with kc.loop(n_out, "oh") as ohl:
-                oh = b.add(oh0, ohl)
-                ptrs = [at(rows, b.add(b.mul(b.add(b.mul(ohl, kc.idx(sh)), kc.idx(ky * dh)), kc.idx(rw)),
-                                       kc.idx(MARGIN))) for ky in range(kh_)]
-                out_row = b.add(b.mul(c, kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
-                emit_row(ptrs, out_row, wv, bv, mv)
+            def in_ptr(r: ir.Value) -> ir.Value:  # buffered input row r of the band
+                return at(rows, b.add(b.mul(r, kc.idx(rw)), kc.idx(MARGIN)))
+
+            def out_at(ohl: ir.Value) -> ir.Value:
+                return b.add(b.mul(c, kc.idx(oh_ * ow_)), b.mul(b.add(oh0, ohl), kc.idx(ow_)))
+
+            # Two output rows per pass at stride 1: they share KH - 1 input rows.
+            pair = PAIR_ROWS and sh == 1
+            n_pairs = b.lshr(n_out, kc.idx(1)) if pair else kc.idx(0)
+            if pair:
+                with kc.loop(n_pairs, "ohp") as p:
+                    ohl = b.mul(p, kc.idx(2))
+                    ins = [in_ptr(b.add(ohl, kc.idx(r))) for r in range(halo + 1)]
+                    taps = [ky * dh for ky in range(kh_)]
+                    emit_rows(ins, [(out_at(ohl), taps), (out_at(b.add(ohl, kc.idx(1))), [t + 1 for t in taps])],
+                              wv, bv, mv)
+            with kc.loop(n_out, "oh", start=b.mul(n_pairs, kc.idx(2))) as ohl:
+                ins = [in_ptr(b.add(b.mul(ohl, kc.idx(sh)), kc.idx(ky * dh))) for ky in range(kh_)]
+                emit_rows(ins, [(out_at(ohl), list(range(kh_)))], wv, bv, mv)
