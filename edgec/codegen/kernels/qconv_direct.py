@@ -24,7 +24,7 @@ from llvmlite import ir
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels.qconv_quads import dot4
 from edgec.codegen.kernels.quant import round_clamp
-from edgec.codegen.kernels.requant_x86 import pack_store
+from edgec.codegen.kernels.requant_x86 import pack_bytes, pack_store
 from edgec.codegen.loops import for_range_carried
 from edgec.codegen.types import F32, I8, I16, I32, llvm_type
 
@@ -154,10 +154,12 @@ def lower_qconv_direct(kc: KernelContext) -> None:
         x_base[0] = opaque(b, kc.ptr(xp))
         gb = b.add(b.mul(grp, kc.idx(ocb_count)), ocb)
         base_w = b.mul(gb, kc.idx(cp_ * kh_ * kw_ * mr))
-        zero = ir.Constant(vty, [0] * lanes)
+        # the sums start at the int32 bias (one add per vector less in the epilogue)
+        init = [_splat(b, kc.load(bias, b.add(b.mul(gb, kc.idx(mr)), kc.idx(m))), lanes)
+                for m in range(mr) for _ in range(nrv)]
         # an opaque trip count too: a fully unrolled short reduction (4 steps) had LLVM load all
         # 20 weight words into general registers up front and spill them
-        with for_range_carried(b, opaque(b, kc.idx(cp_)), kc.isize, [zero] * (mr * nrv), "cp") as loop:
+        with for_range_carried(b, opaque(b, kc.idx(cp_)), kc.isize, init, "cp") as loop:
             cp = loop.index
             x_ch = b.add(b.mul(b.add(b.mul(grp, kc.idx(cp_)), cp), kc.idx(hp * wpw)),
                          b.add(b.mul(oh, kc.idx(sh * wpw)), b.mul(ow0, kc.idx(sw))))
@@ -176,36 +178,62 @@ def lower_qconv_direct(kc: KernelContext) -> None:
                 taps.next = [a for r in cur for a in r]
             loop.next = taps.values
         sums = [loop.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
-        for m in range(mr):
-            oc_in_group = b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m))
+        signed = kc.dtype(y).name == "int8"
+
+        def valid(m: int) -> ir.Value:
+            return b.icmp_signed("<", b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m)), kc.idx(mg))
+
+        def out_row(m: int) -> ir.Value:
+            oc = b.add(b.mul(grp, kc.idx(mg)), b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m)))
+            return b.add(b.mul(oc, kc.idx(oh_ * ow_)), b.add(b.mul(oh, kc.idx(ow_)), ow0))
+
+        def scaled(m: int) -> list[ir.Value]:
+            mv = _splat(b, kc.load(mult, b.add(b.mul(gb, kc.idx(mr)), kc.idx(m))), lanes)
+            return [b.fmul(b.sitofp(sums[m][v], _vec(F32, lanes)), mv) for v in range(nrv)]
+
+        def row(m: int) -> None:
             store_bb, next_bb = b.append_basic_block("store"), b.append_basic_block("next")
-            b.cbranch(b.icmp_signed("<", oc_in_group, kc.idx(mg)), store_bb, next_bb)
+            b.cbranch(valid(m), store_bb, next_bb)
             b.position_at_end(store_bb)
-            oc = b.add(b.mul(grp, kc.idx(mg)), oc_in_group)
-            pk = b.add(b.mul(gb, kc.idx(mr)), kc.idx(m))
-            bv = _splat(b, kc.load(bias, pk), lanes)
-            mv = _splat(b, kc.load(mult, pk), lanes)
-            out_row = b.add(b.mul(oc, kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
             if fast:  # x86 packs: the row's NRV vectors become one byte vector
-                scaled = [b.fmul(b.sitofp(b.add(sums[m][v], bv), _vec(F32, lanes)), mv) for v in range(nrv)]
-                pack_store(b, scaled, zp_s, qmin, qmax, kc.dtype(y).name == "int8",
-                           kc.gep(y, b.add(out_row, ow0)), width)
-                b.branch(next_bb)
-                b.position_at_end(next_bb)
-                continue
-            for v in range(nrv):
-                acc = b.sitofp(b.add(sums[m][v], bv), _vec(F32, lanes))
-                q = b.trunc(round_clamp(b, b.fmul(acc, mv), zp, qmin, qmax, finite=True), _vec(I8, lanes))
-                dst = kc.gep(y, b.add(out_row, b.add(ow0, kc.idx(v * lanes))))
-                count = min(lanes, width - v * lanes)
-                if count == lanes:
-                    b.store(q, b.bitcast(dst, _vec(I8, lanes).as_pointer()), align=1)
-                else:
-                    for i in range(count):
-                        b.store(b.extract_element(q, ir.Constant(I32, i)),
-                                b.gep(dst, [ir.Constant(I32, i)], inbounds=True))
+                pack_store(b, scaled(m), zp_s, qmin, qmax, signed, kc.gep(y, out_row(m)), width)
+            else:
+                for v, f in enumerate(scaled(m)):
+                    q = b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), _vec(I8, lanes))
+                    dst = kc.gep(y, b.add(out_row(m), kc.idx(v * lanes)))
+                    count = min(lanes, width - v * lanes)
+                    if count == lanes:
+                        b.store(q, b.bitcast(dst, _vec(I8, lanes).as_pointer()), align=1)
+                    else:
+                        for i in range(count):
+                            b.store(b.extract_element(q, ir.Constant(I32, i)),
+                                    b.gep(dst, [ir.Constant(I32, i)], inbounds=True))
             b.branch(next_bb)
             b.position_at_end(next_bb)
+
+        # Two whole 16-pixel rows share one pack (4 vectors -> 32 bytes, half to each row): a
+        # saturating pack, zero point add and clamp per two rows instead of per row.
+        paired = fast and nrv == 2 and width == 2 * lanes
+        m = 0
+        while m < mr:
+            if not (paired and m + 1 < mr):
+                row(m)
+                m += 1
+                continue
+            both, split, done = (b.append_basic_block(t) for t in ("rows2", "rows1", "rowsdone"))
+            b.cbranch(valid(m + 1), both, split)
+            b.position_at_end(both)
+            q = pack_bytes(b, scaled(m) + scaled(m + 1), zp_s, qmin, qmax, signed)
+            for r in range(2):
+                half = b.shuffle_vector(q, q, ir.Constant(_vec(I32, 16), list(range(16 * r, 16 * r + 16))))
+                b.store(half, b.bitcast(kc.gep(y, out_row(m + r)), half.type.as_pointer()), align=1)
+            b.branch(done)
+            b.position_at_end(split)
+            row(m)
+            row(m + 1)
+            b.branch(done)
+            b.position_at_end(done)
+            m += 2
 
     full, rem = divmod(ow_, nr)
     if oh_ >= 2:
