@@ -101,3 +101,12 @@ def for_range_carried(b: ir.IRBuilder, count: int | ir.Value, ity: ir.IntType, i
     b.branch(cond)
     b.position_at_end(end)
     carried.values = list(phis)
+
+
+def opaque(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    """`v`, through an empty side-effecting inline asm (no instruction is emitted): LLVM cannot
+    treat it, or loads through it, as loop invariant, nor unroll a loop it bounds. Hot kernels
+    use it where LLVM would hoist more vectors than there are registers, or unroll a short loop
+    and schedule its loads far ahead, and spill."""
+    asm = ir.InlineAsm(ir.FunctionType(v.type, [v.type]), "", "=r,0", side_effect=True)
+    return b.call(asm, [v])

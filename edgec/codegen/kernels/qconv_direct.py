@@ -25,7 +25,7 @@ from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels.qconv_quads import dot4
 from edgec.codegen.kernels.quant import round_clamp
 from edgec.codegen.kernels.requant_x86 import pack_bytes, pack_store
-from edgec.codegen.loops import for_range_carried
+from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.types import F32, I8, I16, I32, llvm_type
 
 
@@ -87,13 +87,6 @@ def lower_qconv_prep(kc: KernelContext) -> None:
                     kc.store(xp, b.add(row, b.add(w, kc.idx(pl))), v)
             b.branch(done)
         b.position_at_end(done)
-
-
-def opaque(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
-    """`v`, through an empty side-effecting inline asm: LLVM cannot treat it (or loads through
-    it) as loop invariant."""
-    asm = ir.InlineAsm(ir.FunctionType(v.type, [v.type]), "", "=r,0", side_effect=True)
-    return b.call(asm, [v])
 
 
 def _madd(b: ir.IRBuilder, xv: ir.Value, wv: ir.Value, lanes: int) -> ir.Value:

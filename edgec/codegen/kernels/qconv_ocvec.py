@@ -20,11 +20,10 @@ import numpy as np
 from llvmlite import ir
 
 from edgec.codegen.kernel import KernelContext, lowering
-from edgec.codegen.kernels.qconv_direct import opaque
 from edgec.codegen.kernels.qconv_quads import dot4
 from edgec.codegen.kernels.quant import round_clamp
 from edgec.codegen.kernels.requant_x86 import pack_bytes
-from edgec.codegen.loops import for_range_carried
+from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.types import F32, I8, I32, llvm_type
 
 LANES = 8
