@@ -10,7 +10,7 @@ import numpy as np
 from edgec.codegen.kernels.quant import qrange
 from edgec.codegen.vector import vector_lanes, vector_registers
 from edgec.ir.graph import Graph, Node, Value
-from edgec.optimize.qconv_quads import fits_7bit, quad_nodes, quads_supported
+from edgec.optimize.qconv_quads import fits_7bit, quad_dot, quad_nodes, quads_supported
 from edgec.targets import TargetProfile
 
 
@@ -104,11 +104,12 @@ def prepare_qconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
     lanes = vector_lanes(profile)
     regs = vector_registers(profile)
     quads = quads_supported(profile)
+    dot = quad_dot(profile)
 
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []
         for n in g.nodes:
-            gemv = _gemv(g, n, lanes, quads) if n.op == "QMatMul" else None
+            gemv = _gemv(g, n, lanes, dot == "u8s8") if n.op == "QMatMul" else None
             if gemv is not None:
                 nodes.append(gemv)
                 continue
@@ -148,7 +149,7 @@ def prepare_qconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
             if quads:
                 q = quad_nodes(g, n, w32, b32, dict(attrs, mult=mult),
                                lambda v, r, t, gr=groups, mm=m: _per_oc(v, gr, r, mm, t),
-                               regs, lanes)
+                               regs, lanes, dot)
                 if q is not None:
                     nodes.extend(q)
                     continue

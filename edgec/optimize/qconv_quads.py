@@ -24,9 +24,19 @@ CHUNK = 16  # keep equal to edgec.codegen.kernels.qconv_quads.CHUNK
 WMAX = 64
 
 
+def quad_dot(profile: TargetProfile) -> str | None:
+    """The 4-way byte dot of the target: "u8s8" on x86 AVX2 (vpmaddubsw ymm, every x86-64
+    profile with 256-bit vectors; weights within 7 bits), "s8s8" on aarch64 with dotprod (sdot:
+    signed x signed, exact for any int8 weights), else None (the int16-pair kernels)."""
+    if profile.arch == "x86_64" and profile.vector_bits == 256:
+        return "u8s8"
+    if profile.arch == "aarch64" and "+dotprod" in profile.features.split(","):
+        return "s8s8"
+    return None
+
+
 def quads_supported(profile: TargetProfile) -> bool:
-    """AVX2 with 8 int32 lanes (vpmaddubsw ymm): every x86-64 profile with 256-bit vectors."""
-    return profile.arch == "x86_64" and profile.vector_bits == 256
+    return quad_dot(profile) is not None
 
 
 def fits_7bit(w: np.ndarray) -> bool:
@@ -84,13 +94,15 @@ def _packs_exact(w8: np.ndarray, bias: np.ndarray, mult: np.ndarray) -> bool:
 
 
 def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs: dict,
-               per_oc, regs: int, lanes: int) -> list[Node] | None:  # noqa: ANN001
+               per_oc, regs: int, lanes: int, dot: str = "u8s8") -> list[Node] | None:  # noqa: ANN001
     """QConvQuads + QConvDirect for QConv `n`, or None when the layer is not eligible
     (weights beyond 7 bits, too few channels per group to fill quads, or bias overflow).
     `w_centered` is the int32 weight minus its zero point, `attrs` the QConvDirect attributes
     of the pair path (kernel, strides, pads, flatten, ...), `per_oc(values, mr, dtype)` pads a
     per-output-channel array to the kernel's blocks."""
-    if lanes != 8 or not fits_7bit(w_centered):
+    x86 = dot == "u8s8"
+    if (x86 and (lanes != 8 or not fits_7bit(w_centered))) or (not x86 and (lanes != 4 or w_centered.min() < -128
+                                                                          or w_centered.max() > 127)):
         return None
     x, xz, y = n.inputs[0], (n.inputs + [""] * 3)[2], n.outputs[0]
     xv = g.values[x]
@@ -102,11 +114,14 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
     spatial = cg == 1 and kw <= 4 and not attrs["flatten"]
     if not spatial and cg < 3:
         return None
-    flip = 0x80 if xv.dtype.name == "int8" else 0
+    # stored bytes: u8 for vpmaddubsw (int8 input flips to x + 128), s8 for sdot (uint8 input
+    # flips to x - 128); `pad` is the zero point so stored, `pad_value` the number it stands for
+    flip = 0x80 if (xv.dtype.name == "int8") == x86 else 0
     zp = int(g.values[xz].data.reshape(-1)[0]) if xz else 0
-    pad = (zp ^ flip) & 0xFF if flip else zp  # the zero point as the stored unsigned byte
+    pad = ((zp ^ flip) & 0xFF) if flip else zp & 0xFF
+    pad_value = pad if x86 or pad < 128 else pad - 256
     sum_w = w_centered.reshape(m, -1).sum(axis=1, dtype=np.int64)
-    bias = b32.astype(np.int64) - pad * sum_w
+    bias = b32.astype(np.int64) - pad_value * sum_w
     if bias.min() < -(2**31) or bias.max() >= 2**31:
         return None
     _, _, h, wd = xv.shape
@@ -114,8 +129,8 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
     pt, pl, pb, pr = attrs["pads"]
     width = oh * ow if attrs["flatten"] else ow
     w8 = w_centered.astype(np.int8)
-    qattrs = dict(attrs, dot="u8s8")
-    if spatial and mg == 1 and dw == 1 and sw in (1, 2):
+    qattrs = dict(attrs, dot=dot)
+    if x86 and spatial and mg == 1 and dw == 1 and sw in (1, 2):
         packed = _pack_spatial(w8, groups, 1)
         battrs = {k: v for k, v in attrs.items() if k not in ("mult", "flatten", "group")}
         return [Node("QDepthwiseBytes", [x, g.add_const(f"{n.inputs[3]}_rows", packed),
@@ -140,7 +155,7 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
         mr = max(1, min(8, (regs - 2 * nrv - 1) // nrv, mg))
         rows, cols = (1, h * wd) if attrs["flatten"] else (h + pt + pb, wd + pl + pr)
         shape = (groups * -(-cg // 4), rows, cols + lanes * sw)
-        if use_ocvec(groups, m, attrs, width):
+        if x86 and use_ocvec(groups, m, attrs, width):
             mr, nrv = ocvec_tile(width, regs)
             op = "QConvOcvec"
             packed = _pack_channels(w8, 1, nrv * lanes)
@@ -149,7 +164,7 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
             op, packed, mr_blocks = "QConvDirect", _pack_channels(w8, groups, mr), mr
         prep = {"mode": "channels"}
     qattrs["schedule"] = {"mr": mr, "nrv": nrv, "lanes": lanes}
-    qattrs["pack_requant"] = _packs_exact(w8, bias, attrs["mult"])
+    qattrs["pack_requant"] = x86 and _packs_exact(w8, bias, attrs["mult"])
     if spatial:
         op, mr_blocks = "QConvDirect", mr
     prep.update(group=groups, pads=attrs["pads"], flatten=attrs["flatten"], flip=flip, pad=pad)

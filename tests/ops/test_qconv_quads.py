@@ -17,7 +17,7 @@ from edgec.importer import import_model
 from edgec.optimize import run_pipeline
 from edgec.optimize.qconv_prepare import prepare_qconv
 from edgec.targets.profiles import get_profile, host_profile
-from tests.helpers import check_model, make_model
+from tests.helpers import check_model, make_model, run_edgec
 from tests.ops.test_quant import _ints, _qconv_model
 
 HOST_AVX2 = host_profile().arch == "x86_64" and host_profile().vector_bits == 256
@@ -185,3 +185,29 @@ def test_saturating_requantization(xt: str, ys: float) -> None:
         init = {i.name: i for i in model.graph.initializer}
         init["ys"].CopyFrom(helper.make_tensor("ys", T.FLOAT, [], [ys]))
         check_model(model, feeds, reference=False)
+
+
+SDOT_CASES = {k: CASES[k] for k in ("dense3x3_wide", "dense3x3_s2_partial_quad", "pointwise_flat", "first_conv_rgb",
+                                    "depthwise_s2", "depthwise_mult2_k2")}
+
+
+@pytest.mark.parametrize("xt", ["uint8", "int8"])
+@pytest.mark.parametrize("name", list(SDOT_CASES))
+def test_sdot_path_under_qemu(xt: str, name: str) -> None:
+    """aarch64 with dotprod (rpi5): the same byte quads, multiplied by sdot (signed x signed,
+    so full-range weights too; uint8 activations are stored as x - 128). Bit-exact vs
+    onnxruntime, run under qemu-aarch64."""
+    case = SDOT_CASES[name]
+    g = case.get("group", 1)
+    model, feeds = _model(xt, case, seed=13)
+    ops = _ops(model, get_profile("rpi5"))
+    assert "QConvDirect:s8s8" in ops and "QConvQuads" in ops
+    assert "QConvDirect:s8s8" not in _ops(model, get_profile("rpi4"))  # no dotprod there
+    check_model(model, feeds, "rpi5", reference=False)
+    # full-range weights: onnxruntime's AVX2 kernels saturate there (and onnx.reference rounds
+    # in float64); the oracle is edgec's exact int16-pair kernel on the host
+    w = _ints("int8", case["m"], case["cin"] // g, case["k"], case["k"], seed=14)
+    model, feeds = _model(xt, case, w)
+    assert "QConvDirect:s8s8" in _ops(model, get_profile("rpi5"))
+    assert not any(op.endswith(":u8s8") for op in _ops(model))
+    np.testing.assert_array_equal(run_edgec(model, feeds, "rpi5")[0], run_edgec(model, feeds)[0])

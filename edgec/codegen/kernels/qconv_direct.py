@@ -22,7 +22,7 @@ import numpy as np
 from llvmlite import ir
 
 from edgec.codegen.kernel import KernelContext, lowering
-from edgec.codegen.kernels.qconv_quads import dot4
+from edgec.codegen.kernels.qconv_quads import dot4, sdot4
 from edgec.codegen.kernels.quant import round_clamp
 from edgec.codegen.kernels.requant_x86 import pack_bytes, pack_store
 from edgec.codegen.loops import for_range_carried, opaque
@@ -119,7 +119,7 @@ def lower_qconv_direct(kc: KernelContext) -> None:
     ocb_count = -(-mg // mr)
     qmin, qmax = kc.attrs["qmin"], kc.attrs["qmax"]
     vty = _vec(I32, lanes)
-    madd = dot4 if kc.attrs.get("dot") == "u8s8" else _madd
+    madd = {"u8s8": dot4, "s8s8": sdot4}.get(kc.attrs.get("dot"), _madd)
     zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
     zp_s = b.sext(zp, I32) if kc.dtype(y).name == "int8" else b.zext(zp, I32)
     zp = _splat(b, zp_s, lanes)

@@ -48,6 +48,16 @@ def dot4(b: ir.IRBuilder, xv: ir.Value, wv: ir.Value, lanes: int) -> ir.Value:
     return b.call(wd, [p16, ir.Constant(t16, [1] * 16)])
 
 
+def sdot4(b: ir.IRBuilder, xv: ir.Value, wv: ir.Value, lanes: int) -> ir.Value:
+    """<lanes x i32> words of s8 quads (xv) . s8 quads (wv) -> <lanes x i32> (aarch64 sdot;
+    LLVM folds the add of the caller's accumulator into the instruction)."""
+    if lanes != 4:
+        raise ValueError("sdot4: the aarch64 path has 4 int32 lanes")
+    t8, t32 = _vec(I8, 16), _vec(I32, 4)
+    fn = _intrinsic(b, "llvm.aarch64.neon.sdot.v4i32.v16i8", t32, [t32, t8, t8])
+    return b.call(fn, [ir.Constant(t32, [0] * 4), b.bitcast(xv, t8), b.bitcast(wv, t8)])
+
+
 def _interleave(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
     """4 x <16 x i8> -> <64 x i8>: byte j of word i is parts[j][i]."""
     und16 = ir.Constant(_vec(I8, 16), ir.Undefined)
