@@ -74,7 +74,8 @@ def lower_depthwise_direct(kc: KernelContext) -> None:
 
         def step(acc: ir.Value, xv: ir.Value, wv: ir.Value | None) -> ir.Value:
             if pool and integer:
-                return b.select(b.icmp_signed(">", xv, acc) if dt.kind == "i" else b.icmp_unsigned(">", xv, acc), xv, acc)
+                greater = b.icmp_signed(">", xv, acc) if dt.kind == "i" else b.icmp_unsigned(">", xv, acc)
+                return b.select(greater, xv, acc)
             if pool:
                 return mathfn.fmax(b, xv, acc)
             return vec.fma(wv, xv, acc) if isinstance(xv.type, ir.VectorType) else \

@@ -1,16 +1,17 @@
 """Depthwise int8 convolution straight from the u8/s8 NCHW map (x86 AVX2): `QDepthwiseBytes`.
 
-`QDepthwiseBytes(x, w, bias, mult, y_zp)`, one output channel per input channel, kernel width
-<= 4, strides 1 or 2 along the row. For each output row the kernel copies the KH input rows it
-needs (a band of output rows at a time) into a padded row buffer on the stack (bytes `x ^ flip`, borders and rows outside
-the map hold the zero point byte `pad`, as in the quad layout of qconv_quads.py; the bias holds
--pad * sum(w)), then builds the byte quads of output pixels in registers: one 32-byte load
-and one in-half byte shuffle per 8 pixels give (x[s*j], x[s*j+1], x[s*j+2], x[s*j+3]) for pixel j, so a kernel row
-is one vpmaddubsw + vpmaddwd against the broadcast weight row (w[ky][0..KW-1], zero padded).
+`QDepthwiseBytes(x, w, bias, mult, y_zp)`: one output channel per input channel, kernel width
+<= 4, row stride 1 or 2. Per channel, a band of output rows at a time, the kernel copies the
+input rows it needs into a padded buffer on the stack: bytes `x ^ flip`, with borders and rows
+outside the map holding the zero point byte `pad` as in the quad layout of qconv_quads.py (the
+bias holds -pad * sum(w)). It then builds the byte quads of the output pixels in registers: one
+32-byte load and one in-half byte shuffle give (x[s*j], x[s*j+1], x[s*j+2], x[s*j+3]) for 8
+pixels j, so a kernel row is one vpmaddubsw + vpmaddwd against the broadcast weight row
+(w[ky][0..KW-1], zero padded).
 
-This replaces the "spatial" QConvQuads pass for these layers: that one wrote 4 bytes per
-input pixel to memory and read them back, and stored the whole map even where a stride-2
-conv reads half the rows (MobileNetV2 int8: 23% of the time in quad layouts).
+This replaces the "spatial" QConvQuads pass for these layers: that one wrote 4 bytes per input
+pixel to memory and read them back, even where a stride-2 conv reads half the rows (MobileNetV2
+int8: 23% of the time in quad layouts).
 """
 
 from __future__ import annotations

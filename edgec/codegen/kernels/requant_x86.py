@@ -65,7 +65,8 @@ def pack_bytes(b: ir.IRBuilder, scaled: list[ir.Value], zp: ir.Value, qmin: int,
     # dwords now hold 4 outputs each: [v0 lo, v1 lo, v2 lo, v3 lo | v0 hi, v1 hi, v2 hi, v3 hi]
     dw = b.bitcast(packed, v8i)
     if halves:
-        order = ir.Constant(_vec(I32, 2 * n), [k for p in range(n // 2) for k in (2 * p, 2 * p + 1, 2 * p + 4, 2 * p + 5)])
+        idx = [k for p in range(n // 2) for k in (2 * p, 2 * p + 1, 2 * p + 4, 2 * p + 5)]
+        order = ir.Constant(_vec(I32, 2 * n), idx)
     else:
         order = ir.Constant(_vec(I32, 2 * n), [k for i in range(n) for k in (i, i + 4)])
     out = b.shuffle_vector(dw, ir.Constant(v8i, ir.Undefined), order)
