@@ -32,6 +32,21 @@ def test_two_threads_bit_identical(tmp_path: Path, small_mobilenet, device: str)
     assert_close(y2, run_onnxruntime(small_mobilenet, {"input": x})[0], 1e-4, "2 threads vs onnxruntime")
 
 
+def test_two_threads_bit_identical_int8(tmp_path: Path, small_mobilenet) -> None:
+    """The int8 kernels split across threads too (byte quads, pointwise, strided and small-plane
+    convs, depthwise): the same bits as one thread, and as onnxruntime (7-bit weights)."""
+    from edgec.models.ort_quant import calibration_inputs, quantize_qdq
+
+    q = quantize_qdq(small_mobilenet, "uint8", reduce_range=True, calibration=calibration_inputs((1, 3, 64, 64), 2))
+    x = np.random.default_rng(2).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    one = edgec.build(q, out_dir=tmp_path / "t1")
+    two = edgec.build(q, out_dir=tmp_path / "t2", threads=2)
+    y1 = edgec.load(one.path).run({"input": x})["output"]
+    y2 = edgec.load(two.path).run({"input": x})["output"]
+    np.testing.assert_array_equal(y1, y2)
+    assert_close(y2, run_onnxruntime(q, {"input": x})[0], 1e-4, "int8, 2 threads vs onnxruntime")
+
+
 def test_runtime_thread_override(tmp_path: Path, small_mobilenet) -> None:
     x = np.random.default_rng(1).standard_normal((1, 3, 64, 64)).astype(np.float32)
     two = edgec.build(small_mobilenet, out_dir=tmp_path / "t2", threads=2)

@@ -137,7 +137,22 @@ def lower_qconv_quads(kc: KernelContext) -> None:
                     bytes_ = [load_byte(c, h, w) for c in chans] + [padb] * (4 - nvalid)
                     kc.store(xq, b.add(row, b.add(w, kc.idx(pl))), _word(b, bytes_))
 
-    with kc.loop(groups, "g") as g:
+    if groups == 1:  # threads split the planes of channel quads (the partial one: the last task)
+        q0, q1 = kc.task_range(full)
+        g0 = kc.idx(0)
+        if full:
+            with kc.loop(q1, "cq", start=q0) as cq:
+                plane(g0, cq, 4)
+        if rem:
+            last, after = b.append_basic_block("lastq"), b.append_basic_block("afterq")
+            b.cbranch(kc.is_last_task(), last, after)
+            b.position_at_end(last)
+            plane(g0, kc.idx(full), rem)
+            b.branch(after)
+            b.position_at_end(after)
+        return
+    g0, g1 = kc.task_range(groups)
+    with kc.loop(g1, "g", start=g0) as g:
         if full:
             with kc.loop(full, "cq") as cq:
                 plane(g, cq, 4)
@@ -160,7 +175,8 @@ def _spatial(kc: KernelContext, x: str, xq: str, dims: tuple[int, ...], load_row
     def at(off: ir.Value | int) -> ir.Value:
         return b.gep(buf, [off if isinstance(off, ir.Value) else kc.idx(off)], inbounds=True)
 
-    with kc.loop(c_, "c") as c, kc.loop(hp, "hp") as hh:
+    c0, c1 = kc.task_range(c_)
+    with kc.loop(c1, "c", start=c0) as c, kc.loop(hp, "hp") as hh:
         for i in range(0, size - CHUNK + 1, CHUNK):  # the row buffer starts as all padding
             b.store(padv, b.bitcast(at(i), padv.type.as_pointer()), align=1)
         for i in range(size - size % CHUNK, size):
