@@ -204,31 +204,38 @@ def bench_case(case: Case, opts: argparse.Namespace) -> dict:
     return res
 
 
+def _time_beside(model: onnx.ModelProto, feeds: dict[str, np.ndarray], out_dir: Path, name: str, kw: dict,
+                 labels: tuple[str, str], other: Runner, **build_kw: object) -> tuple[dict, dict, float]:
+    """Build `model` and time it and the case's own bundle `other` in alternating rounds
+    (µs-scale kernels drift a lot); `labels` name them in the order of the ratio: one is "new"
+    (the build), the other "case". Returns the build's stats, its outputs and the median
+    per-round ratio labels[0] / labels[1]."""
+    bundle = edgec.build(model, device="host", out_dir=out_dir, name=name, **build_kw)
+    runner = edgec.load(bundle.path)
+    outs = runner.run(feeds)
+    fn, ctx = _edgec_direct_run(runner)
+    ofn, octx = _edgec_direct_run(other)
+    fns = {"new": partial(fn, ctx), "case": partial(ofn, octx)}
+    paired, ratio = timing.measure_paired({k: fns[k] for k in labels}, **kw)
+    runner.close()
+    return paired["new"].as_dict(), outs, ratio
+
+
 def _time_dense(model: onnx.ModelProto, feeds: dict[str, np.ndarray], got: dict[str, np.ndarray],
                 tmp: Path, name: str, kw: dict, sparse: Runner) -> tuple[dict, float, float]:
     """Timing of the `sparsity="off"` build, its max abs difference to the sparse outputs, and
-    the dense / sparse ratio from alternating rounds of both (µs-scale kernels drift a lot)."""
-    bundle = edgec.build(model, device="host", out_dir=tmp / "dense", name=f"bench_{name}_dense", sparsity="off")
-    runner = edgec.load(bundle.path)
-    diff = max(float(np.abs(a - got[k]).max()) for k, a in runner.run(feeds).items())
-    fn, ctx = _edgec_direct_run(runner)
-    sfn, sctx = _edgec_direct_run(sparse)
-    paired, ratio = timing.measure_paired({"dense": partial(fn, ctx), "sparse": partial(sfn, sctx)}, **kw)
-    runner.close()
-    return paired["dense"].as_dict(), diff, ratio
+    the dense / sparse ratio from alternating rounds of both."""
+    stats, outs, ratio = _time_beside(model, feeds, tmp / "dense", f"bench_{name}_dense", kw, ("new", "case"),
+                                      sparse, sparsity="off")
+    return stats, max(float(np.abs(a - got[k]).max()) for k, a in outs.items()), ratio
 
 
 def _time_float(case: Case, feeds: dict[str, np.ndarray], tmp: Path, kw: dict, quant: Runner) -> tuple[dict, float]:
     """Timing of edgec's fp32 build of the float model the int8 case was quantized from, and the
     int8 / fp32 ratio from alternating rounds of both."""
-    bundle = edgec.build(case.float_model(), device="host", out_dir=tmp / "fp32", name=f"bench_{case.name}_fp32")
-    runner = edgec.load(bundle.path)
-    runner.run(feeds)
-    fn, ctx = _edgec_direct_run(runner)
-    qfn, qctx = _edgec_direct_run(quant)
-    paired, ratio = timing.measure_paired({"int8": partial(qfn, qctx), "fp32": partial(fn, ctx)}, **kw)
-    runner.close()
-    return paired["fp32"].as_dict(), ratio
+    stats, _, ratio = _time_beside(case.float_model(), feeds, tmp / "fp32", f"bench_{case.name}_fp32", kw,
+                                   ("case", "new"), quant)
+    return stats, ratio
 
 
 # -- reporting ------------------------------------------------------------------------------

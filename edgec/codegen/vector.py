@@ -19,6 +19,24 @@ def vector_registers(profile: TargetProfile) -> int:
     return 32 if profile.arch == "aarch64" or profile.vector_bits >= 512 else 16
 
 
+def vtype(t: ir.Type, n: int) -> ir.VectorType:
+    """<n x t>."""
+    return ir.VectorType(t, n)
+
+
+def splat(b: ir.IRBuilder, v: ir.Value, n: int) -> ir.Value:
+    """<n x v.type> with every lane v (insertelement + zero-mask shuffle: LLVM's broadcast)."""
+    ty = vtype(v.type, n)
+    x = b.insert_element(ir.Constant(ty, ir.Undefined), v, ir.Constant(I32, 0))
+    return b.shuffle_vector(x, ir.Constant(ty, ir.Undefined), ir.Constant(vtype(I32, n), [0] * n))
+
+
+def intrinsic(b: ir.IRBuilder, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+    """The module's declaration of the LLVM intrinsic `name`, declared on first use."""
+    fn = b.module.globals.get(name)
+    return fn if fn is not None else ir.Function(b.module, ir.FunctionType(ret, args), name)
+
+
 class Vec:
     def __init__(self, b: ir.IRBuilder, lanes: int, ety: ir.Type = F32):
         """Vectors of `lanes` x `ety` (float unless told; fma is float-only)."""

@@ -10,7 +10,7 @@ import numpy as np
 from edgec.codegen.kernels.quant import qrange
 from edgec.codegen.vector import vector_lanes, vector_registers
 from edgec.ir.graph import Graph, Node, Value
-from edgec.optimize.qconv_quads import fits_7bit, quad_dot, quad_nodes, quads_supported
+from edgec.optimize.qconv_quads import fits_7bit, quad_dot, quad_nodes
 from edgec.targets import TargetProfile
 
 
@@ -103,7 +103,6 @@ def _gemv(g: Graph, n: Node, lanes: int, quads: bool) -> Node | None:
 def prepare_qconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
     lanes = vector_lanes(profile)
     regs = vector_registers(profile)
-    quads = quads_supported(profile)
     dot = quad_dot(profile)
 
     def run(g: Graph) -> Graph:
@@ -146,7 +145,7 @@ def prepare_qconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
                      "pads": [0, 0, 0, 0] if flat else [pt, pl, pb, pr], "flatten": flat,
                      "qmin": max(qmin, n.attrs.get("qmin", qmin)), "qmax": min(qmax, n.attrs.get("qmax", qmax)),
                      "schedule": {"mr": mr, "nrv": nrv, "lanes": lanes}}
-            if quads:
+            if dot:
                 q = quad_nodes(g, n, w32, b32, dict(attrs, mult=mult),
                                lambda v, r, t, gr=groups, mm=m: _per_oc(v, gr, r, mm, t),
                                regs, lanes, dot)

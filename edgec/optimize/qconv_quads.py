@@ -35,9 +35,6 @@ def quad_dot(profile: TargetProfile) -> str | None:
     return None
 
 
-def quads_supported(profile: TargetProfile) -> bool:
-    return quad_dot(profile) is not None
-
 
 def fits_7bit(w: np.ndarray) -> bool:
     return w.size > 0 and int(w.min()) >= -WMAX and int(w.max()) <= WMAX

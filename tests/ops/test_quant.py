@@ -238,7 +238,7 @@ def test_qgemv_byte_quads(at: str, k: int) -> None:
     from edgec.importer import import_model
     from edgec.optimize import run_pipeline
     from edgec.optimize.qconv_prepare import prepare_qconv
-    from edgec.optimize.qconv_quads import quads_supported
+    from edgec.optimize.qconv_quads import quad_dot
     from edgec.targets.profiles import host_profile
 
     n = 45
@@ -251,5 +251,5 @@ def test_qgemv_byte_quads(at: str, k: int) -> None:
                    [("y", QT[at], None)], params)
     g = prepare_qconv(host_profile())(run_pipeline(import_model(m)))
     gemv = [nd for nd in g.nodes if nd.op == "QGemv"]
-    assert len(gemv) == 1 and (gemv[0].attrs.get("dot") == "u8s8") == quads_supported(host_profile())
+    assert len(gemv) == 1 and (gemv[0].attrs.get("dot") == "u8s8") == (quad_dot(host_profile()) == "u8s8")
     check_model(m, {"a": _ints(at, 1, k, seed=25)}, reference=False)

@@ -27,16 +27,7 @@ from edgec.codegen.kernels.quant import round_clamp
 from edgec.codegen.kernels.requant_x86 import pack_bytes, pack_store
 from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.types import F32, I8, I16, I32, llvm_type
-
-
-def _vec(t: ir.Type, n: int) -> ir.VectorType:
-    return ir.VectorType(t, n)
-
-
-def _splat(b: ir.IRBuilder, v: ir.Value, n: int) -> ir.Value:
-    ty = _vec(v.type, n)
-    x = b.insert_element(ir.Constant(ty, ir.Undefined), v, ir.Constant(I32, 0))
-    return b.shuffle_vector(x, ir.Constant(ty, ir.Undefined), ir.Constant(_vec(I32, n), [0] * n))
+from edgec.codegen.vector import splat, vtype
 
 
 @lowering("QConvPrep")
@@ -91,11 +82,11 @@ def lower_qconv_prep(kc: KernelContext) -> None:
 
 def _madd(b: ir.IRBuilder, xv: ir.Value, wv: ir.Value, lanes: int) -> ir.Value:
     """Pairwise int16 multiply-add: lane i = x.lo*w.lo + x.hi*w.hi (pmaddwd / smull+addp)."""
-    t16, t32 = _vec(I16, 2 * lanes), _vec(I32, 2 * lanes)
+    t16, t32 = vtype(I16, 2 * lanes), vtype(I32, 2 * lanes)
     prod = b.mul(b.sext(b.bitcast(xv, t16), t32), b.sext(b.bitcast(wv, t16), t32), flags=["nsw"])
     und = ir.Constant(t32, ir.Undefined)
-    even = b.shuffle_vector(prod, und, ir.Constant(_vec(I32, lanes), list(range(0, 2 * lanes, 2))))
-    odd = b.shuffle_vector(prod, und, ir.Constant(_vec(I32, lanes), list(range(1, 2 * lanes, 2))))
+    even = b.shuffle_vector(prod, und, ir.Constant(vtype(I32, lanes), list(range(0, 2 * lanes, 2))))
+    odd = b.shuffle_vector(prod, und, ir.Constant(vtype(I32, lanes), list(range(1, 2 * lanes, 2))))
     return b.add(even, odd, flags=["nsw"])
 
 
@@ -118,21 +109,19 @@ def lower_qconv_direct(kc: KernelContext) -> None:
     cp_, mg = gcp // groups, m_ // groups
     ocb_count = -(-mg // mr)
     qmin, qmax = kc.attrs["qmin"], kc.attrs["qmax"]
-    vty = _vec(I32, lanes)
+    vty = vtype(I32, lanes)
     madd = {"u8s8": dot4, "s8s8": sdot4}.get(kc.attrs.get("dot"), _madd)
     zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
     zp_s = b.sext(zp, I32) if kc.dtype(y).name == "int8" else b.zext(zp, I32)
-    zp = _splat(b, zp_s, lanes)
+    zp = splat(b, zp_s, lanes)
     fast = bool(kc.attrs.get("pack_requant"))
 
-    x_base = [kc.ptr(xp)]
-
-    def load_x(off: ir.Value) -> ir.Value:
-        ptr = b.gep(x_base[0], [off], inbounds=True)
+    def load_x(base: ir.Value, off: ir.Value) -> ir.Value:
+        ptr = b.gep(base, [off], inbounds=True)
         if sw == 1:
             return b.load(b.bitcast(ptr, vty.as_pointer()), align=4)
-        wide = b.load(b.bitcast(ptr, _vec(I32, lanes * sw).as_pointer()), align=4)
-        mask = ir.Constant(_vec(I32, lanes), [i * sw for i in range(lanes)])
+        wide = b.load(b.bitcast(ptr, vtype(I32, lanes * sw).as_pointer()), align=4)
+        mask = ir.Constant(vtype(I32, lanes), [i * sw for i in range(lanes)])
         return b.shuffle_vector(wide, ir.Constant(wide.type, ir.Undefined), mask)
 
     tap_off = kc.table(np.array([ky * dh * wpw + kx * dw for ky in range(kh_) for kx in range(kw_)],
@@ -144,11 +133,11 @@ def lower_qconv_direct(kc: KernelContext) -> None:
         # loads out of the block loop; with a short reduction (16 -> 96 1x1: 8 vectors) they
         # spill and reload from the stack. An opaque copy of the base pointer per tile keeps
         # the loads where they are used (no instruction is emitted for it).
-        x_base[0] = opaque(b, kc.ptr(xp))
+        x_base = opaque(b, kc.ptr(xp))
         gb = b.add(b.mul(grp, kc.idx(ocb_count)), ocb)
         base_w = b.mul(gb, kc.idx(cp_ * kh_ * kw_ * mr))
         # the sums start at the int32 bias (one add per vector less in the epilogue)
-        init = [_splat(b, kc.load(bias, b.add(b.mul(gb, kc.idx(mr)), kc.idx(m))), lanes)
+        init = [splat(b, kc.load(bias, b.add(b.mul(gb, kc.idx(mr)), kc.idx(m))), lanes)
                 for m in range(mr) for _ in range(nrv)]
         # an opaque trip count too: a fully unrolled short reduction (4 steps) had LLVM load all
         # 20 weight words into general registers up front and spill them
@@ -162,10 +151,10 @@ def lower_qconv_direct(kc: KernelContext) -> None:
             with for_range_carried(b, kh_ * kw_, kc.isize, loop.values, "tap") as taps:
                 cur = [taps.values[m * nrv:(m + 1) * nrv] for m in range(mr)]
                 start = b.add(x_ch, b.load(b.gep(tap_off, [taps.index], inbounds=True)))
-                xs = [load_x(b.add(start, kc.idx(v * lanes * sw))) for v in range(nrv)]
+                xs = [load_x(x_base, b.add(start, kc.idx(v * lanes * sw))) for v in range(nrv)]
                 woff = b.add(w_cp, b.mul(taps.index, kc.idx(mr)))
                 for m in range(mr):
-                    wv = _splat(b, kc.load(wpk, b.add(woff, kc.idx(m))), lanes)
+                    wv = splat(b, kc.load(wpk, b.add(woff, kc.idx(m))), lanes)
                     for v in range(nrv):
                         cur[m][v] = b.add(cur[m][v], madd(b, xs[v], wv, lanes), flags=["nsw"])
                 taps.next = [a for r in cur for a in r]
@@ -181,8 +170,8 @@ def lower_qconv_direct(kc: KernelContext) -> None:
             return b.add(b.mul(oc, kc.idx(oh_ * ow_)), b.add(b.mul(oh, kc.idx(ow_)), ow0))
 
         def scaled(m: int) -> list[ir.Value]:
-            mv = _splat(b, kc.load(mult, b.add(b.mul(gb, kc.idx(mr)), kc.idx(m))), lanes)
-            return [b.fmul(b.sitofp(sums[m][v], _vec(F32, lanes)), mv) for v in range(nrv)]
+            mv = splat(b, kc.load(mult, b.add(b.mul(gb, kc.idx(mr)), kc.idx(m))), lanes)
+            return [b.fmul(b.sitofp(sums[m][v], vtype(F32, lanes)), mv) for v in range(nrv)]
 
         def row(m: int) -> None:
             store_bb, next_bb = b.append_basic_block("store"), b.append_basic_block("next")
@@ -192,11 +181,11 @@ def lower_qconv_direct(kc: KernelContext) -> None:
                 pack_store(b, scaled(m), zp_s, qmin, qmax, signed, kc.gep(y, out_row(m)), width)
             else:
                 for v, f in enumerate(scaled(m)):
-                    q = b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), _vec(I8, lanes))
+                    q = b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), vtype(I8, lanes))
                     dst = kc.gep(y, b.add(out_row(m), kc.idx(v * lanes)))
                     count = min(lanes, width - v * lanes)
                     if count == lanes:
-                        b.store(q, b.bitcast(dst, _vec(I8, lanes).as_pointer()), align=1)
+                        b.store(q, b.bitcast(dst, vtype(I8, lanes).as_pointer()), align=1)
                     else:
                         for i in range(count):
                             b.store(b.extract_element(q, ir.Constant(I32, i)),
@@ -218,7 +207,7 @@ def lower_qconv_direct(kc: KernelContext) -> None:
             b.position_at_end(both)
             q = pack_bytes(b, scaled(m) + scaled(m + 1), zp_s, qmin, qmax, signed)
             for r in range(2):
-                half = b.shuffle_vector(q, q, ir.Constant(_vec(I32, 16), list(range(16 * r, 16 * r + 16))))
+                half = b.shuffle_vector(q, q, ir.Constant(vtype(I32, 16), list(range(16 * r, 16 * r + 16))))
                 b.store(half, b.bitcast(kc.gep(y, out_row(m + r)), half.type.as_pointer()), align=1)
             b.branch(done)
             b.position_at_end(split)

@@ -25,18 +25,11 @@ from edgec.codegen.kernels.quant import round_clamp
 from edgec.codegen.kernels.requant_x86 import pack_bytes
 from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.types import F32, I8, I32, llvm_type
+from edgec.codegen.vector import splat, vtype
 
 LANES = 8
 
 
-def _vec(t: ir.Type, n: int) -> ir.VectorType:
-    return ir.VectorType(t, n)
-
-
-def _splat(b: ir.IRBuilder, v: ir.Value, n: int) -> ir.Value:
-    ty = _vec(v.type, n)
-    x = b.insert_element(ir.Constant(ty, ir.Undefined), v, ir.Constant(I32, 0))
-    return b.shuffle_vector(x, ir.Constant(ty, ir.Undefined), ir.Constant(_vec(I32, n), [0] * n))
 
 
 def _concat(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
@@ -45,10 +38,10 @@ def _concat(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
         nxt = []
         for i in range(0, len(parts) - 1, 2):
             n = parts[i].type.count
-            nxt.append(b.shuffle_vector(parts[i], parts[i + 1], ir.Constant(_vec(I32, 2 * n), list(range(2 * n)))))
+            nxt.append(b.shuffle_vector(parts[i], parts[i + 1], ir.Constant(vtype(I32, 2 * n), list(range(2 * n)))))
         if len(parts) % 2:  # pad the odd one out with itself; the lanes are never read
             n = parts[-1].type.count
-            nxt.append(b.shuffle_vector(parts[-1], parts[-1], ir.Constant(_vec(I32, 2 * n), list(range(2 * n)))))
+            nxt.append(b.shuffle_vector(parts[-1], parts[-1], ir.Constant(vtype(I32, 2 * n), list(range(2 * n)))))
         parts = nxt
     return parts[0]
 
@@ -71,12 +64,12 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
     ocb_count = m_ // ocw
     taps = kh_ * kw_
     qmin, qmax = kc.attrs["qmin"], kc.attrs["qmax"]
-    vty = _vec(I32, LANES)
+    vty = vtype(I32, LANES)
     signed = kc.dtype(y).name == "int8"
     fast = bool(kc.attrs.get("pack_requant"))
     zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
     zp_s = b.sext(zp, I32) if signed else b.zext(zp, I32)
-    zp = _splat(b, zp_s, LANES)
+    zp = splat(b, zp_s, LANES)
     tap_off = kc.table(np.array([ky * dh * wpw + kx * dw for ky in range(kh_) for kx in range(kw_)],
                                 np.int64 if kc.isize.width == 64 else np.int32), "taps")
 
@@ -100,7 +93,7 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
                 ws = [wvec(b.add(woff, kc.idx(v * LANES))) for v in range(nrv)]
                 acc = list(tp.values)
                 for p in range(width):
-                    xv = _splat(b, b.load(b.gep(x0, [b.add(start, kc.idx(p * sw))], inbounds=True)), LANES)
+                    xv = splat(b, b.load(b.gep(x0, [b.add(start, kc.idx(p * sw))], inbounds=True)), LANES)
                     for v in range(nrv):
                         acc[p * nrv + v] = b.add(acc[p * nrv + v], dot4(b, xv, ws[v], LANES), flags=["nsw"])
                 tp.next = acc
@@ -110,17 +103,17 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
         for v in range(nrv):
             oc0 = b.add(b.mul(ocb, kc.idx(ocw)), kc.idx(v * LANES))
             bv = b.load(b.bitcast(kc.gep(bias, oc0), vty.as_pointer()), align=4)
-            mv = b.load(b.bitcast(kc.gep(mult, oc0), _vec(F32, LANES).as_pointer()), align=4)
-            scaled = [b.fmul(b.sitofp(b.add(sums[p * nrv + v], bv), _vec(F32, LANES)), mv) for p in range(width)]
+            mv = b.load(b.bitcast(kc.gep(mult, oc0), vtype(F32, LANES).as_pointer()), align=4)
+            scaled = [b.fmul(b.sitofp(b.add(sums[p * nrv + v], bv), vtype(F32, LANES)), mv) for p in range(width)]
             if fast:  # x86 packs, 4 pixels at a time (a short chunk repeats its last pixel)
                 chunks = [scaled[i:i + 4] for i in range(0, width, 4)]
                 qs = [pack_bytes(b, ch + ch[-1:] * (4 - len(ch)), zp_s, qmin, qmax, signed) for ch in chunks]
             else:
-                qs = [b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), _vec(I8, LANES)) for f in scaled]
+                qs = [b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), vtype(I8, LANES)) for f in scaled]
             # pixel-major bytes -> channel-major: row l holds channel oc0 + l's `width` pixels
             allq = _concat(b, qs)
             for lane in range(LANES):
-                row = b.shuffle_vector(allq, allq, ir.Constant(_vec(I32, width),
+                row = b.shuffle_vector(allq, allq, ir.Constant(vtype(I32, width),
                                                                [p * LANES + lane for p in range(width)]))
                 dst = kc.gep(y, b.add(b.mul(b.add(oc0, kc.idx(lane)), kc.idx(oh_ * ow_)), out_px))
                 if width == 1:

@@ -24,26 +24,19 @@ from llvmlite import ir
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels.reduce import entry_alloca
 from edgec.codegen.types import I8, I16, I32
+from edgec.codegen.vector import intrinsic, vtype
 
 CHUNK = 16  # pixels per vector step of the layout builder
 
-
-def _vec(t: ir.Type, n: int) -> ir.VectorType:
-    return ir.VectorType(t, n)
-
-
-def _intrinsic(b: ir.IRBuilder, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
-    fn = b.module.globals.get(name)
-    return fn if fn is not None else ir.Function(b.module, ir.FunctionType(ret, args), name)
 
 
 def dot4(b: ir.IRBuilder, xv: ir.Value, wv: ir.Value, lanes: int) -> ir.Value:
     """<lanes x i32> words of u8 quads (xv) . s8 quads (wv) -> <lanes x i32> (x86 AVX2)."""
     if lanes != 8:
         raise ValueError("dot4: the AVX2 path has 8 int32 lanes")
-    t8, t16 = _vec(I8, 32), _vec(I16, 16)
-    ubsw = _intrinsic(b, "llvm.x86.avx2.pmadd.ub.sw", t16, [t8, t8])
-    wd = _intrinsic(b, "llvm.x86.avx2.pmadd.wd", _vec(I32, 8), [t16, t16])
+    t8, t16 = vtype(I8, 32), vtype(I16, 16)
+    ubsw = intrinsic(b, "llvm.x86.avx2.pmadd.ub.sw", t16, [t8, t8])
+    wd = intrinsic(b, "llvm.x86.avx2.pmadd.wd", vtype(I32, 8), [t16, t16])
     p16 = b.call(ubsw, [b.bitcast(xv, t8), b.bitcast(wv, t8)])
     return b.call(wd, [p16, ir.Constant(t16, [1] * 16)])
 
@@ -53,19 +46,19 @@ def sdot4(b: ir.IRBuilder, xv: ir.Value, wv: ir.Value, lanes: int) -> ir.Value:
     LLVM folds the add of the caller's accumulator into the instruction)."""
     if lanes != 4:
         raise ValueError("sdot4: the aarch64 path has 4 int32 lanes")
-    t8, t32 = _vec(I8, 16), _vec(I32, 4)
-    fn = _intrinsic(b, "llvm.aarch64.neon.sdot.v4i32.v16i8", t32, [t32, t8, t8])
+    t8, t32 = vtype(I8, 16), vtype(I32, 4)
+    fn = intrinsic(b, "llvm.aarch64.neon.sdot.v4i32.v16i8", t32, [t32, t8, t8])
     return b.call(fn, [ir.Constant(t32, [0] * 4), b.bitcast(xv, t8), b.bitcast(wv, t8)])
 
 
 def _interleave(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
     """4 x <16 x i8> -> <64 x i8>: byte j of word i is parts[j][i]."""
-    und16 = ir.Constant(_vec(I8, 16), ir.Undefined)
+    und16 = ir.Constant(vtype(I8, 16), ir.Undefined)
     parts = parts + [und16] * (4 - len(parts))
-    ab = b.shuffle_vector(parts[0], parts[1], ir.Constant(_vec(I32, 32), list(range(32))))
-    cd = b.shuffle_vector(parts[2], parts[3], ir.Constant(_vec(I32, 32), list(range(32))))
+    ab = b.shuffle_vector(parts[0], parts[1], ir.Constant(vtype(I32, 32), list(range(32))))
+    cd = b.shuffle_vector(parts[2], parts[3], ir.Constant(vtype(I32, 32), list(range(32))))
     mask = [i + 16 * j for i in range(CHUNK) for j in range(4)]
-    return b.shuffle_vector(ab, cd, ir.Constant(_vec(I32, 64), mask))
+    return b.shuffle_vector(ab, cd, ir.Constant(vtype(I32, 64), mask))
 
 
 def _word(b: ir.IRBuilder, bytes_: list[ir.Value]) -> ir.Value:
@@ -85,14 +78,14 @@ def lower_qconv_quads(kc: KernelContext) -> None:
     gq, hp, wpa = kc.shape(xq)
     pt, pl = kc.attrs["pads"][0], kc.attrs["pads"][1]
     flip, pad = kc.attrs["flip"], kc.attrs["pad"]
-    flip8 = ir.Constant(_vec(I8, CHUNK), [flip] * CHUNK)
+    flip8 = ir.Constant(vtype(I8, CHUNK), [flip] * CHUNK)
     padb = ir.Constant(I8, pad)
     pad_word = ir.Constant(I32, pad * 0x01010101)
 
     def load_row(chan: ir.Value, h: int | ir.Value, w: ir.Value) -> ir.Value:
         off = b.add(kc.linear([chan, h], [h_ * w_, w_]) if not isinstance(h, int)
                     else b.mul(chan, kc.idx(h_ * w_)), w)
-        v = b.load(b.bitcast(kc.gep(x, off), _vec(I8, CHUNK).as_pointer()), align=1)
+        v = b.load(b.bitcast(kc.gep(x, off), vtype(I8, CHUNK).as_pointer()), align=1)
         return b.xor(v, flip8) if flip else v
 
     def load_byte(chan: ir.Value, h: ir.Value, w: ir.Value) -> ir.Value:
@@ -123,13 +116,13 @@ def lower_qconv_quads(kc: KernelContext) -> None:
             row = b.add(base, b.mul(b.add(h, kc.idx(pt)), kc.idx(wpa)))
             fill_words(row, pl)
             fill_words(b.add(row, kc.idx(pl + w_)), wpa - pl - w_)
-            padv = ir.Constant(_vec(I8, CHUNK), [pad] * CHUNK)
+            padv = ir.Constant(vtype(I8, CHUNK), [pad] * CHUNK)
             if chunks:
                 with kc.loop(chunks, "wc") as wc:
                     w0 = b.mul(wc, kc.idx(CHUNK))
                     parts = [load_row(c, h, w0) for c in chans] + [padv] * (4 - nvalid)
                     dst = kc.gep(xq, b.add(row, b.add(w0, kc.idx(pl))))
-                    b.store(_interleave(b, parts), b.bitcast(dst, _vec(I8, 4 * CHUNK).as_pointer()),
+                    b.store(_interleave(b, parts), b.bitcast(dst, vtype(I8, 4 * CHUNK).as_pointer()),
                             align=1)
             if tail:
                 with kc.loop(tail, "wt") as wt:
@@ -169,7 +162,7 @@ def _spatial(kc: KernelContext, x: str, xq: str, dims: tuple[int, ...], load_row
     words = -(-wp // CHUNK) * CHUNK  # words built per row (<= wpa: the pass allocates that)
     size = words + 3 * dw + CHUNK
     buf = entry_alloca(kc, I8, size)
-    padv = ir.Constant(_vec(I8, CHUNK), [padb.constant] * CHUNK)
+    padv = ir.Constant(vtype(I8, CHUNK), [padb.constant] * CHUNK)
     chunks, tail = divmod(w_, CHUNK)
 
     def at(off: ir.Value | int) -> ir.Value:
@@ -204,4 +197,4 @@ def _spatial(kc: KernelContext, x: str, xq: str, dims: tuple[int, ...], load_row
                      for j in range(kw)]
             dst = kc.gep(xq, b.add(row, w0))
             b.store(_interleave(b, parts + [padv] * (4 - kw)),
-                    b.bitcast(dst, _vec(I8, 4 * CHUNK).as_pointer()), align=1)
+                    b.bitcast(dst, vtype(I8, 4 * CHUNK).as_pointer()), align=1)

@@ -25,24 +25,16 @@ from edgec.codegen.kernels.reduce import entry_alloca
 from edgec.codegen.kernels.requant_x86 import pack_store
 from edgec.codegen.loops import opaque
 from edgec.codegen.types import F32, I8, I32, llvm_type
+from edgec.codegen.vector import intrinsic, splat, vtype
 
 LANES = 8
 CHUNK = 32  # bytes per vector copy into the row buffer
 UNIT = 16  # output pixels per pair of vectors
 MARGIN = 8  # buffer bytes before each padded row
 OFFSETS = {1: (-8, -4), 2: (0, 8)}  # 32-byte load offsets of vectors A and B of a unit
-PAIR_ROWS = True  # two output rows per pass at stride 1
 BAND_BYTES = 32 * 1024  # padded input rows buffered per band of output rows (L1 sized)
 
 
-def _vec(t: ir.Type, n: int) -> ir.VectorType:
-    return ir.VectorType(t, n)
-
-
-def _splat(b: ir.IRBuilder, v: ir.Value, n: int) -> ir.Value:
-    ty = _vec(v.type, n)
-    x = b.insert_element(ir.Constant(ty, ir.Undefined), v, ir.Constant(I32, 0))
-    return b.shuffle_vector(x, ir.Constant(ty, ir.Undefined), ir.Constant(_vec(I32, n), [0] * n))
 
 
 def row_bytes(w: int, ow: int, sw: int, pl: int, pr: int) -> int:
@@ -68,13 +60,13 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
     flip, pad = kc.attrs["flip"], kc.attrs["pad"]
     qmin, qmax = kc.attrs["qmin"], kc.attrs["qmax"]
     rw = row_bytes(w_, ow_, sw, pl, pr)
-    b8 = lambda n: _vec(I8, n)  # noqa: E731
+    b8 = lambda n: vtype(I8, n)  # noqa: E731
     pad_v = ir.Constant(b8(CHUNK), [pad] * CHUNK)
     signed = kc.dtype(y).name == "int8"
     fast = bool(kc.attrs.get("pack_requant"))
     zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
     zp_s = b.sext(zp, I32) if signed else b.zext(zp, I32)
-    zp = _splat(b, zp_s, LANES)
+    zp = splat(b, zp_s, LANES)
 
     halo = (kh_ - 1) * dh + 1  # input rows of one output row
     band = max(1, min(oh_, (BAND_BYTES // rw - halo) // sh + 1))  # output rows per band
@@ -116,9 +108,8 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
         if min(m) < 0 or max(m) > 15:
             raise ValueError(f"QDepthwiseBytes: kernel width {kw_} at stride {sw} exceeds a 16-byte half")
         masks.append(ir.Constant(b8(32), m))
-    pshufb = b.module.globals.get("llvm.x86.avx2.pshuf.b") or ir.Function(
-        b.module, ir.FunctionType(b8(32), [b8(32), b8(32)]), "llvm.x86.avx2.pshuf.b")
-    natural = ir.Constant(_vec(I32, 16), [0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15])
+    pshufb = intrinsic(b, "llvm.x86.avx2.pshuf.b", b8(32), [b8(32), b8(32)])
+    natural = ir.Constant(vtype(I32, 16), [0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15])
 
     def emit_rows(in_ptrs: list[ir.Value], outs: list[tuple[ir.Value, list[int]]], wv: list[ir.Value],
                   bv: ir.Value, mv: ir.Value) -> None:
@@ -133,12 +124,12 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
                     for i in sorted({i for _, rows_ in outs for i in rows_}):
                         src = at(in_ptrs[i], b.add(b.mul(ow0, kc.idx(sw)), kc.idx(16 * u * sw + off)))
                         raw = b.load(b.bitcast(src, b8(32).as_pointer()), align=1)
-                        quads[i] = b.bitcast(b.call(pshufb, [raw, mask]), _vec(I32, LANES))
+                        quads[i] = b.bitcast(b.call(pshufb, [raw, mask]), vtype(I32, LANES))
                     for o, (_, rows_) in enumerate(outs):
-                        acc = ir.Constant(_vec(I32, LANES), [0] * LANES)
+                        acc = ir.Constant(vtype(I32, LANES), [0] * LANES)
                         for ky, i in enumerate(rows_):
                             acc = b.add(acc, dot4(b, quads[i], wv[ky], LANES), flags=["nsw"])
-                        scaled[o].append(b.fmul(b.sitofp(b.add(acc, bv), _vec(F32, LANES)), mv))
+                        scaled[o].append(b.fmul(b.sitofp(b.add(acc, bv), vtype(F32, LANES)), mv))
             for (out_row, _), sc in zip(outs, scaled):
                 store(kc.gep(y, b.add(out_row, ow0)), sc, n, count)
 
@@ -167,9 +158,9 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
 
     c0, c1 = kc.task_range(c_)
     with kc.loop(c1, "c", start=c0) as c:
-        wv = [_splat(b, kc.load(wpk, b.add(b.mul(c, kc.idx(kh_)), kc.idx(ky))), LANES) for ky in range(kh_)]
-        bv = _splat(b, kc.load(bias, c), LANES)
-        mv = _splat(b, kc.load(mult, c), LANES)
+        wv = [splat(b, kc.load(wpk, b.add(b.mul(c, kc.idx(kh_)), kc.idx(ky))), LANES) for ky in range(kh_)]
+        bv = splat(b, kc.load(bias, c), LANES)
+        mv = splat(b, kc.load(mult, c), LANES)
         plane = b.mul(c, kc.idx(h_ * w_))
         with kc.loop(-(-oh_ // band), "band") as bi:
             oh0 = b.mul(bi, kc.idx(band))
@@ -202,7 +193,7 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
                 return b.add(b.mul(c, kc.idx(oh_ * ow_)), b.mul(b.add(oh0, ohl), kc.idx(ow_)))
 
             # Two output rows per pass at stride 1: they share KH - 1 input rows.
-            pair = PAIR_ROWS and sh == 1
+            pair = sh == 1
             n_pairs = b.lshr(n_out, kc.idx(1)) if pair else kc.idx(0)
             if pair:
                 with kc.loop(n_pairs, "ohp") as p:

@@ -16,11 +16,12 @@ from __future__ import annotations
 from llvmlite import ir
 
 from edgec.codegen.kernel import KernelContext, lowering
-from edgec.codegen.kernels.qconv_direct import _madd, _splat, _vec
+from edgec.codegen.kernels.qconv_direct import _madd
 from edgec.codegen.kernels.qconv_quads import dot4
 from edgec.codegen.kernels.quant import load_i32, round_clamp
 from edgec.codegen.loops import for_range_carried
 from edgec.codegen.types import F32, I8, I16, I32
+from edgec.codegen.vector import splat, vtype
 
 NB = 4  # column vectors per pass over A
 
@@ -39,8 +40,8 @@ def lower_qgemv(kc: KernelContext) -> None:
     flip = kc.attrs.get("flip", 0)
     blocks = -(-n_ // lanes)
     zpa = load_i32(kc, az, 0)
-    zpy = _splat(b, load_i32(kc, yz, 0), lanes)
-    vty = _vec(I32, lanes)
+    zpy = splat(b, load_i32(kc, yz, 0), lanes)
+    vty = vtype(I32, lanes)
 
     def pair(kp: ir.Value, last: bool) -> ir.Value:
         lo = b.zext(b.trunc(b.sub(load_i32(kc, a, b.mul(kp, kc.idx(2))), zpa), I16), I32)
@@ -68,7 +69,7 @@ def lower_qgemv(kc: KernelContext) -> None:
         zero = ir.Constant(vty, [0] * lanes)
 
         def step(accs: list[ir.Value], kp: ir.Value, last: bool) -> list[ir.Value]:
-            av = _splat(b, quad(kp, last) if quads else pair(kp, last), lanes)
+            av = splat(b, quad(kp, last) if quads else pair(kp, last), lanes)
             out = []
             for j, acc in enumerate(accs):
                 off = b.mul(b.add(b.mul(b.add(nb0, kc.idx(j)), kc.idx(kp_)), kp), kc.idx(lanes))
@@ -86,14 +87,14 @@ def lower_qgemv(kc: KernelContext) -> None:
         for j, acc in enumerate(accs):
             col = b.mul(b.add(nb0, kc.idx(j)), kc.idx(lanes))
             bv = b.load(b.bitcast(kc.gep(bias, col), vty.as_pointer()), align=4)
-            mv = b.load(b.bitcast(kc.gep(mult, col), _vec(F32, lanes).as_pointer()), align=4)
-            f = b.fmul(b.sitofp(b.add(acc, bv), _vec(F32, lanes)), mv)
-            q = b.trunc(round_clamp(b, f, zpy, kc.attrs["qmin"], kc.attrs["qmax"], finite=True), _vec(I8, lanes))
+            mv = b.load(b.bitcast(kc.gep(mult, col), vtype(F32, lanes).as_pointer()), align=4)
+            f = b.fmul(b.sitofp(b.add(acc, bv), vtype(F32, lanes)), mv)
+            q = b.trunc(round_clamp(b, f, zpy, kc.attrs["qmin"], kc.attrs["qmax"], finite=True), vtype(I8, lanes))
             # Columns past N exist only in the packed buffers: the last block stores lane by lane.
             whole, part, done = (b.append_basic_block(t) for t in ("whole", "part", "done"))
             b.cbranch(b.icmp_signed("<=", b.add(col, kc.idx(lanes)), kc.idx(n_)), whole, part)
             b.position_at_end(whole)
-            b.store(q, b.bitcast(kc.gep(y, col), _vec(I8, lanes).as_pointer()), align=1)
+            b.store(q, b.bitcast(kc.gep(y, col), vtype(I8, lanes).as_pointer()), align=1)
             b.branch(done)
             b.position_at_end(part)
             for i in range(min(lanes, n_)):

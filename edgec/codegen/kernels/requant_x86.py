@@ -16,17 +16,9 @@ import numpy as np
 from llvmlite import ir
 
 from edgec.codegen.types import I8, I16, I32
+from edgec.codegen.vector import intrinsic, splat, vtype
 
 LANES = 8
-
-
-def _vec(t: ir.Type, n: int) -> ir.VectorType:
-    return ir.VectorType(t, n)
-
-
-def _fn(b: ir.IRBuilder, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
-    fn = b.module.globals.get(name)
-    return fn if fn is not None else ir.Function(b.module, ir.FunctionType(ret, args), name)
 
 
 def fits_int32(w_abs_sum: np.ndarray, bias: np.ndarray, mult: np.ndarray, x_max: int = 255) -> bool:
@@ -43,34 +35,33 @@ def pack_bytes(b: ir.IRBuilder, scaled: list[ir.Value], zp: ir.Value, qmin: int,
     n = len(scaled)
     if n not in (1, 2, 4):
         raise ValueError("pack_bytes packs 1, 2 or 4 vectors")
-    v8i, v16s, v32b = _vec(I32, LANES), _vec(I16, 16), _vec(I8, 32)
-    cvt = _fn(b, "llvm.x86.avx.cvt.ps2dq.256", v8i, [scaled[0].type])
+    v8i, v16s, v32b = vtype(I32, LANES), vtype(I16, 16), vtype(I8, 32)
+    cvt = intrinsic(b, "llvm.x86.avx.cvt.ps2dq.256", v8i, [scaled[0].type])
     ints = [b.call(cvt, [v]) for v in scaled]
-    pack32 = _fn(b, "llvm.x86.avx2.packssdw", v16s, [v8i, v8i])
+    pack32 = intrinsic(b, "llvm.x86.avx2.packssdw", v16s, [v8i, v8i])
     words = [b.call(pack32, [ints[i], ints[min(i + 1, n - 1)]]) for i in range(0, n, 2)]
     z16 = b.trunc(zp, I16)
-    zv = b.shuffle_vector(b.insert_element(ir.Constant(v16s, ir.Undefined), z16, ir.Constant(I32, 0)),
-                          ir.Constant(v16s, ir.Undefined), ir.Constant(_vec(I32, 16), [0] * 16))
-    sat = _fn(b, "llvm.sadd.sat.v16i16", v16s, [v16s, v16s])
+    zv = splat(b, z16, 16)
+    sat = intrinsic(b, "llvm.sadd.sat.v16i16", v16s, [v16s, v16s])
     words = [b.call(sat, [w, zv]) for w in words]
     name = "llvm.x86.avx2.packsswb" if signed else "llvm.x86.avx2.packuswb"
-    packed = b.call(_fn(b, name, v32b, [v16s, v16s]), [words[0], words[-1]])
+    packed = b.call(intrinsic(b, name, v32b, [v16s, v16s]), [words[0], words[-1]])
     lo, hi = (-128, 127) if signed else (0, 255)
     if qmin > lo:
         op = "smax" if signed else "umax"
-        packed = b.call(_fn(b, f"llvm.{op}.v32i8", v32b, [v32b, v32b]), [packed, ir.Constant(v32b, [qmin] * 32)])
+        packed = b.call(intrinsic(b, f"llvm.{op}.v32i8", v32b, [v32b, v32b]), [packed, ir.Constant(v32b, [qmin] * 32)])
     if qmax < hi:
         op = "smin" if signed else "umin"
-        packed = b.call(_fn(b, f"llvm.{op}.v32i8", v32b, [v32b, v32b]), [packed, ir.Constant(v32b, [qmax] * 32)])
+        packed = b.call(intrinsic(b, f"llvm.{op}.v32i8", v32b, [v32b, v32b]), [packed, ir.Constant(v32b, [qmax] * 32)])
     # dwords now hold 4 outputs each: [v0 lo, v1 lo, v2 lo, v3 lo | v0 hi, v1 hi, v2 hi, v3 hi]
     dw = b.bitcast(packed, v8i)
     if halves:
         idx = [k for p in range(n // 2) for k in (2 * p, 2 * p + 1, 2 * p + 4, 2 * p + 5)]
-        order = ir.Constant(_vec(I32, 2 * n), idx)
+        order = ir.Constant(vtype(I32, 2 * n), idx)
     else:
-        order = ir.Constant(_vec(I32, 2 * n), [k for i in range(n) for k in (i, i + 4)])
+        order = ir.Constant(vtype(I32, 2 * n), [k for i in range(n) for k in (i, i + 4)])
     out = b.shuffle_vector(dw, ir.Constant(v8i, ir.Undefined), order)
-    return b.bitcast(out, _vec(I8, 8 * n))
+    return b.bitcast(out, vtype(I8, 8 * n))
 
 
 def pack_store(b: ir.IRBuilder, scaled: list[ir.Value], zp: ir.Value, qmin: int, qmax: int,
