@@ -16,12 +16,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgec import __version__
-from edgec.cli_args import load_input, parse_shapes
+from edgec.cli_args import load_input, output_file_names, parse_shapes
 from edgec.cli_devices import register as register_devices
 from edgec.cli_quant import register as register_quant
 from edgec.cli_sparse import register as register_sparse
 from edgec.cli_tune import register as register_tune
-from edgec.errors import EdgecError
+from edgec.errors import EdgecError, ToolchainError, wrap_unexpected
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="edgec: compile ONNX models into small native bundles for edge devices.")
@@ -84,7 +84,8 @@ def build(
     if as_json:
         print(json.dumps(summary, sort_keys=True))
         return
-    t = Table(title=f"built {bundle.path} for {', '.join(bundle.manifest.get('devices', [bundle.manifest['device']]))}",
+    t = Table(title=escape(f"built {bundle.path} for "
+                           f"{', '.join(bundle.manifest.get('devices', [bundle.manifest['device']]))}"),
               show_header=False)
     t.add_row("kernels", f"{r.nodes} ({', '.join(f'{k}×{v}' for k, v in r.ops.items())})")
     t.add_row("weights", _size(r.weight_bytes))
@@ -107,12 +108,14 @@ def run(
     from edgec.runner import load
 
     manifest = read_manifest(bundle)
-    names = [t["name"] for t in manifest["inputs"]]
-    feeds = dict(load_input(s, names) for s in input or [])
+    feeds = dict(load_input(s, manifest["inputs"]) for s in input or [])
     if random:
         rng = np.random.default_rng(0)
         for t in manifest["inputs"]:
             feeds.setdefault(t["name"], rng.standard_normal(t["shape"]).astype(t["dtype"]))
+    files = output_file_names([t["name"] for t in manifest["outputs"]])
+    if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
+        raise EdgecError(f"--output-dir {output_dir}: exists and is not a directory")
     results = load(bundle).run(feeds)
     summary = {}
     for k, v in results.items():
@@ -120,15 +123,27 @@ def run(
                       "min": float(v.min()) if v.size else None, "max": float(v.max()) if v.size else None,
                       "mean": float(v.astype(np.float64).mean()) if v.size else None,
                       "first": v.ravel()[:8].tolist()}
-        if output_dir:
+    if output_dir is not None:
+        try:
             output_dir.mkdir(parents=True, exist_ok=True)
-            np.save(output_dir / f"{''.join(c if c.isalnum() or c in '-_.' else '_' for c in k)}.npy", v)
+            for k, v in results.items():
+                np.save(output_dir / files[k], v)
+        except OSError as exc:
+            raise EdgecError(f"cannot write outputs to {output_dir}: {exc.strerror or exc}") from None
     if as_json:
         print(json.dumps(summary, sort_keys=True))
         return
     for k, s in summary.items():
-        out.print(f"[bold]{escape(k)}[/] {s['dtype']}{escape(str(s['shape']))}  min {s['min']:.6g}  max {s['max']:.6g}  "
-                  f"mean {s['mean']:.6g}\n  first: {s['first']}", highlight=False)
+        stats = (f"min {s['min']:.6g}  max {s['max']:.6g}  mean {s['mean']:.6g}" if s["min"] is not None
+                 else "empty")
+        out.print(f"[bold]{escape(shown(k))}[/] {s['dtype']}{escape(str(s['shape']))}  {stats}\n"
+                  f"  first: {s['first']}", highlight=False)
+
+
+def shown(name: str) -> str:
+    """A model's name as printed: as is when plain text, else its repr (no control characters,
+    no terminal escapes, no fake lines)."""
+    return name if name.isprintable() and len(name) <= 200 else repr(name[:200])
 
 
 @app.command()
@@ -144,23 +159,30 @@ def inspect(
         print(json.dumps(info, sort_keys=True))
         return
     tg = info["target"]
-    out.print(f"[bold]{info['name']}[/] for [bold]{info['device']}[/]: {tg['triple']} cpu={tg['cpu']} "
-              f"float-abi={tg['float_abi']} (edgec {info['edgec_version']})", highlight=False)
+    out.print(f"[bold]{_t(info['name'])}[/] for [bold]{_t(info['device'])}[/]: {_t(tg.get('triple'))} "
+              f"cpu={_t(tg.get('cpu'))} float-abi={_t(tg.get('float_abi'))} (edgec {_t(info['edgec_version'])})",
+              highlight=False)
     io = Table("", "name", "dtype", "shape", "bytes", title="inputs / outputs")
     for kind in ("inputs", "outputs"):
         for t in info[kind]:
-            io.add_row(kind[:-1], t["name"], t["dtype"], str(t["shape"]), str(t["bytes"]))
+            io.add_row(kind[:-1], escape(shown(t["name"])), t["dtype"], str(t["shape"]), str(t["bytes"]))
     out.print(io)
     sizes = Table("object", "machine", ".text", ".rodata", "other", "exported symbols", title="objects")
     for rel, o in info["objects"].items():
         sec = dict(o["sections"])
         text, ro = sec.pop(".text", 0), sec.pop(".rodata", 0)
-        sizes.add_row(rel, o["machine"] + (f" ({o['float_abi']} float)" if "float_abi" in o else ""),
-                      _size(text), _size(ro), _size(sum(sec.values())), ", ".join(o["exported"][:12]))
+        sizes.add_row(_t(rel), _t(o["machine"]) + (f" ({_t(o['float_abi'])} float)" if "float_abi" in o else ""),
+                      _size(text), _size(ro), _size(sum(sec.values())), _t(", ".join(o["exported"][:12])))
     out.print(sizes)
     _print_slices_and_sizes(info)
+    ops = info["ops"] if isinstance(info["ops"], dict) else {}
     out.print(f"arena {_size(info['arena_bytes'])}, weights {_size(info['weight_bytes'])}, "
-              f"ops: {', '.join(f'{k}×{v}' for k, v in info['ops'].items())}", highlight=False)
+              f"ops: {_t(', '.join(f'{k}×{v}' for k, v in ops.items()))}", highlight=False)
+
+
+def _t(v: object) -> str:
+    """Text from a bundle's manifest or objects for a rich table: shown literally, never as markup."""
+    return escape(shown(str(v)))
 
 
 def _print_slices_and_sizes(info: dict) -> None:
@@ -168,14 +190,14 @@ def _print_slices_and_sizes(info: dict) -> None:
     if info.get("slices"):
         t = Table("slice", "device", "machine", "float ABI", "min OS / API", "platform", title="slices")
         for s in info["slices"]:
-            t.add_row(s["abi"], s["device"], str(s.get("machine")), s.get("float_abi", "-"),
-                      str(s.get("min_os") or s.get("min_api") or "-"), s.get("platform") or "android")
+            t.add_row(_t(s.get("abi")), _t(s.get("device")), _t(s.get("machine")), _t(s.get("float_abi", "-")),
+                      _t(s.get("min_os") or s.get("min_api") or "-"), _t(s.get("platform") or "android"))
         out.print(t)
     if info.get("sizes"):
         t = Table("slice", "code (kernels)", "weights", "runtime (.text)", "static lib", "shared lib",
                   title="size by origin")
         for r in info["sizes"]:
-            t.add_row(r["slice"], _size(r["code"]), _size(r["weights"]),
+            t.add_row(_t(r["slice"]), _size(r["code"]), _size(r["weights"]),
                       f"{_size(r['runtime'])} ({_size(r['runtime_text'])})", _size(r["static_library_bytes"]),
                       _size(r["shared_library_bytes"]) if "shared_library_bytes" in r else "-")
         out.print(t)
@@ -194,29 +216,48 @@ def version() -> None:
 
 
 def main() -> None:
+    _quiet_thread_tracebacks()
     try:
         rc = app(standalone_mode=False)  # returns typer.Exit codes instead of raising
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except EdgecError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _fail(exc)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: typer's (vendored click) own message
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {escape(str(exc))}", highlight=False)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except Exception as exc:  # anything unexpected: one line, never a traceback
         if os.environ.get("EDGEC_DEBUG"):
             raise
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
-                  "(set EDGEC_DEBUG=1 for a traceback)", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(wrap_unexpected(exc))
+
+
+def _fail(exc: EdgecError) -> None:
+    """One line on stderr (model-controlled text cannot add lines or rich markup), then exit."""
+    text = str(exc) if isinstance(exc, ToolchainError) else " ".join(str(exc).splitlines())
+    err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True, markup=True)
+    sys.exit(exc.exit_code)
+
+
+def _quiet_thread_tracebacks() -> None:
+    """Worker threads (paramiko's transport, our pools) must not print tracebacks to a CLI user:
+    their failures reach the main thread as errors; with EDGEC_DEBUG=1 they are shown."""
+    import logging
+    import threading
+
+    if os.environ.get("EDGEC_DEBUG"):
+        return
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL + 1)
+    threading.excepthook = lambda args: None
 
 
 if __name__ == "__main__":

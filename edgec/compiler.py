@@ -23,7 +23,7 @@ from edgec.optimize import run_pipeline
 from edgec.optimize.memory_plan import plan_memory
 from edgec.optimize.passes import dead_node_removal
 from edgec.packager import Bundle, mobile, write_bundle
-from edgec.packager.bundle import check_prefix
+from edgec.packager.bundle import check_out_dir, check_prefix
 from edgec.packager.cglue import TensorSpec
 from edgec.targets import get_profile
 from edgec.toolchain import find_toolchain
@@ -129,12 +129,15 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     layers (edgec/optimize/weight_quant.py)."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
+    _check_arguments(model, device, out_dir, threads, tuning_log, calibration)
     check_prefix(name)
     phone_profiles = mobile.resolve_devices(device)  # Android/iOS: one bundle, one slice per device
     profile = phone_profiles[0] if phone_profiles else get_profile(device)
     find_toolchain(profile)  # fail before any work if the C toolchain is missing
     if not 1 <= threads <= 16:
         raise EdgecError("--threads must be between 1 and 16")
+    out_dir = Path(out_dir or Path.cwd() / f"{name}-{profile.platform if phone_profiles else profile.name}")
+    check_out_dir(out_dir.resolve())  # refuse a foreign directory before any work
     if threads > 1 and phone_profiles:
         raise EdgecError("--threads > 1 is not supported for Android/iOS bundles yet; build with --threads 1")
     proto = load_onnx(model)
@@ -195,6 +198,20 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
                       "package": t_end - t_cg, "total": t_end - t0}
     bundle.report = report  # type: ignore[attr-defined]
     return bundle
+
+
+def _check_arguments(model: object, device: object, out_dir: object, threads: object,
+                     tuning_log: object, calibration: object) -> None:
+    """The Python API's arguments, checked up front (the CLI's are typed by typer)."""
+    if not isinstance(model, (onnx.ModelProto, str, os.PathLike)):
+        raise EdgecError(f"model must be a path or an onnx.ModelProto, not {type(model).__name__}")
+    if not isinstance(device, str):
+        raise EdgecError(f"device must be a device name (str), not {type(device).__name__}")
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        raise EdgecError(f"threads must be an integer, not {type(threads).__name__}")
+    for what, v in (("out_dir", out_dir), ("tuning_log", tuning_log), ("calibration", calibration)):
+        if v is not None and not isinstance(v, (str, os.PathLike)):
+            raise EdgecError(f"{what} must be a path, not {type(v).__name__}")
 
 
 def _build_phone_bundle(g: Graph, profiles: list, name: str, out_dir, model_sha: str,

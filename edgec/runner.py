@@ -11,12 +11,14 @@ import ctypes
 import platform
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from edgec.errors import RunError
+from edgec.errors import RunError, public_api
 from edgec.packager.bundle import Bundle, read_manifest, verify_bundle
+from edgec.packager.manifest import BundleError
 from edgec.targets import get_profile
 from edgec.toolchain import find_toolchain, run_binary
 
@@ -26,6 +28,8 @@ STATUS = {0: "ok", 1: "null pointer argument", 2: "arena too small", 3: "arena n
 
 
 def _check_inputs(manifest: dict, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    if not isinstance(feeds, Mapping):
+        raise RunError(f"inputs must be a dict of name -> array, not {type(feeds).__name__}")
     names = [t["name"] for t in manifest["inputs"]]
     unknown = sorted(set(feeds) - set(names))
     missing = [n for n in names if n not in feeds]
@@ -35,6 +39,8 @@ def _check_inputs(manifest: dict, feeds: dict[str, np.ndarray]) -> list[np.ndarr
     arrays = []
     for t in manifest["inputs"]:
         a = np.asarray(feeds[t["name"]])
+        if a.dtype.kind not in "biuf":
+            raise RunError(f"input {t['name']!r} has dtype {a.dtype}, the model expects {t['dtype']}")
         if tuple(a.shape) != tuple(t["shape"]):
             raise RunError(f"input {t['name']!r} has shape {list(a.shape)}, the model expects {t['shape']}")
         want = np.dtype(t["dtype"])
@@ -46,6 +52,37 @@ def _check_inputs(manifest: dict, feeds: dict[str, np.ndarray]) -> list[np.ndarr
     return arrays
 
 
+class _TensorInfo(ctypes.Structure):  # edgec_tensor_info in runtime_c/edgec_runtime.h
+    _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_int), ("ndim", ctypes.c_int32),
+                ("shape", ctypes.c_int64 * 8), ("bytes", ctypes.c_size_t), ("arena_offset", ctypes.c_size_t),
+                ("scale", ctypes.c_float), ("zero_point", ctypes.c_int32)]
+
+
+class _ModelInfo(ctypes.Structure):  # edgec_model_info
+    _fields_ = [("name", ctypes.c_char_p), ("edgec_version", ctypes.c_char_p), ("num_inputs", ctypes.c_int32),
+                ("num_outputs", ctypes.c_int32), ("inputs", ctypes.POINTER(_TensorInfo)),
+                ("outputs", ctypes.POINTER(_TensorInfo)), ("arena_bytes", ctypes.c_size_t),
+                ("weights", ctypes.c_void_p), ("weight_bytes", ctypes.c_size_t), ("weights_adler32", ctypes.c_uint32),
+                ("graph_run", ctypes.c_void_p), ("max_threads", ctypes.c_int32)]
+
+
+def _check_against_library(lib: ctypes.CDLL, m: dict) -> None:
+    """manifest.json is not covered by its own sha256 list: the sizes the runner trusts (arena,
+    tensor shapes and bytes) must equal the metadata compiled into the verified library."""
+    info = _ModelInfo.in_dll(lib, f"{m['name']}_info")
+    same = (info.name == m["name"].encode() and info.arena_bytes == m["arena_bytes"]
+            and info.num_inputs == len(m["inputs"]) and info.num_outputs == len(m["outputs"]))
+    for table, ts in ((info.inputs, m["inputs"]), (info.outputs, m["outputs"])):
+        for k, t in enumerate(ts if same else []):
+            c = table[k]
+            same = same and (c.name == t["name"].encode("utf-8", "surrogatepass") and c.bytes == t["bytes"]
+                             and c.arena_offset == t["arena_offset"] and c.ndim == len(t["shape"])
+                             and list(c.shape[:c.ndim]) == list(t["shape"]))
+    if not same:
+        raise BundleError("manifest.json does not match the metadata compiled into the bundle's library "
+                          "(edited or from another build); refusing to run it")
+
+
 class Runner:
     """In-process runner for bundles this machine can execute natively."""
 
@@ -53,8 +90,14 @@ class Runner:
         self.bundle = bundle
         m = bundle.manifest
         self.name = m["name"]
-        self.lib = ctypes.CDLL(str(bundle.shared_library))
+        try:
+            self.lib = ctypes.CDLL(str(bundle.shared_library))
+        except OSError as exc:
+            raise BundleError(f"cannot load {bundle.shared_library}: {exc}") from None
         p = self.name
+        if not hasattr(self.lib, f"{p}_info"):
+            raise BundleError(f"{bundle.shared_library} does not define model {p!r}")
+        _check_against_library(self.lib, m)
         for fn in ("init", "set_input", "run", "get_output"):
             getattr(self.lib, f"{p}_{fn}").restype = ctypes.c_int
         self.lib[f"{p}_output_ptr"].restype = ctypes.c_void_p
@@ -67,7 +110,10 @@ class Runner:
         # The ctx is opaque here (it embeds the thread pool): size it from the library itself.
         self.ctx = ctypes.create_string_buffer(self.lib.edgec_ctx_size())
         if num_threads is None:
-            num_threads = int(m.get("build_options", {}).get("threads", 1))
+            opts = m.get("build_options")
+            num_threads = opts.get("threads", 1) if isinstance(opts, dict) else 1
+        if not isinstance(num_threads, int) or isinstance(num_threads, bool) or not 1 <= num_threads <= 64:
+            raise RunError(f"num_threads must be an integer from 1 to 64, not {num_threads!r}")
         self.num_threads = num_threads
         self._call("init", ctypes.byref(self.ctx), ctypes.c_void_p(self.arena.ctypes.data),
                    ctypes.c_size_t(m["arena_bytes"]), ctypes.c_int(num_threads))
@@ -87,9 +133,11 @@ class Runner:
         if status != 0:
             raise RunError(f"{self.name}_{fn} failed: {STATUS.get(status, status)}")
 
+    @public_api
     def verify_weights(self) -> None:
         self._call("verify_weights")
 
+    @public_api
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         m = self.bundle.manifest
         for k, a in enumerate(_check_inputs(m, feeds)):
@@ -119,6 +167,7 @@ class EmulatedRunner:
         self.exe = self._dir / "main"
         self._name = name
 
+    @public_api
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         m = self.bundle.manifest
         args = []
@@ -142,13 +191,20 @@ def _native(device_arch: str) -> bool:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine) == device_arch
 
 
+@public_api
 def load(bundle_dir: str | Path, num_threads: int | None = None, verify: bool = True) -> Runner | EmulatedRunner:
+    """Open a bundle to run it. Every file is checked against the manifest's sha256 list first
+    (`verify=False` skips that, for a bundle you rebuilt yourself); the library that gets loaded
+    or linked must be on that list."""
+    if not isinstance(bundle_dir, (str, Path)):
+        raise RunError(f"bundle_dir must be a path, not {type(bundle_dir).__name__}")
     path = Path(bundle_dir).resolve()
     manifest = read_manifest(path)
-    if verify:
-        verify_bundle(path, manifest)
     bundle = Bundle(path, manifest)
-    arch = manifest["target"]["arch"]
-    if _native(arch) and bundle.shared_library.is_file():
+    native = _native(manifest["target"]["arch"]) and bundle.shared_library.is_file()
+    if verify:
+        used = [bundle.shared_library] if native else [bundle.static_library, path / "examples" / "main.c"]
+        verify_bundle(path, manifest, [p.relative_to(path).as_posix() for p in used])
+    if native:
         return Runner(bundle, num_threads)
     return EmulatedRunner(bundle)

@@ -3,7 +3,6 @@ into place only when complete, so a failed build never leaves a half-written `-o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -12,6 +11,14 @@ from pathlib import Path
 
 from edgec.errors import EdgecError, ModelError
 from edgec.packager import cglue, templates
+from edgec.packager.jni_templates import java_class_name
+from edgec.packager.literals import prefix_problem
+from edgec.packager.manifest import (  # noqa: F401  (re-exported: the loaders import them from here)
+    check_out_dir,
+    read_manifest,
+    sha256_file,
+    verify_bundle,
+)
 from edgec.targets import TargetProfile
 from edgec.toolchain import find_toolchain
 
@@ -41,44 +48,13 @@ class Bundle:
         return self.path / "lib" / f"lib{self.name}.so"
 
 
-def read_manifest(path: str | Path) -> dict:
-    mpath = Path(path) / "manifest.json"
-    if not mpath.is_file():
-        raise EdgecError(f"{path} is not an edgec bundle (no manifest.json)")
-    try:
-        return json.loads(mpath.read_text())
-    except json.JSONDecodeError as exc:
-        raise EdgecError(f"{mpath} is corrupt: {exc}") from None
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def verify_bundle(path: Path, manifest: dict) -> None:
-    """Check every file against the sha256 recorded in the manifest."""
-    for rel, digest in manifest.get("files", {}).items():
-        f = path / rel
-        if not f.is_file():
-            raise EdgecError(f"bundle file missing: {f}")
-        if sha256_file(f) != digest:
-            raise EdgecError(f"bundle file {f} does not match its sha256 in manifest.json (modified or corrupt)")
-
-
-def _prepare_out_dir(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file())):
-        raise EdgecError(f"refusing to overwrite {out}: it exists and is not an edgec bundle")
-
-
 def write_bundle(out_dir: str | Path, *, prefix: str, profile: TargetProfile, version: str,
                  kernels_obj: bytes, weights_obj: bytes, weights: bytes, arena_bytes: int,
                  inputs: list[cglue.TensorSpec], outputs: list[cglue.TensorSpec],
                  manifest_extra: dict, threads: int = 1) -> Bundle:
     out = Path(out_dir).resolve()
-    _prepare_out_dir(out)
     toolchain = find_toolchain(profile)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = make_staging_dir(out)
     try:
         for d in ("include", "src", "lib", "obj", "examples"):
             (tmp / d).mkdir()
@@ -135,17 +111,54 @@ def write_bundle(out_dir: str | Path, *, prefix: str, profile: TargetProfile, ve
     return Bundle(out, manifest)
 
 
+def make_staging_dir(out: Path) -> Path:
+    """A fresh sibling of `out` to write the bundle into, after checking that `out` may be
+    replaced at all (edgec/packager/manifest.py: only an empty directory or a bundle of ours)."""
+    check_out_dir(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:
+        raise EdgecError(f"cannot write the bundle to {out}: {exc.strerror or exc}") from None
+
+
 def finish_bundle(tmp: Path, out: Path, manifest: dict) -> None:
     """Record the sha256 of every file in `manifest`, write manifest.json, then move the
-    complete bundle from `tmp` into `out` (replacing an earlier bundle there)."""
-    manifest["files"] = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+    complete bundle from `tmp` into `out`. An earlier bundle there is replaced only if it is
+    still one that edgec wrote, unmodified (checked again: the build took a while), and it is
+    moved aside before the new one moves in, so a failure never leaves neither."""
+    manifest["files"] = {p.relative_to(tmp).as_posix(): sha256_file(p)
+                         for p in sorted(tmp.rglob("*")) if p.is_file()}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    check_out_dir(out)
+    old = None
     if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        out.rename(old / "bundle")
+    try:
+        tmp.rename(out)
+    except OSError:
+        if old is not None:
+            (old / "bundle").rename(out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# Class names of the Java/Swift bindings (derived from the prefix) that would shadow java.lang
+# or Swift standard types inside the generated sources.
+_BINDING_CLASH = frozenset("""Object String System Math Integer Long Float Double Byte Short Character
+Boolean Class Thread Exception Error Runtime Number Void Override Deprecated Iterable Enum Record
+Data Int Array Dictionary Set Optional Result Never Any Self Type Protocol Foundation""".split())
 
 
 def check_prefix(prefix: str) -> str:
-    if not prefix.isidentifier() or not prefix.isascii():
-        raise ModelError(f"bundle name {prefix!r} must be a C identifier")
+    """`--name`: a C identifier that cannot clash with the runtime, C keywords, system headers
+    or the bindings' class names (edgec/packager/literals.py)."""
+    problem = prefix_problem(prefix)
+    if problem is None and java_class_name(prefix) in _BINDING_CLASH:
+        problem = (f"bundle name {prefix!r} would name the Java/Swift class {java_class_name(prefix)!r}, "
+                   "which clashes with a standard type")
+    if problem:
+        raise ModelError(problem)
     return prefix

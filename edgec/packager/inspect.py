@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from elftools.elf.elffile import ELFFile
 
-from edgec.packager.bundle import read_manifest
+from edgec.packager.bundle import read_manifest, verify_bundle
 
 EF_ARM_ABI_FLOAT_HARD = 0x400
 EF_ARM_ABI_FLOAT_SOFT = 0x200
@@ -54,6 +54,7 @@ def _elf_stream_info(f: BinaryIO, name: str) -> dict:
 def inspect_bundle(path: str | Path) -> dict:
     path = Path(path)
     m = read_manifest(path)
+    verify_bundle(path, m)  # only files edgec wrote, unmodified, reach the ELF/Mach-O parsers
     name = m["name"]
     objects = {}
     for rel in (f"obj/{name}_kernels.o", f"obj/{name}_weights.o", f"lib/lib{name}.so"):

@@ -9,6 +9,7 @@ malloc and compiles freestanding for every ABI without the NDK."""
 from __future__ import annotations
 
 from edgec.packager.cglue import TensorSpec
+from edgec.packager.literals import java_string
 
 JAVA_PACKAGE = "edgec.models"
 
@@ -132,9 +133,8 @@ JNIEXPORT jlong JNICALL {fn("nativeTensorOffset")}(JNIEnv *env, jclass cls, jobj
 def _java_tensors(ts: list[TensorSpec]) -> str:
     rows = []
     for t in ts:
-        name = t.name.replace("\\", "\\\\").replace('"', '\\"')
         shape = ", ".join(f"{d}L" for d in t.shape)
-        rows.append(f'        new TensorInfo("{name}", "{t.dtype}", new long[] {{{shape}}}, {t.bytes})')
+        rows.append(f'        new TensorInfo({java_string(t.name)}, "{t.dtype}", new long[] {{{shape}}}, {t.bytes})')
     return "{\n" + ",\n".join(rows) + "\n    }" if rows else "{}"
 
 

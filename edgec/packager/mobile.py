@@ -12,7 +12,6 @@ Layout (shared part; see android.py and ios.py for the rest):
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from edgec.errors import DeviceError
@@ -22,8 +21,8 @@ from edgec.packager.bundle import (
     FORMAT_VERSION,
     RUNTIME_DIR,
     Bundle,
-    _prepare_out_dir,
     finish_bundle,
+    make_staging_dir,
 )
 from edgec.packager.cglue import header, source, weights_checksum
 from edgec.targets import PROFILES, TargetProfile, get_profile
@@ -147,9 +146,7 @@ def build_bundle(g: Graph, profiles: list[TargetProfile], *, name: str, out_dir:
     inputs, outputs = _tensor_specs(g, g.inputs, plan.offsets), _tensor_specs(g, g.outputs, plan.offsets)
 
     out = Path(out_dir).resolve()
-    _prepare_out_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = make_staging_dir(out)
     try:
         for d in ("include", "src", "examples"):
             (tmp / d).mkdir()

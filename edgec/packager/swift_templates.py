@@ -7,6 +7,7 @@ import plistlib
 
 from edgec.packager.cglue import TensorSpec
 from edgec.packager.jni_templates import STATUS_TEXT, java_class_name
+from edgec.packager.literals import swift_string
 
 
 def swift_class_name(prefix: str) -> str:
@@ -44,8 +45,7 @@ def info_plist(libraries: list[dict]) -> bytes:
 def _swift_tensors(ts: list[TensorSpec]) -> str:
     rows = []
     for t in ts:
-        name = t.name.replace("\\", "\\\\").replace('"', '\\"')
-        rows.append(f'        TensorInfo(name: "{name}", dtype: "{t.dtype}", shape: {list(t.shape)}, bytes: {t.bytes})')
+        rows.append(f'        TensorInfo(name: {swift_string(t.name)}, dtype: "{t.dtype}", shape: {list(t.shape)}, bytes: {t.bytes})')
     return "[\n" + ",\n".join(rows) + "\n    ]" if rows else "[]"
 
 

@@ -18,7 +18,7 @@ from edgec.toolchain.lld import find_versioned
 
 # clang spellings of the runtime flags in cc.C_FLAGS. -ffreestanding implies -fno-builtin, so the
 # copy loops are never turned into memcpy calls; no -fPIC: Mach-O arm64/x86_64 code is always PIC.
-CLANG_FLAGS = ("-std=c99", "-O2", "-fno-common", "-Wall", "-Wextra",
+CLANG_FLAGS = ("-std=gnu99", "-O2", "-fno-common", "-Wall", "-Wextra",
                "-Werror=implicit-function-declaration")
 
 

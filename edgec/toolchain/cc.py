@@ -12,9 +12,11 @@ from pathlib import Path
 from edgec.errors import ToolchainError
 from edgec.targets import TargetProfile
 
-# Flags for the runtime and glue: C99, position independent, no loop->memcpy rewrites so the
-# runtime needs no libc, and no paths or timestamps that would break reproducible builds.
-C_FLAGS = ("-std=c99", "-O2", "-fPIC", "-ffunction-sections", "-fdata-sections",
+# Flags for the runtime and glue: C99 with GNU extensions (gnu99 also turns trigraphs off; model
+# names reach the glue only as fully escaped literals anyway), position independent, no
+# loop->memcpy rewrites so the runtime needs no libc, and no paths or timestamps that would break
+# reproducible builds.
+C_FLAGS = ("-std=gnu99", "-O2", "-fPIC", "-ffunction-sections", "-fdata-sections",
            "-fno-tree-loop-distribute-patterns", "-Wall", "-Wextra", "-Werror=implicit-function-declaration")
 
 
@@ -57,7 +59,7 @@ class Toolchain:
 
     def link_executable(self, out: str, inputs: list[str], cwd: Path, include_dirs: list[str],
                         static: bool = True) -> None:
-        cmd = [self.cc, *self.profile.cc_flags, "-std=c99", "-O2", *[f"-I{d}" for d in include_dirs],
+        cmd = [self.cc, *self.profile.cc_flags, "-std=gnu99", "-O2", *[f"-I{d}" for d in include_dirs],
                "-o", out, *inputs, "-pthread"]  # harmless without threads; needed with a pool
         if static:
             cmd.append("-static")
