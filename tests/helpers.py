@@ -80,6 +80,12 @@ def assert_close(got: np.ndarray, want: np.ndarray, tol: float = 1e-4, what: str
                                       f"(worst element {worst}: err {err[worst]:.3g} > {bound[worst]:.3g})")
 
 
+# Tests that pin a dispatch decision made for 8-lane AVX2 (tile sizes, K blocks, kernel choice)
+# build for this profile instead of "host", whose lanes depend on the CI machine (AVX-512: 16).
+# Its bundles run natively on any x86-64 host with AVX2.
+AVX2 = "x86_64"
+
+
 def check_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray], device: str = "host",
                 tol: float = 1e-4, reference: bool = True, **build_kw: object) -> list[np.ndarray]:
     """Compare edgec with onnxruntime (and with onnx.reference when `reference`)."""

@@ -62,8 +62,10 @@ def resolve_devices(spec: str) -> list[TargetProfile] | None:
     """Profiles of a phone bundle, or None for one ordinary device (host, rpi4, ...).
     Raises DeviceError for unknown names and for devices that cannot share a bundle."""
     names = [s.strip() for s in spec.split(",")]
-    if len(names) == 1 and not names[0].startswith(("android-", "ios-")) and names[0] not in ABI_TO_DEVICE:
-        return None
+    one = names[0] if len(names) == 1 else None
+    if one is not None and (one in PROFILES and PROFILES[one].platform not in PLATFORM_TITLE
+                            or not one.startswith(("android-", "ios-")) and one not in ABI_TO_DEVICE):
+        return None  # `x86_64` is both a Linux device and an Android ABI name: the device wins
     profiles = [_resolve_one(n) for n in names]
     for p in profiles:
         if p.platform not in PLATFORM_TITLE:

@@ -12,7 +12,7 @@ from edgec.compiler import _copy_graph, target_passes
 from edgec.importer import import_model
 from edgec.optimize import run_pipeline
 from edgec.targets import get_profile
-from tests.helpers import check_model, make_model, rand, with_epilogue
+from tests.helpers import AVX2, check_model, make_model, rand, with_epilogue
 
 
 def _conv_model(c: int, m: int, hw: tuple[int, int], k: int, stride: int, pad: int, group: int = 1,
@@ -76,8 +76,9 @@ def test_direct_paths_arm(device: str) -> None:
 @pytest.mark.parametrize("c,m,hw,k,stride", [(12, 20, (7, 7), 3, 1), (8, 64, (5, 6), 3, 2), (4, 9, (3, 3), 3, 1)])
 def test_output_channel_vectorized_small_maps(c: int, m: int, hw: tuple, k: int, stride: int) -> None:
     model = _conv_model(c, m, hw, k, stride, 1, act="Relu")
-    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile("host")))
+    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile(AVX2)))
     assert any("mp" in n.attrs.get("schedule", {}) for n in g.nodes)
+    check_model(model, {"x": rand(1, c, *hw, seed=13)}, device=AVX2)
     check_model(model, {"x": rand(1, c, *hw, seed=13)})
     check_model(model, {"x": rand(1, c, *hw, seed=13)}, device="rpi4")
 
@@ -137,11 +138,11 @@ def test_k_blocked_pointwise(act: str | None, residual: bool) -> None:
     inputs = [("x", T.FLOAT, [1, c, hw, hw])] + ([("r", T.FLOAT, [1, m, hw, hw])] if residual else [])
     model = make_model(nodes, inputs, [("y", T.FLOAT, None)],
                        {"w": rand(m, c, 1, 1, seed=21, low=-0.1, high=0.1), "b": rand(m, seed=22)})
-    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile("host")))
+    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile(AVX2)))
     conv = next(n for n in g.nodes if n.op == "ConvDirect")
     assert conv.attrs["schedule"].get("kc") == 160, conv.attrs["schedule"]
     feeds = {"x": rand(1, c, hw, hw, seed=23)} | ({"r": rand(1, m, hw, hw, seed=24)} if residual else {})
-    check_model(model, feeds)
+    check_model(model, feeds, device=AVX2)
 
 
 @pytest.mark.parametrize("c,m,hw,act,residual", [
@@ -149,7 +150,7 @@ def test_k_blocked_pointwise(act: str | None, residual: bool) -> None:
     (33, 16, (3, 5), None, False),      # a plane smaller than one tile
     (64, 100, (8, 8), "Sigmoid", False),
 ])
-@pytest.mark.parametrize("device", ["host", "rpi4", "rpi3"])
+@pytest.mark.parametrize("device", [AVX2, "rpi4", "rpi3"])
 def test_pointwise_panels(c: int, m: int, hw: tuple, act: str | None, residual: bool, device: str) -> None:
     # Small-plane pointwise convs run channel-vectorized on packed input panels.
     nodes = with_epilogue([helper.make_node("Conv", ["x", "w", "b"], ["c"])], "r" if residual else None, act)
