@@ -54,8 +54,10 @@ def _elf_stream_info(f: BinaryIO, name: str) -> dict:
 def inspect_bundle(path: str | Path) -> dict:
     path = Path(path)
     m = read_manifest(path)
-    verify_bundle(path, m)  # only files edgec wrote, unmodified, reach the ELF/Mach-O parsers
     name = m["name"]
+    # only files edgec wrote, unmodified, reach the ELF/Mach-O parsers
+    verify_bundle(path, m, [rel for rel in (f"obj/{name}_kernels.o", f"obj/{name}_weights.o", f"lib/lib{name}.so")
+                            if (path / rel).is_file()])
     objects = {}
     for rel in (f"obj/{name}_kernels.o", f"obj/{name}_weights.o", f"lib/lib{name}.so"):
         p = path / rel
