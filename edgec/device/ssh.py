@@ -40,6 +40,11 @@ __all__ = ["AuthError", "CommandResult", "CommandTimeout", "Device", "DeviceLost
            "RemoteCommandError"]
 
 log = logging.getLogger("edgec.device")
+# paramiko's transport thread logs a traceback ("Socket exception: Connection reset by peer") when
+# a device dies; with no handler configured, Python's last-resort handler prints it to stderr.
+# The failure reaches the caller as a DeviceError instead; an application that configures
+# logging still sees paramiko's records.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _PID_MARK = b"edgec-pid:"
 _MAX_OUTPUT = 64 << 20  # keep at most this much of a command's stdout / stderr

@@ -131,3 +131,54 @@ def test_build_summary_and_run_errors(tmp_path: Path, relu_model: Path) -> None:
     lib = out / "lib" / "libmodel.so"
     lib.write_bytes(lib.read_bytes() + b"\0")
     assert_clean_failure(edgec_cli("run", str(out), "--input", f"input={x}"), 2, "sha256")
+
+
+_NO_CLICK = """
+import sys
+sys.modules["click"] = None  # `import click` fails, as on a fresh install (typer vendors click)
+import edgec.compiler
+def boom(*a, **k):
+    raise ValueError("unexpected\\nsecond line")
+edgec.compiler.build = boom
+from edgec.cli import main
+sys.argv = ["edgec", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_unexpected_error_is_one_line_without_click(tmp_path: Path, relu_model: Path, debug: bool) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "EDGEC_DEBUG"} | ({"EDGEC_DEBUG": "1"} if debug else {})
+    proc = subprocess.run([sys.executable, "-c", _NO_CLICK, "build", str(relu_model), "-o", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    if debug:
+        assert "Traceback" in proc.stderr and "ValueError" in proc.stderr
+    else:
+        assert proc.stderr.strip().splitlines() == [
+            "error: internal error: ValueError: unexpected (set EDGEC_DEBUG=1 for the traceback)"], proc.stderr
+    usage = subprocess.run([sys.executable, "-c", _NO_CLICK, "build", str(relu_model), "--threads", "abc"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr and "--threads" in usage.stderr
+
+
+def test_api_raises_only_edgec_errors(tmp_path: Path, relu_model: Path) -> None:
+    import edgec
+    from edgec.errors import EdgecError
+
+    bad_calls = [dict(model=b"garbage"), dict(model=relu_model, device=3), dict(model=relu_model, threads="2"),
+                 dict(model=relu_model, name=None), dict(model=relu_model, input_shapes={"input": "a"}),
+                 dict(model=relu_model, fast_math=3), dict(model=relu_model, no_such_option=1),
+                 dict(model=relu_model, out_dir=3), dict(model=relu_model, sparse_threshold="x")]
+    for kw in bad_calls:
+        with pytest.raises(EdgecError):
+            edgec.build(**{"out_dir": tmp_path / "o", **kw})
+    for bad in (3, tmp_path / "missing", relu_model):
+        with pytest.raises(EdgecError):
+            edgec.load(bad)
+    runner = edgec.load(edgec.build(relu_model, out_dir=tmp_path / "ok").path)
+    for feeds in ([1, 2], {"input": "abc"}, {"input": np.zeros((2, 3), object)}, {"input": np.zeros(3)}):
+        with pytest.raises(EdgecError):
+            runner.run(feeds)
