@@ -130,6 +130,8 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     _check_arguments(model, device, out_dir, threads, tuning_log, calibration)
+    if not (isinstance(dump_ir, bool) or callable(dump_ir)) or not (progress is None or callable(progress)):
+        raise EdgecError("dump_ir must be True/False or a callable taking a string; progress a callable")
     check_prefix(name)
     phone_profiles = mobile.resolve_devices(device)  # Android/iOS: one bundle, one slice per device
     profile = phone_profiles[0] if phone_profiles else get_profile(device)

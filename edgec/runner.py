@@ -8,6 +8,7 @@ wrapper (qemu-user), exchanging raw tensor files.
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import shutil
 import tempfile
@@ -198,13 +199,16 @@ def load(bundle_dir: str | Path, num_threads: int | None = None, verify: bool = 
     or linked must be on that list."""
     if not isinstance(bundle_dir, (str, Path)):
         raise RunError(f"bundle_dir must be a path, not {type(bundle_dir).__name__}")
+    if not isinstance(verify, bool):
+        raise RunError(f"verify must be True or False, not {type(verify).__name__}")
     path = Path(bundle_dir).resolve()
     manifest = read_manifest(path)
     bundle = Bundle(path, manifest)
     native = _native(manifest["target"]["arch"]) and bundle.shared_library.is_file()
     if verify:
         used = [bundle.shared_library] if native else [bundle.static_library, path / "examples" / "main.c"]
-        verify_bundle(path, manifest, [p.relative_to(path).as_posix() for p in used])
+        rels = [os.path.relpath(p, path) for p in used]  # a hostile manifest may point outside
+        verify_bundle(path, manifest, [Path(r).as_posix() for r in rels])
     if native:
         return Runner(bundle, num_threads)
     return EmulatedRunner(bundle)

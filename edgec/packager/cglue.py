@@ -47,6 +47,8 @@ def check_specs(ts: list[TensorSpec]) -> None:
     from edgec.errors import ModelError
 
     for t in ts:
+        if not isinstance(t.name, str):  # protobuf hands back bytes for a name that is not UTF-8
+            raise ModelError(f"tensor name {t.name[:80]!r} is not valid UTF-8")
         if "\0" in t.name:  # C strings end at NUL: the table could not hold this name
             raise ModelError(f"tensor name {t.name[:80]!r} contains a NUL character")
         size = 1

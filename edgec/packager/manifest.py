@@ -130,6 +130,13 @@ def owned_bundle_problem(out: Path) -> str | None:
     is a bundle edgec wrote whose files are all still exactly as written (a manifest with a
     valid file list whose sha256s match, and nothing else in the directory). Otherwise, why not.
     A foreign manifest.json cannot fake this: it would have to list every file with its hash."""
+    try:
+        return _owned_bundle_problem(out)
+    except OSError as exc:  # too long a name, a permission, /proc: say so instead of guessing
+        return f"it cannot be examined ({exc.strerror or exc})"
+
+
+def _owned_bundle_problem(out: Path) -> str | None:
     if out.is_symlink() and not out.exists():
         return "it is a dangling symbolic link"
     if not out.exists():
@@ -157,5 +164,11 @@ def owned_bundle_problem(out: Path) -> str | None:
 def check_out_dir(out: Path) -> None:
     problem = owned_bundle_problem(out)
     if problem:
-        raise EdgecError(f"refusing to overwrite {out}: {problem}; nothing was changed "
+        raise EdgecError(f"refusing to overwrite {short_path(out)}: {problem}; nothing was changed "
                          "(choose a new or empty directory)")
+
+
+def short_path(p: Path, limit: int = 120) -> str:
+    """A path for a one-line message: the middle of a very long one is elided."""
+    text = str(p)
+    return text if len(text) <= limit else f"{text[:limit // 2 - 2]}...{text[-(limit // 2 - 1):]}"

@@ -102,4 +102,10 @@ def load_overrides(path: str | os.PathLike) -> Overrides:
     """Task key -> knobs of the best measured config, for `edgec build --tuning-log`."""
     if not Path(path).is_file():
         raise EdgecError(f"tuning log {path} not found")
-    return {k: dict(r["config"]["knobs"]) for k, r in sorted(best_records(read_log(path)).items())}
+    try:
+        records = read_log(path)
+        if not records and Path(path).read_bytes().strip():
+            raise EdgecError(f"{path} is not an edgec tuning log (no record of version {VERSION})")
+        return {k: dict(r["config"]["knobs"]) for k, r in sorted(best_records(records).items())}
+    except (UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise EdgecError(f"tuning log {path} is malformed ({type(exc).__name__}: {exc})"[:300]) from None
