@@ -9,6 +9,7 @@ import onnx
 from onnx import helper
 
 from edgec.errors import ModelError
+from edgec.importer.validate import show, where
 from edgec.ir.graph import Graph, Node, Value
 
 
@@ -23,10 +24,16 @@ class ConvertContext:
         out = {}
         for a in node.attribute:
             v = helper.get_attribute_value(a)
-            if isinstance(v, bytes):
-                v = v.decode()
-            elif isinstance(v, onnx.TensorProto):
-                v = onnx.numpy_helper.to_array(v)
+            try:  # string attributes are bytes in the protobuf: text must be UTF-8
+                if isinstance(v, bytes):
+                    v = v.decode()
+                elif isinstance(v, list) and v and isinstance(v[0], bytes):
+                    v = [s.decode() for s in v]
+            except UnicodeDecodeError:
+                raise ModelError(f"{where(node)}: attribute {show(a.name)} is not UTF-8 "
+                                 "text") from None
+            if isinstance(v, onnx.TensorProto):
+                v = onnx.numpy_helper.to_array(v)  # checked with the model's other tensors
             out[a.name] = v
         return out
 
@@ -46,7 +53,7 @@ class ConvertContext:
         name = node.input[index] if index < len(node.input) else ""
         data = self.const(name)
         if data is None:
-            raise ModelError(f"{node.op_type} node {node.name!r}: {what} (input {index}) must be a "
+            raise ModelError(f"{where(node)}: {what} (input {index}) must be a "
                              "constant; edgec compiles static graphs")
         return data
 

@@ -14,6 +14,8 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from edgec.errors import ModelError
+from edgec.importer.operands import check_fold, check_operands, too_costly_to_fold
+from edgec.importer.validate import clean_message, value_nbytes, where
 
 # Ops that must not be evaluated at build time even with constant inputs.
 _NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
@@ -52,17 +54,27 @@ def _evaluate(node: onnx.NodeProto, feeds: dict[str, np.ndarray], opsets: list) 
 def fold_constants(model: onnx.ModelProto, value_infos: dict[str, onnx.ValueInfoProto],
                    supported: set[str]) -> tuple[list[onnx.NodeProto], dict[str, np.ndarray]]:
     """Return (nodes that stay, constants by name) for the main graph."""
+    # Initializers were checked (edgec/importer/validate.py): to_array cannot fail on them.
     consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     kept: list[onnx.NodeProto] = []
     opsets = list(model.opset_import)
+    opset = next((o.version for o in opsets if o.domain in ("", "ai.onnx")), 0)
+
+    def shape_of(name: str) -> tuple[int, ...] | None:
+        return tuple(consts[name].shape) if name in consts else _static_shape(value_infos.get(name))
+
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             kept.append(node)
             continue
+        check_operands(node, consts, opset)
         real_inputs = [i for i in node.input if i]
         result: list[np.ndarray] | None = None
         if node.op_type == "Constant":
-            result = _evaluate(node, {}, opsets)
+            try:
+                result = _evaluate(node, {}, opsets)
+            except Exception as exc:  # noqa: BLE001 - the checker let a malformed value through
+                raise ModelError(f"cannot evaluate {where(node)}: {clean_message(exc)}") from None
         elif node.op_type in ("Shape", "Size"):
             shape = consts[node.input[0]].shape if node.input[0] in consts else _static_shape(
                 value_infos.get(node.input[0]))
@@ -74,17 +86,23 @@ def fold_constants(model: onnx.ModelProto, value_infos: dict[str, onnx.ValueInfo
         elif node.op_type not in _NEVER_FOLD and all(i in consts for i in real_inputs) and (
                 real_inputs or node.op_type not in supported):
             # Nodes with no inputs at all (e.g. RandomX) are folded only when edgec has no kernel.
+            check_fold(node, consts, shape_of)
+            if node.op_type in supported and too_costly_to_fold(node, consts):
+                kept.append(node)  # compiled instead of evaluated for minutes at build time
+                continue
             try:
                 result = _evaluate(node, consts, opsets)
             except Exception as exc:  # noqa: BLE001 - the reference evaluator raises many kinds
                 if node.op_type in supported:
                     result = None  # leave it to the compiler
                 else:
-                    raise ModelError(f"cannot evaluate constant {node.op_type} node {node.name!r}: {exc}") from None
+                    raise ModelError(f"cannot evaluate constant {where(node)}: "
+                                     f"{clean_message(exc)}") from None
         if result is None:
             kept.append(node)
             continue
         for name, arr in zip([o for o in node.output if o], result):
             if name:
                 consts[name] = np.asarray(arr)
+                value_nbytes(name, consts[name].shape, consts[name].dtype)
     return kept, consts

@@ -2,23 +2,40 @@
 
 Order matters for the user: (1) the file is readable ONNX, (2) every input shape is static,
 (3) constants are folded, (4) *all* unsupported ops are listed at once, (5) conversion.
-Nothing is compiled before these checks pass.
+Nothing is compiled before these checks pass. The model is hostile data until checked:
+validate.py (headers, tensors, structure, sizes), external_data.py (file and external data),
+functions.py (local functions) and operands.py (constant operands) refuse malformed models
+with a ModelError before anything trusts them.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
 from onnx import helper, shape_inference
 
 from edgec.errors import ModelError, UnsupportedOpsError
 from edgec.importer.context import ConvertContext
+from edgec.importer.external_data import load_external_data, model_path, read_model_file
 from edgec.importer.fold import _static_shape, fold_constants
+from edgec.importer.functions import inline_functions
+from edgec.importer.operands import check_graph_operands
 from edgec.importer.registry import CONVERTERS, supported_ops
+from edgec.importer.sandbox import isolated
+from edgec.importer.validate import (
+    check_graph,
+    check_header,
+    check_input_shapes,
+    check_ir_values,
+    check_tensors,
+    check_value_infos,
+    clean_message,
+    node_name,
+    show,
+    where,
+)
 from edgec.ir.graph import Graph, Value
 
 # Opsets 7-21 are the tested range. Newer opsets are accepted: from 22 on, ONNX mostly added
@@ -29,17 +46,19 @@ MAX_OPSET = max(TESTED_MAX_OPSET, onnx.defs.onnx_opset_version())
 
 
 def load_onnx(model: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
+    """The model, its external data loaded and checked, its header and tensors validated.
+    A ModelProto is returned as is (not copied); it must not refer to external data."""
     if isinstance(model, onnx.ModelProto):
-        return model
-    path = Path(model)
-    if not path.is_file():
-        raise ModelError(f"model file not found: {path}")
-    try:
-        proto = onnx.load(str(path))
-    except (DecodeError, ValueError, RuntimeError, OSError) as exc:
-        raise ModelError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+        proto, what = model, "the model"
+        load_external_data(proto, None)  # only raises: no directory to read from
+    else:
+        path = model_path(model)
+        proto, what = read_model_file(path), show(str(path))
     if not proto.graph.node and not proto.graph.output:
-        raise ModelError(f"{path} is not an ONNX model (no graph found)")
+        raise ModelError(f"{what} is not an ONNX model (no graph found)")
+    check_header(proto)
+    check_tensors(proto)
+    check_graph(proto.graph)
     return proto
 
 
@@ -47,6 +66,9 @@ def _opset(model: onnx.ModelProto) -> int:
     for imp in model.opset_import:
         if imp.domain in ("", "ai.onnx"):
             return imp.version
+    if any(n.domain in ("", "ai.onnx") for n in model.graph.node):
+        raise ModelError("the model has ONNX operators but no opset import for the ONNX domain; "
+                         "expected an opset_import entry with domain ''")
     return MAX_OPSET
 
 
@@ -56,27 +78,32 @@ def _fix_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, list[int]]
     names = [i.name for i in real]
     unknown = sorted(set(input_shapes) - set(names))
     if unknown:
-        raise ModelError(f"--input-shape names unknown input(s) {unknown}; the model's inputs are {names}")
+        raise ModelError(f"--input-shape names unknown input(s) "
+                         f"{', '.join(map(show, unknown[:5]))}; the model's inputs are "
+                         f"{', '.join(map(show, names[:10]))}")
     dynamic = []
     for vi in real:
         tt = vi.type.tensor_type
         if vi.name in input_shapes:
             want = [int(d) for d in input_shapes[vi.name]]
             if tt.HasField("shape") and len(tt.shape.dim) not in (0, len(want)):
-                raise ModelError(f"--input-shape {vi.name}: rank {len(want)} but the model says "
-                                 f"rank {len(tt.shape.dim)}")
+                raise ModelError(f"--input-shape {show(vi.name)}: rank {len(want)} but the model "
+                                 f"says rank {len(tt.shape.dim)}")
             tt.shape.Clear()
             for d in want:
                 tt.shape.dim.add().dim_value = d
             continue
         if not tt.HasField("shape"):
-            dynamic.append(f"{vi.name} (no shape)")
+            dynamic.append(f"{show(vi.name)} (no shape)")
             continue
-        dims = [d.dim_param or ("?" if not d.HasField("dim_value") else str(d.dim_value)) for d in tt.shape.dim]
-        if any(not d.HasField("dim_value") for d in tt.shape.dim):
-            dynamic.append(f"{vi.name} [{', '.join(dims)}]")
+        # A negative dim is how some exporters (paddle2onnx) spell "dynamic".
+        static = [d.HasField("dim_value") and d.dim_value >= 0 for d in tt.shape.dim]
+        if not all(static):
+            dims = [str(d.dim_value) if ok else show(d.dim_param or "?")
+                    for d, ok in zip(tt.shape.dim, static)]
+            dynamic.append(f"{show(vi.name)} [{', '.join(dims[:8])}]")
     if dynamic:
-        raise ModelError("dynamic input dims in " + "; ".join(dynamic)
+        raise ModelError("dynamic input dims in " + "; ".join(dynamic[:5])
                          + ": fix them with --input-shape NAME=D0,D1,...")
 
 
@@ -90,11 +117,31 @@ def _clear_negative_dims(model: onnx.ModelProto) -> None:
                 d.Clear()
 
 
-def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+def _infer_and_check(model: onnx.ModelProto, check: bool) -> onnx.ModelProto:
+    """Run in the sandbox's child (one fork for both passes)."""
+    inferred = shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
+                                            data_prop=True)
+    if check:  # after inference, which fills output shapes that exporters sometimes omit
+        try:
+            onnx.checker.check_model(inferred)
+        except Exception as exc:  # noqa: BLE001
+            raise RuntimeError(f"invalid ONNX model: {clean_message(exc)}") from None
+    return inferred
+
+
+def _infer(model: onnx.ModelProto, check: bool = False) -> onnx.ModelProto:
+    """ONNX shape inference (and the checker), isolated: onnx's C++ crashes on some hostile
+    attribute values (edgec/importer/sandbox.py)."""
     try:
-        return shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+        out = isolated(lambda m: _infer_and_check(m, check), model, "ONNX shape inference")
+    except ModelError:
+        raise
     except Exception as exc:  # noqa: BLE001 - onnx raises several error types here
-        raise ModelError(f"shape inference failed: {exc}".splitlines()[0]) from None
+        text = clean_message(exc)
+        raise ModelError(text if text.startswith("invalid ONNX model") else
+                         f"shape inference failed: {text}") from None
+    assert out is not None
+    return out
 
 
 def _value_infos(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
@@ -106,20 +153,19 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
                  input_shapes: dict[str, list[int]] | None = None) -> Graph:
     from edgec.importer import converters  # noqa: F401  (fills CONVERTERS)
 
+    shapes = check_input_shapes(input_shapes)
     proto = onnx.ModelProto()
     proto.CopyFrom(load_onnx(model))
     opset = _opset(proto)
     if opset < MIN_OPSET or opset > MAX_OPSET:
         raise ModelError(f"ONNX opset {opset} is outside the supported range {MIN_OPSET}-{MAX_OPSET}")
-    if proto.functions:
-        proto = onnx.inliner.inline_local_functions(proto)
-    _fix_input_shapes(proto, input_shapes or {})
+    proto = inline_functions(proto)
+    check_graph(proto.graph)  # again after inlining: a function body may break it
+    check_graph_operands(proto.graph, opset)
+    _fix_input_shapes(proto, shapes)
     _clear_negative_dims(proto)
-    proto = _infer(proto)
-    try:  # after inference, which fills output shapes that exporters sometimes omit
-        onnx.checker.check_model(proto)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"invalid ONNX model: {str(exc).splitlines()[0]}") from None
+    proto = _infer(proto, check=True)
+    check_value_infos(_value_infos(proto).values())
 
     # Fold, re-infer shapes on the folded graph, and fold again until nothing changes: a Shape
     # node may only become static once an earlier folded value fixed its input's shape.
@@ -136,6 +182,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
             initializer=[onnx.numpy_helper.from_array(v, k) for k, v in consts.items() if k in used])
         folded_model = helper.make_model(folded, opset_imports=proto.opset_import, ir_version=proto.ir_version)
         infos = _value_infos(_infer(folded_model))
+        check_value_infos(infos.values())
         if len(kept) == len(current.graph.node):
             break
         current = folded_model
@@ -144,7 +191,8 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     for node in kept:
         if node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTERS:
             op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
-            unsupported.setdefault(op, []).append(node.name or node.output[0])
+            op = op if op.replace(".", "_").isidentifier() and len(op) <= 64 else show(op)
+            unsupported.setdefault(op, []).append(node_name(node))
     if unsupported:
         raise UnsupportedOpsError(unsupported)
 
@@ -162,20 +210,40 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
         if shape is None:
             missing.append(name)
             continue
-        dtype = helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
+        dtype = helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)  # checked above
         graph.values[name] = Value(name, np.dtype(dtype), shape)
     for node in kept:
         for o in node.output:
             if o and o not in graph.values:
                 missing.append(o)
     if missing:
-        raise ModelError(f"could not infer a static shape for {sorted(set(missing))[:5]}; "
+        names = ", ".join(map(show, sorted(set(missing))[:5]))
+        raise ModelError(f"could not infer a static shape for {names}; "
                          "fix dynamic inputs with --input-shape")
+    check_ir_values(graph.values)
 
     cx = ConvertContext(graph, opset)
     for node in kept:
-        CONVERTERS[node.op_type](cx, node)
+        _convert(cx, node)
+    check_ir_values(graph.values)  # and the temporaries converters added
     return graph
+
+
+def _convert(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    """One converter call. Converters check what they rely on; a malformed node they did not
+    foresee (numpy refusing a shape, a missing optional input) still ends as a ModelError
+    naming the node, unless EDGEC_DEBUG asks for the traceback."""
+    try:
+        CONVERTERS[node.op_type](cx, node)
+    except ModelError:
+        raise
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError, ZeroDivisionError,
+            AttributeError) as exc:
+        if os.environ.get("EDGEC_DEBUG"):
+            raise
+        raise ModelError(f"{where(node)} cannot be converted ({type(exc).__name__}: "
+                         f"{clean_message(exc, 160)}); the node is malformed, or this is an edgec "
+                         "bug (EDGEC_DEBUG=1 shows the traceback)") from exc
 
 
 def _c_identifier(name: str) -> str:

@@ -19,12 +19,9 @@ import onnx
 from edgec.errors import ModelError
 from edgec.importer.context import ConvertContext
 from edgec.importer.registry import converter
+from edgec.importer.validate import show, where
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
-
-
-def where(node: onnx.NodeProto) -> str:
-    return f"{node.op_type} node {node.name or node.output[0]!r}"
 
 
 def spatial_rank(cx: ConvertContext, node: onnx.NodeProto) -> int:
@@ -53,7 +50,7 @@ def ints(attrs: dict[str, Any], key: str, default: list[int], n: int, node: onnx
 def auto_pad(attrs: dict[str, Any], node: onnx.NodeProto) -> str:
     mode = attrs.get("auto_pad", "NOTSET") or "NOTSET"
     if mode not in AUTO_PADS:
-        raise ModelError(f"{where(node)}: unknown auto_pad {mode!r}")
+        raise ModelError(f"{where(node)}: unknown auto_pad {show(mode)}")
     return mode
 
 
@@ -105,17 +102,42 @@ def _bias_input(node: onnx.NodeProto) -> list[str]:
     return [node.input[2]] if len(node.input) > 2 and node.input[2] else []
 
 
+def check_bias(cx: ConvertContext, node: onnx.NodeProto, index: int, channels: int) -> None:
+    """An optional bias must hold one value per output channel: kernels index it by channel,
+    so a shorter one would read past its end."""
+    name = cx.input(node, index)
+    if name and tuple(cx.shape(name)) != (channels,):
+        raise ModelError(f"{where(node)}: bias {show(name)} has shape {list(cx.shape(name))}; "
+                         f"expected [{channels}] (one value per output channel)")
+
+
+def check_weight_rank(node: onnx.NodeProto, xs: tuple[int, ...], ws: tuple[int, ...]) -> None:
+    if len(ws) != len(xs):
+        raise ModelError(f"{where(node)}: weights of shape {list(ws)} for an input of rank "
+                         f"{len(xs)}; expected rank {len(xs)} weights")
+
+
+def check_kernel_shape(node: onnx.NodeProto, a: dict[str, Any], kernel: list[int]) -> None:
+    """kernel_shape is redundant with the weights; where they disagree, ONNX shape inference
+    follows the attribute and the kernel the weights."""
+    if "kernel_shape" in a and [int(k) for k in a["kernel_shape"]] != kernel:
+        raise ModelError(f"{where(node)}: kernel_shape {list(a['kernel_shape'])} does not match "
+                         f"the weights' spatial shape {kernel}")
+
+
 def conv_attrs(cx: ConvertContext, node: onnx.NodeProto, x: str, w: str) -> dict:
     """Conv-like attributes (QLinearConv, ConvInteger too) checked and normalised to 2-D:
     strides, pads, dilations, group, kernel."""
     nsp = spatial_rank(cx, node)
     a = cx.attrs(node)
     xs, ws = cx.shape(x), cx.shape(w)
+    check_weight_rank(node, xs, ws)
     group = int(a.get("group", 1))
     if group < 1 or xs[1] % group or ws[0] % group or ws[1] * group != xs[1]:
         raise ModelError(f"{where(node)}: group={group} does not match input channels {xs[1]} "
                          f"and weights {list(ws)}")
     kernel = list(ws[2:])
+    check_kernel_shape(node, a, kernel)
     strides = ints(a, "strides", [1] * nsp, nsp, node)
     dils = ints(a, "dilations", [1] * nsp, nsp, node)
     if min(strides) < 1 or min(dils) < 1:
@@ -124,6 +146,9 @@ def conv_attrs(cx: ConvertContext, node: onnx.NodeProto, x: str, w: str) -> dict
     pads = forward_pads(auto_pad(a, node), a, list(xs[2:]), k_eff, strides, node)
     out = [(s + pads[i] + pads[i + nsp] - k) // st + 1
            for i, (s, k, st) in enumerate(zip(xs[2:], k_eff, strides))]
+    if min(out) < 1:
+        raise ModelError(f"{where(node)}: the kernel {kernel} (dilated {k_eff}) is larger than the "
+                         f"padded input {list(xs[2:])}; expected an output of at least 1 pixel")
     check_out_shape(cx, node, out)
     return {"strides": to_2d(strides, 1), "pads": pads_2d(pads), "dilations": to_2d(dils, 1),
             "group": group, "kernel": to_2d(kernel, 1)}
@@ -134,6 +159,7 @@ def convert_conv(cx: ConvertContext, node: onnx.NodeProto) -> None:
     spatial_rank(cx, node)
     check_dtype(cx, node, ("float32",))
     attrs = conv_attrs(cx, node, node.input[0], node.input[1])
+    check_bias(cx, node, 2, cx.shape(node.input[1])[0])
     del attrs["kernel"]
     cx.emit("Conv", [node.input[0], node.input[1], *_bias_input(node)], [node.output[0]], node.name, **attrs)
 
@@ -164,11 +190,14 @@ def convert_conv_transpose(cx: ConvertContext, node: onnx.NodeProto) -> None:
     a = cx.attrs(node)
     x, w = node.input[0], node.input[1]
     xs, ws = cx.shape(x), cx.shape(w)
+    check_weight_rank(node, xs, ws)
     group = int(a.get("group", 1))
     if group < 1 or xs[1] % group or ws[0] != xs[1]:
         raise ModelError(f"{where(node)}: group={group} does not match input channels {xs[1]} "
                          f"and weights {list(ws)}")
+    check_bias(cx, node, 2, ws[1] * group)
     kernel = list(ws[2:])
+    check_kernel_shape(node, a, kernel)
     strides = ints(a, "strides", [1] * nsp, nsp, node)
     dils = ints(a, "dilations", [1] * nsp, nsp, node)
     adj = ints(a, "output_padding", [0] * nsp, nsp, node)
@@ -229,7 +258,7 @@ def convert_batchnorm(cx: ConvertContext, node: onnx.NodeProto) -> None:
                          "export the model in inference mode")
     for extra in node.output[1:]:
         if extra and extra in cx.graph.outputs:
-            raise ModelError(f"{where(node)}: training output {extra!r} (running statistics) "
+            raise ModelError(f"{where(node)}: training output {show(extra)} (running statistics) "
                              "is not supported")
     x, y = node.input[0], node.output[0]
     xv = cx.value(x)

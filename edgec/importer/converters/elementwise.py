@@ -9,11 +9,26 @@ import onnx
 from edgec.errors import ModelError
 from edgec.importer.context import ConvertContext
 from edgec.importer.registry import converter
+from edgec.importer.validate import where
 
 UNARY = ["Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Neg", "Abs", "Reciprocal", "Erf",
          "Floor", "Ceil", "Not", "Softplus", "Softsign", "Sign", "Round"]
 BINARY = ["Add", "Sub", "Mul", "Div", "Pow", "PRelu", "Equal", "Less", "Greater",
           "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Mod", "BitShift"]
+
+
+def check_broadcast(cx: ConvertContext, node: onnx.NodeProto, names: list[str]) -> None:
+    """The inputs broadcast (numpy rules) to the output's inferred shape: kernels index every
+    input by the output's coordinates, so any other shape would read out of bounds."""
+    shapes = [tuple(cx.shape(n)) for n in names]
+    try:
+        got = np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ModelError(f"{where(node)}: input shapes {[list(s) for s in shapes]} do not "
+                         "broadcast together") from None
+    if tuple(got) != tuple(cx.shape(node.output[0])):
+        raise ModelError(f"{where(node)}: inputs broadcast to {list(got)} but the output has shape "
+                         f"{list(cx.shape(node.output[0]))}")
 
 
 @converter(*UNARY)
@@ -32,6 +47,7 @@ def convert_binary(cx: ConvertContext, node: onnx.NodeProto) -> None:
     a, b = node.input[0], node.input[1]
     if cx.opset < 7 and attrs.get("broadcast"):
         raise NotImplementedError  # opsets below 7 are rejected earlier
+    check_broadcast(cx, node, [a, b])
     cx.emit(node.op_type, [a, b], [node.output[0]], node.name, **extra)
 
 
@@ -42,6 +58,7 @@ def convert_variadic(cx: ConvertContext, node: onnx.NodeProto) -> None:
     ins = [i for i in node.input if i]
     out = node.output[0]
     out_v = cx.value(out)
+    check_broadcast(cx, node, ins)
     if len(ins) == 1 and node.op_type != "Mean":
         cx.emit("Reshape", [ins[0]], [out], node.name)
         return
@@ -82,7 +99,8 @@ def convert_clip(cx: ConvertContext, node: onnx.NodeProto) -> None:
             cx.require_const(node, 1 if lo_c is None else 2, "min/max")
         for bound in (lo_c, hi_c):
             if bound is not None and bound.size != 1:
-                raise ModelError(f"Clip node {node.name!r}: min/max must be scalars, got shape {list(bound.shape)}")
+                raise ModelError(f"{where(node)}: min/max must be scalars, got shape "
+                                 f"{list(bound.shape)}")
         lo = float(lo_c.reshape(-1)[0]) if lo_c is not None else float(info.min)
         hi = float(hi_c.reshape(-1)[0]) if hi_c is not None else float(info.max)
     cx.emit("Clip", [node.input[0]], [node.output[0]], node.name, min=float(lo), max=float(hi))
@@ -90,6 +108,7 @@ def convert_clip(cx: ConvertContext, node: onnx.NodeProto) -> None:
 
 @converter("Where")
 def convert_where(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    check_broadcast(cx, node, list(node.input[:3]))
     cx.emit("Where", list(node.input[:3]), [node.output[0]], node.name)
 
 
@@ -105,7 +124,7 @@ def convert_identity(cx: ConvertContext, node: onnx.NodeProto) -> None:
     if node.op_type == "Dropout":
         training = cx.const(cx.input(node, 2))
         if cx.input(node, 2) and (training is None or bool(np.asarray(training).reshape(-1)[0])):
-            raise ModelError(f"Dropout node {node.name!r}: training mode (random masks) is not supported; "
+            raise ModelError(f"{where(node)}: training mode (random masks) is not supported; "
                              "export the model for inference")
     if node.op_type == "Dropout" and len(node.output) > 1 and node.output[1]:
         # The mask output of inference Dropout is all ones.

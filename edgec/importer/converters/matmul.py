@@ -14,6 +14,7 @@ import onnx
 from edgec.errors import ModelError
 from edgec.importer.context import ConvertContext
 from edgec.importer.registry import converter
+from edgec.importer.validate import where
 
 # Integer MatMul uses wrapping integer arithmetic, like onnxruntime.
 MATMUL_DTYPES = {"float32", "float64", "int32", "int64", "uint32", "uint64"}
@@ -22,7 +23,7 @@ MATMUL_DTYPES = {"float32", "float64", "int32", "int64", "uint32", "uint64"}
 def _check_dtype(cx: ConvertContext, node: onnx.NodeProto, name: str) -> np.dtype:
     dt = np.dtype(cx.value(name).dtype)
     if dt.name not in MATMUL_DTYPES:
-        raise ModelError(f"{node.op_type} node {node.name!r}: element type {dt.name} is not supported "
+        raise ModelError(f"{where(node)}: element type {dt.name} is not supported "
                          f"(supported: {', '.join(sorted(MATMUL_DTYPES))})")
     return dt
 
@@ -32,7 +33,7 @@ def convert_matmul(cx: ConvertContext, node: onnx.NodeProto) -> None:
     a, b = node.input[0], node.input[1]
     _check_dtype(cx, node, a)
     if not cx.shape(a) or not cx.shape(b):
-        raise ModelError(f"MatMul node {node.name!r}: operands must have rank >= 1")
+        raise ModelError(f"{where(node)}: operands must have rank >= 1")
     cx.emit("MatMul", [a, b], [node.output[0]], node.name, trans_a=False, trans_b=False)
 
 
@@ -56,7 +57,7 @@ def convert_gemm(cx: ConvertContext, node: onnx.NodeProto) -> None:
     y = node.output[0]
     dt = _check_dtype(cx, node, a)
     if len(cx.shape(a)) != 2 or len(cx.shape(b)) != 2:
-        raise ModelError(f"Gemm node {node.name!r}: A and B must be 2-D, got {cx.shape(a)} and {cx.shape(b)}")
+        raise ModelError(f"{where(node)}: A and B must be 2-D, got {cx.shape(a)} and {cx.shape(b)}")
     m, n = cx.shape(y)
     hint = node.name or y
 

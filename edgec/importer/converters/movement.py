@@ -17,15 +17,12 @@ import onnx
 from edgec.errors import ModelError
 from edgec.importer.context import ConvertContext
 from edgec.importer.registry import converter
-
-
-def _where(node: onnx.NodeProto) -> str:
-    return f"{node.op_type} node {node.name or node.output[0]!r}"
+from edgec.importer.validate import show, where
 
 
 def _axis(node: onnx.NodeProto, axis: int, rank: int) -> int:
     if not -rank <= axis < max(rank, 1):
-        raise ModelError(f"{_where(node)}: axis {axis} is out of range for rank {rank}")
+        raise ModelError(f"{where(node)}: axis {axis} is out of range for rank {rank}")
     return axis + rank if axis < 0 else axis
 
 
@@ -36,7 +33,7 @@ def _ints(data: np.ndarray | list | None) -> list[int]:
 def _check_shape(node: onnx.NodeProto, cx: ConvertContext, want: tuple[int, ...]) -> None:
     got = cx.shape(node.output[0])
     if tuple(got) != tuple(want):
-        raise ModelError(f"{_where(node)}: computed output shape {list(want)} but shape "
+        raise ModelError(f"{where(node)}: computed output shape {list(want)} but shape "
                          f"inference says {list(got)}")
 
 
@@ -61,11 +58,11 @@ def convert_split(cx: ConvertContext, node: onnx.NodeProto) -> None:
         cx.require_const(node, 1, "split")
     outs = list(node.output)
     if any(not o for o in outs):
-        raise ModelError(f"{_where(node)}: unnamed outputs are not supported")
+        raise ModelError(f"{where(node)}: unnamed outputs are not supported")
     # Shape inference already resolved split / num_outputs / equal split into output shapes.
     sizes = [cx.shape(o)[axis] for o in outs]
     if sum(sizes) != shape[axis]:
-        raise ModelError(f"{_where(node)}: pieces {sizes} do not add up to dim {shape[axis]}")
+        raise ModelError(f"{where(node)}: pieces {sizes} do not add up to dim {shape[axis]}")
     if len(outs) == 1:
         cx.emit("Reshape", [x], outs, node.name)
         return
@@ -77,7 +74,7 @@ def convert_transpose(cx: ConvertContext, node: onnx.NodeProto) -> None:
     rank = len(cx.shape(node.input[0]))
     perm = _ints(cx.attrs(node).get("perm")) or list(range(rank))[::-1]
     if sorted(perm) != list(range(rank)):
-        raise ModelError(f"{_where(node)}: perm {perm} is not a permutation of {rank} axes")
+        raise ModelError(f"{where(node)}: perm {perm} is not a permutation of {rank} axes")
     if perm == sorted(perm):
         cx.emit("Reshape", [node.input[0]], [node.output[0]], node.name)
         return
@@ -120,12 +117,12 @@ def convert_slice(cx: ConvertContext, node: onnx.NodeProto) -> None:
         steps = _ints(cx.require_const(node, 4, "steps")) if cx.input(node, 4) else \
             [1] * len(starts)
     if not len(starts) == len(ends) == len(axes) == len(steps):
-        raise ModelError(f"{_where(node)}: starts/ends/axes/steps lengths differ")
+        raise ModelError(f"{where(node)}: starts/ends/axes/steps lengths differ")
     if 0 in steps:
-        raise ModelError(f"{_where(node)}: a step of 0 is invalid")
+        raise ModelError(f"{where(node)}: a step of 0 is invalid")
     axes = [_axis(node, ax, rank) for ax in axes]
     if len(set(axes)) != len(axes):
-        raise ModelError(f"{_where(node)}: repeated axes {axes}")
+        raise ModelError(f"{where(node)}: repeated axes {axes}")
     st, sp, ln = normalize_slice(shape, starts, ends, axes, steps)
     _check_shape(node, cx, tuple(ln))
     if ln == list(shape) and all(k == 1 for k in sp):
@@ -146,7 +143,7 @@ def convert_gather(cx: ConvertContext, node: onnx.NodeProto) -> None:
         flat = np.asarray(idx, dtype=np.int64).ravel()
         bad = flat[(flat < -n) | (flat >= n)]
         if bad.size:
-            raise ModelError(f"{_where(node)}: index {int(bad[0])} is out of range for axis "
+            raise ModelError(f"{where(node)}: index {int(bad[0])} is out of range for axis "
                              f"{axis} of size {n}")
     cx.emit("Gather", [data, indices], [node.output[0]], node.name, axis=axis)
 
@@ -162,7 +159,7 @@ def convert_pad(cx: ConvertContext, node: onnx.NodeProto) -> None:
     rank = len(shape)
     mode = a.get("mode", "constant")
     if mode not in _PAD_MODES or (mode == "wrap" and cx.opset < 19):
-        raise ModelError(f"{_where(node)}: pad mode {mode!r} is not supported "
+        raise ModelError(f"{where(node)}: pad mode {show(mode)} is not supported "
                          f"(supported: constant, reflect, edge, wrap from opset 19)")
     value: Any = 0
     if cx.opset < 11:
@@ -177,7 +174,7 @@ def convert_pad(cx: ConvertContext, node: onnx.NodeProto) -> None:
         axes = [_axis(node, int(v), rank) for v in cx.require_const(node, 3, "axes").ravel()] \
             if cx.opset >= 18 and cx.input(node, 3) else list(range(rank))
     if len(raw) != 2 * len(axes):
-        raise ModelError(f"{_where(node)}: pads has {len(raw)} values, expected {2 * len(axes)}")
+        raise ModelError(f"{where(node)}: pads has {len(raw)} values, expected {2 * len(axes)}")
     pads = [0] * (2 * rank)
     for k, ax in enumerate(axes):
         pads[ax], pads[rank + ax] = raw[k], raw[len(axes) + k]
@@ -185,9 +182,9 @@ def convert_pad(cx: ConvertContext, node: onnx.NodeProto) -> None:
     for d, n in enumerate(shape):
         m = n + pads[d] + pads[rank + d]
         if m < 0:
-            raise ModelError(f"{_where(node)}: pads {pads} crop axis {d} below zero")
+            raise ModelError(f"{where(node)}: pads {pads} crop axis {d} below zero")
         if mode != "constant" and n == 0 and m > 0:
-            raise ModelError(f"{_where(node)}: {mode} padding of an empty axis {d}")
+            raise ModelError(f"{where(node)}: {mode} padding of an empty axis {d}")
         out.append(m)
     _check_shape(node, cx, tuple(out))
     dtype = cx.value(x).dtype
@@ -215,7 +212,7 @@ def convert_tile(cx: ConvertContext, node: onnx.NodeProto) -> None:
     x, y = node.input[0], node.output[0]
     shape = cx.shape(x)
     if len(reps) != len(shape) or any(r < 0 for r in reps):
-        raise ModelError(f"{_where(node)}: repeats {reps} do not match rank {len(shape)}")
+        raise ModelError(f"{where(node)}: repeats {reps} do not match rank {len(shape)}")
     _check_shape(node, cx, tuple(n * r for n, r in zip(shape, reps)))
     if all(r == 1 for r in reps):
         cx.emit("Reshape", [x], [y], node.name)
@@ -241,14 +238,14 @@ def convert_depth_to_space(cx: ConvertContext, node: onnx.NodeProto) -> None:
     mode = a.get("mode", "DCR")
     shape = cx.shape(node.input[0])
     if len(shape) != 4 or b < 1 or shape[1] % (b * b):
-        raise ModelError(f"{_where(node)}: needs NCHW input with C divisible by blocksize^2")
+        raise ModelError(f"{where(node)}: needs NCHW input with C divisible by blocksize^2")
     n, c, h, w = shape
     if mode == "DCR":
         mid, perm = [n, b, b, c // (b * b), h, w], [0, 3, 4, 1, 5, 2]
     elif mode == "CRD":
         mid, perm = [n, c // (b * b), b, b, h, w], [0, 1, 4, 2, 5, 3]
     else:
-        raise ModelError(f"{_where(node)}: mode {mode!r} is not DCR or CRD")
+        raise ModelError(f"{where(node)}: mode {show(mode)} is not DCR or CRD")
     _check_shape(node, cx, (n, c // (b * b), h * b, w * b))
     _reshape_transpose_reshape(cx, node, mid, perm)
 
@@ -258,11 +255,11 @@ def convert_space_to_depth(cx: ConvertContext, node: onnx.NodeProto) -> None:
     b = int(cx.attrs(node)["blocksize"])
     shape = cx.shape(node.input[0])
     if len(shape) != 4 or b < 1 or shape[2] % b or shape[3] % b:
-        raise ModelError(f"{_where(node)}: needs NCHW input with H and W divisible by blocksize")
+        raise ModelError(f"{where(node)}: needs NCHW input with H and W divisible by blocksize")
     n, c, h, w = shape
     mode = cx.attrs(node).get("mode", "DCR")  # the attribute exists from opset 25 on
     perms = {"DCR": [0, 3, 5, 1, 2, 4], "CRD": [0, 1, 3, 5, 2, 4]}
     if mode not in perms:
-        raise ModelError(f"{_where(node)}: mode {mode!r} is not DCR or CRD")
+        raise ModelError(f"{where(node)}: mode {show(mode)} is not DCR or CRD")
     _check_shape(node, cx, (n, c * b * b, h // b, w // b))
     _reshape_transpose_reshape(cx, node, [n, c, h // b, b, w // b, b], perms[mode])

@@ -14,6 +14,7 @@ from edgec.errors import ModelError
 from edgec.importer.context import ConvertContext
 from edgec.importer.converters.reduce import FLOATS, normalize_axis
 from edgec.importer.registry import converter
+from edgec.importer.validate import where
 
 _FLOAT32 = onnx.TensorProto.FLOAT
 
@@ -22,15 +23,15 @@ def _check(cx: ConvertContext, node: onnx.NodeProto, min_rank: int) -> tuple[int
     x = node.input[0]
     dt = np.dtype(cx.value(x).dtype)
     if dt.name not in FLOATS:
-        raise ModelError(f"{node.op_type} node {node.name!r}: element type {dt.name} is not supported "
+        raise ModelError(f"{where(node)}: element type {dt.name} is not supported "
                          f"(supported: {', '.join(sorted(FLOATS))})")
     shape = cx.shape(x)
     if len(shape) < min_rank:
-        raise ModelError(f"{node.op_type} node {node.name!r}: input must have rank >= {min_rank}, "
+        raise ModelError(f"{where(node)}: input must have rank >= {min_rank}, "
                          f"got shape {shape}")
     stash = cx.attrs(node).get("stash_type", _FLOAT32)
     if stash != _FLOAT32:
-        raise ModelError(f"{node.op_type} node {node.name!r}: stash_type {stash} is not supported "
+        raise ModelError(f"{where(node)}: stash_type {stash} is not supported "
                          "(only 1 = float32)")
     return shape
 
@@ -38,7 +39,7 @@ def _check(cx: ConvertContext, node: onnx.NodeProto, min_rank: int) -> tuple[int
 def _channel_vector(cx: ConvertContext, node: onnx.NodeProto, index: int, channels: int) -> str:
     name = cx.input(node, index)
     if tuple(cx.shape(name)) != (channels,):
-        raise ModelError(f"{node.op_type} node {node.name!r}: input {index} must have shape "
+        raise ModelError(f"{where(node)}: input {index} must have shape "
                          f"({channels},), got {cx.shape(name)}")
     return name
 
@@ -58,7 +59,7 @@ def convert_group_norm(cx: ConvertContext, node: onnx.NodeProto) -> None:
     shape = _check(cx, node, 3)
     groups = int(at["num_groups"])
     if groups <= 0 or shape[1] % groups:
-        raise ModelError(f"GroupNormalization node {node.name!r}: {shape[1]} channels cannot be split "
+        raise ModelError(f"{where(node)}: {shape[1]} channels cannot be split "
                          f"into {groups} groups")
     scale = _channel_vector(cx, node, 1, shape[1])
     bias = _channel_vector(cx, node, 2, shape[1])
@@ -76,7 +77,7 @@ def convert_layer_norm(cx: ConvertContext, node: onnx.NodeProto) -> None:
     for k, what in ((1, "Scale"), (2, "B")):
         name = cx.input(node, k)
         if name and not _broadcasts_to(cx.shape(name), norm_shape):
-            raise ModelError(f"LayerNormalization node {node.name!r}: {what} shape {cx.shape(name)} "
+            raise ModelError(f"{where(node)}: {what} shape {cx.shape(name)} "
                              f"does not broadcast to the normalized shape {norm_shape}")
         inputs.append(name)
     while inputs[-1] == "":

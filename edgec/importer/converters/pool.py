@@ -57,6 +57,9 @@ def convert_pool(cx: ConvertContext, node: onnx.NodeProto) -> None:
     ceil = bool(int(a.get("ceil_mode", 0)))
     out = [pool_out_size(s, k, st, pads[i], pads[i + nsp], ceil)
            for i, (s, k, st) in enumerate(zip(sizes, k_eff, strides))]
+    if min(out) < 1:
+        raise ModelError(f"{where(node)}: the window {kernel} (dilated {k_eff}) is larger than the "
+                         f"padded input {sizes}; expected an output of at least 1 pixel")
     check_out_shape(cx, node, out, " (with ceil_mode, a window that would start in the end "
                     "padding is dropped)" if ceil else "")
     attrs = dict(kernel=to_2d(kernel, 1), strides=to_2d(strides, 1), pads=pads_2d(pads),

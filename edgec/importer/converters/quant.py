@@ -18,8 +18,9 @@ import onnx
 
 from edgec.errors import ModelError
 from edgec.importer.context import ConvertContext
-from edgec.importer.converters.conv import conv_attrs, where
+from edgec.importer.converters.conv import check_bias, conv_attrs
 from edgec.importer.registry import converter
+from edgec.importer.validate import show, where
 
 QUANT_DTYPES = ("uint8", "int8", "uint16", "int16")
 
@@ -82,7 +83,8 @@ def convert_dequantize(cx: ConvertContext, node: onnx.NodeProto) -> None:
         _check_qtype(node, dt, "input")
     _check_scale(cx, node, scale)
     if _dtype(cx, node.output[0]) != "float32":
-        raise ModelError(f"{where(node)}: output type {_dtype(cx, node.output[0])} is not supported")
+        raise ModelError(f"{where(node)}: output type {_dtype(cx, node.output[0])} is not "
+                         "supported")
     axis = _axis(cx, node, x, scale)
     q, s, z = cx.const(x), cx.const(scale), cx.const(zp)
     if q is not None and s is not None and (not zp or z is not None):
@@ -97,7 +99,8 @@ def convert_dequantize(cx: ConvertContext, node: onnx.NodeProto) -> None:
 def convert_quantize(cx: ConvertContext, node: onnx.NodeProto) -> None:
     x, scale, zp = node.input[0], node.input[1], cx.input(node, 2)
     if _dtype(cx, x) != "float32":
-        raise ModelError(f"{where(node)}: input type {_dtype(cx, x)} is not supported (float32 only)")
+        raise ModelError(f"{where(node)}: input type {_dtype(cx, x)} is not supported "
+                         "(float32 only)")
     _check_scale(cx, node, scale)
     _check_qtype(node, _dtype(cx, node.output[0]), "output")
     at = cx.attrs(node)
@@ -132,7 +135,8 @@ def _per(cx: ConvertContext, node: onnx.NodeProto, name: str, sizes: tuple[int, 
 def _check_int_inputs(cx: ConvertContext, node: onnx.NodeProto, names: list[str]) -> None:
     for n in names:
         if n and _dtype(cx, n) not in ("uint8", "int8"):
-            raise ModelError(f"{where(node)}: element type {_dtype(cx, n)} of {n!r} is not supported "
+            raise ModelError(f"{where(node)}: element type {_dtype(cx, n)} of {show(n)} is not "
+                             "supported "
                              "(uint8 and int8 only)")
 
 
@@ -149,6 +153,7 @@ def convert_qlinear_conv(cx: ConvertContext, node: onnx.NodeProto) -> None:
     for n, what in ((xs, "x_scale"), (xz, "x_zero_point"), (ys, "y_scale"), (yz, "y_zero_point")):
         _per(cx, node, n, (), what)
     attrs = conv_attrs(cx, node, x, w)
+    check_bias(cx, node, 8, m)
     cx.emit("QConv", [x, xs, xz, w, ws, wz, ys, yz, bias], [node.output[0]], node.name, requant=True, **attrs)
 
 

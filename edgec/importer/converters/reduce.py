@@ -17,6 +17,7 @@ import onnx
 from edgec.errors import ModelError
 from edgec.importer.context import ConvertContext
 from edgec.importer.registry import converter
+from edgec.importer.validate import where
 
 REDUCE_OPS = ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
               "ReduceSumSquare", "ReduceLogSumExp", "ReduceLogSum"]
@@ -33,14 +34,14 @@ NUMBERS = FLOATS | {"int32", "int64", "uint32", "uint64"}
 def _dtype(cx: ConvertContext, node: onnx.NodeProto, allowed: set[str]) -> np.dtype:
     dt = np.dtype(cx.value(node.input[0]).dtype)
     if dt.name not in allowed:
-        raise ModelError(f"{node.op_type} node {node.name!r}: element type {dt.name} is not supported "
+        raise ModelError(f"{where(node)}: element type {dt.name} is not supported "
                          f"(supported: {', '.join(sorted(allowed))})")
     return dt
 
 
 def normalize_axis(node: onnx.NodeProto, axis: int, rank: int) -> int:
     if not -rank <= int(axis) < max(rank, 1):
-        raise ModelError(f"{node.op_type} node {node.name!r}: axis {axis} is out of range for rank {rank}")
+        raise ModelError(f"{where(node)}: axis {axis} is out of range for rank {rank}")
     return int(axis) % max(rank, 1)
 
 
@@ -73,7 +74,7 @@ def convert_arg(cx: ConvertContext, node: onnx.NodeProto) -> None:
     _dtype(cx, node, NUMBERS)
     rank = len(cx.shape(node.input[0]))
     if rank == 0:
-        raise ModelError(f"{node.op_type} node {node.name!r}: input must have rank >= 1")
+        raise ModelError(f"{where(node)}: input must have rank >= 1")
     axis = normalize_axis(node, at.get("axis", 0), rank)
     cx.emit(node.op_type, [node.input[0]], [node.output[0]], node.name, axis=axis,
             keepdims=int(at.get("keepdims", 1)), select_last_index=bool(at.get("select_last_index", 0)))
@@ -85,7 +86,7 @@ def convert_softmax(cx: ConvertContext, node: onnx.NodeProto) -> None:
     _dtype(cx, node, FLOATS)
     rank = len(cx.shape(node.input[0]))
     if rank == 0:
-        raise ModelError(f"{node.op_type} node {node.name!r}: input must have rank >= 1")
+        raise ModelError(f"{where(node)}: input must have rank >= 1")
     if cx.opset < 13:
         axis = normalize_axis(node, at.get("axis", 1), rank)
         axes = tuple(range(axis, rank))

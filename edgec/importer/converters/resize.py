@@ -16,23 +16,21 @@ import onnx
 from edgec.errors import ModelError
 from edgec.importer.context import ConvertContext
 from edgec.importer.registry import converter
+from edgec.importer.validate import show, where
 
 COORD_MODES = ("half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel",
                "tf_half_pixel_for_nn", "half_pixel_symmetric")
 NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
 
-def _where(node: onnx.NodeProto) -> str:
-    return f"{node.op_type} node {node.name or node.output[0]!r}"
-
 
 def _check_mode(node: onnx.NodeProto, mode: str, dtype: np.dtype) -> None:
     if mode == "cubic":
-        raise ModelError(f"{_where(node)}: mode 'cubic' is not supported (nearest and linear are)")
+        raise ModelError(f"{where(node)}: mode 'cubic' is not supported (nearest and linear are)")
     if mode not in ("nearest", "linear"):
-        raise ModelError(f"{_where(node)}: unknown mode {mode!r}")
+        raise ModelError(f"{where(node)}: unknown mode {show(mode)}")
     if mode == "linear" and dtype != np.float32:
-        raise ModelError(f"{_where(node)}: linear mode is supported for float32 only, not {dtype}")
+        raise ModelError(f"{where(node)}: linear mode is supported for float32 only, not {dtype}")
 
 
 def _emit(cx: ConvertContext, node: onnx.NodeProto, mode: str, coord: str, nearest: str,
@@ -40,9 +38,9 @@ def _emit(cx: ConvertContext, node: onnx.NodeProto, mode: str, coord: str, neare
     x, y = node.input[0], node.output[0]
     in_shape, out_shape = cx.shape(x), cx.shape(y)
     if any(s <= 0 or not np.isfinite(s) for s in scales):
-        raise ModelError(f"{_where(node)}: scales {scales} must be positive")
+        raise ModelError(f"{where(node)}: scales {scales} must be positive")
     if any(i == 0 and o != 0 for i, o in zip(in_shape, out_shape)):
-        raise ModelError(f"{_where(node)}: cannot resize an empty axis to a non-empty one")
+        raise ModelError(f"{where(node)}: cannot resize an empty axis to a non-empty one")
     # No shortcut for "same shape": tf_half_pixel_for_nn with scale 1 still moves pixels; the
     # kernel sees identity tables and emits a plain copy when the mapping really is one.
     cx.emit("Resize", [x], [y], node.name, mode=mode, coordinate_transformation_mode=coord,
@@ -68,24 +66,24 @@ def convert_resize(cx: ConvertContext, node: onnx.NodeProto) -> None:
     if cx.opset < 11:
         scales = cx.require_const(node, 1, "scales").astype(np.float32).ravel().tolist()
         if len(scales) != rank:
-            raise ModelError(f"{_where(node)}: {len(scales)} scales for rank {rank}")
+            raise ModelError(f"{where(node)}: {len(scales)} scales for rank {rank}")
         _emit(cx, node, mode, "asymmetric", "simple", scales)
         return
 
     coord = a.get("coordinate_transformation_mode", "half_pixel")
     nearest = a.get("nearest_mode", "round_prefer_floor")
     if coord == "tf_crop_and_resize":
-        raise ModelError(f"{_where(node)}: coordinate_transformation_mode 'tf_crop_and_resize' "
+        raise ModelError(f"{where(node)}: coordinate_transformation_mode 'tf_crop_and_resize' "
                          "is not supported")
     if coord not in COORD_MODES or (coord == "half_pixel_symmetric" and cx.opset < 19):
-        raise ModelError(f"{_where(node)}: coordinate_transformation_mode {coord!r} is not "
+        raise ModelError(f"{where(node)}: coordinate_transformation_mode {show(coord)} is not "
                          f"supported at opset {cx.opset}")
     if mode == "nearest" and nearest not in NEAREST_MODES:
-        raise ModelError(f"{_where(node)}: nearest_mode {nearest!r} is not supported")
+        raise ModelError(f"{where(node)}: nearest_mode {show(nearest)} is not supported")
     axes = [int(v) for v in a.get("axes", [])] if cx.opset >= 18 else []
     axes = [v + rank if v < 0 else v for v in axes] or list(range(rank))
     if sorted(set(axes)) != sorted(axes) or any(not 0 <= v < rank for v in axes):
-        raise ModelError(f"{_where(node)}: invalid axes {axes}")
+        raise ModelError(f"{where(node)}: invalid axes {axes}")
     policy = a.get("keep_aspect_ratio_policy", "stretch") if cx.opset >= 18 else "stretch"
 
     given = _const_or_none(cx, node, 2, "scales")
@@ -94,13 +92,13 @@ def convert_resize(cx: ConvertContext, node: onnx.NodeProto) -> None:
     if given is not None:
         vals = np.asarray(given, dtype=np.float32).ravel()
         if vals.size != len(axes):
-            raise ModelError(f"{_where(node)}: {vals.size} scales for {len(axes)} axes")
+            raise ModelError(f"{where(node)}: {vals.size} scales for {len(axes)} axes")
         for ax, s in zip(axes, vals):
             scales[ax] = float(s)
     elif sizes is not None:
         vals = np.asarray(sizes, dtype=np.int64).ravel()
         if vals.size != len(axes):
-            raise ModelError(f"{_where(node)}: {vals.size} sizes for {len(axes)} axes")
+            raise ModelError(f"{where(node)}: {vals.size} sizes for {len(axes)} axes")
         ratio = {ax: float(np.float32(s) / np.float32(in_shape[ax]) if in_shape[ax] else 1.0)
                  for ax, s in zip(axes, vals)}
         if policy in ("not_larger", "not_smaller"):
@@ -108,15 +106,15 @@ def convert_resize(cx: ConvertContext, node: onnx.NodeProto) -> None:
             common = pick(ratio.values())
             ratio = dict.fromkeys(ratio, common)
         elif policy != "stretch":
-            raise ModelError(f"{_where(node)}: keep_aspect_ratio_policy {policy!r} is unknown")
+            raise ModelError(f"{where(node)}: keep_aspect_ratio_policy {show(policy)} is unknown")
         for ax, s in ratio.items():
             scales[ax] = s
     else:
-        raise ModelError(f"{_where(node)}: needs a scales or a sizes input")
+        raise ModelError(f"{where(node)}: needs a scales or a sizes input")
     if int(a.get("antialias", 0)):
         if mode == "nearest" or any(s < 1 for s, i, o in zip(scales, in_shape, out_shape)
                                     if i != o):
-            raise ModelError(f"{_where(node)}: antialias=1 is not supported for downsampling "
+            raise ModelError(f"{where(node)}: antialias=1 is not supported for downsampling "
                              "(or nearest mode)")
     _emit(cx, node, mode, coord, nearest, scales)
 
@@ -132,8 +130,8 @@ def convert_upsample(cx: ConvertContext, node: onnx.NodeProto) -> None:
     else:
         scales = a.get("scales")
         if scales is None:
-            raise ModelError(f"{_where(node)}: missing scales attribute")
+            raise ModelError(f"{where(node)}: missing scales attribute")
     scales = np.asarray(scales, dtype=np.float32).ravel().tolist()
     if len(scales) != len(cx.shape(x)) or any(s < 1 for s in scales):
-        raise ModelError(f"{_where(node)}: scales {scales} must be >= 1, one per axis")
+        raise ModelError(f"{where(node)}: scales {scales} must be >= 1, one per axis")
     _emit(cx, node, mode, "asymmetric", "simple", scales)

@@ -17,6 +17,7 @@ from edgec.errors import ModelError
 from edgec.importer import rnn_layout as lay
 from edgec.importer.context import ConvertContext
 from edgec.importer.registry import converter
+from edgec.importer.validate import show, where
 
 GATES = {"GRU": 3, "LSTM": 4, "RNN": 1}
 DEFAULT_ACTS = {"GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"], "RNN": ["Tanh"]}
@@ -35,13 +36,13 @@ def _activations(op: str, node: onnx.NodeProto, at: dict, dirs: int) -> list[lis
     if not names:
         names = DEFAULT_ACTS[op] * dirs
     if len(names) != per * dirs:
-        raise ModelError(f"{op} node {node.name!r}: expected {per * dirs} activations, got {len(names)}")
+        raise ModelError(f"{where(node)}: expected {per * dirs} activations, got {len(names)}")
     alphas, betas = list(at.get("activation_alpha", [])), list(at.get("activation_beta", []))
     out: list[tuple[str, float, float]] = []
     for name in names:
         key = name.lower()
         if key not in ACTIVATIONS:
-            raise ModelError(f"{op} node {node.name!r}: activation {name!r} is not supported "
+            raise ModelError(f"{where(node)}: activation {show(name)} is not supported "
                              f"(supported: {', '.join(sorted(ACTIVATIONS))})")
         da, db = ACTIVATIONS[key]
         alpha = (float(alphas.pop(0)) if alphas else da) if da is not None else 0.0
@@ -72,35 +73,35 @@ def convert_rnn(cx: ConvertContext, node: onnx.NodeProto) -> None:
     pp = cx.input(node, 7) if op == "LSTM" else ""
     for v in (x, w, r, b, h0, c0, pp):
         if v and np.dtype(cx.value(v).dtype) != np.float32:
-            raise ModelError(f"{op} node {node.name!r}: only float32 is supported, {v!r} is "
+            raise ModelError(f"{where(node)}: only float32 is supported, {show(v)} is "
                              f"{np.dtype(cx.value(v).dtype).name}")
     layout = int(at.get("layout", 0))
     direction = at.get("direction", "forward")
     if direction not in ("forward", "reverse", "bidirectional"):
-        raise ModelError(f"{op} node {node.name!r}: unknown direction {direction!r}")
+        raise ModelError(f"{where(node)}: unknown direction {show(direction)}")
     dirs = 2 if direction == "bidirectional" else 1
     xs = cx.shape(x)
     if len(xs) != 3 or layout not in (0, 1):
-        raise ModelError(f"{op} node {node.name!r}: X must be 3-D and layout 0 or 1")
+        raise ModelError(f"{where(node)}: X must be 3-D and layout 0 or 1")
     t_, b_, i_ = (xs[1], xs[0], xs[2]) if layout else xs
     g_ = GATES[op]
     h_ = int(at.get("hidden_size", cx.shape(r)[-1]))
     if cx.shape(w) != (dirs, g_ * h_, i_) or cx.shape(r) != (dirs, g_ * h_, h_):
-        raise ModelError(f"{op} node {node.name!r}: W {cx.shape(w)} / R {cx.shape(r)} do not match "
+        raise ModelError(f"{where(node)}: W {cx.shape(w)} / R {cx.shape(r)} do not match "
                          f"{dirs} direction(s), hidden_size {h_}, input size {i_}")
     if op == "LSTM" and int(at.get("input_forget", 0)) not in (0, 1):
-        raise ModelError(f"LSTM node {node.name!r}: input_forget must be 0 or 1")
+        raise ModelError(f"{where(node)}: input_forget must be 0 or 1")
     lbr = int(at.get("linear_before_reset", 0)) if op == "GRU" else 0
     clip = at.get("clip")
 
     # sequence_lens: dropped when constant and all equal to seq_length, else read at run time.
     if seq:
         if np.dtype(cx.value(seq).dtype) != np.int32 or cx.shape(seq) != (b_,):
-            raise ModelError(f"{op} node {node.name!r}: sequence_lens must be int32 of shape [{b_}]")
+            raise ModelError(f"{where(node)}: sequence_lens must be int32 of shape [{b_}]")
         data = cx.const(seq)
         if data is not None:
             if (data < 0).any() or (data > t_).any():
-                raise ModelError(f"{op} node {node.name!r}: sequence_lens {data.tolist()} outside [0, {t_}]")
+                raise ModelError(f"{where(node)}: sequence_lens {data.tolist()} outside [0, {t_}]")
             if (data == t_).all():
                 seq = ""
 
@@ -112,7 +113,7 @@ def convert_rnn(cx: ConvertContext, node: onnx.NodeProto) -> None:
     bx1, bx2, br1 = lay.bias_tables(dirs, g_, h_, 2 if lbr else None)
     if b:
         if cx.shape(b) != (dirs, 2 * g_ * h_):
-            raise ModelError(f"{op} node {node.name!r}: B has shape {cx.shape(b)}, expected "
+            raise ModelError(f"{where(node)}: B has shape {cx.shape(b)}, expected "
                              f"{(dirs, 2 * g_ * h_)}")
         bx = _packed(cx, b, [bx1, bx2], f"{name}_bx")
         br = _packed(cx, b, [br1], f"{name}_br")
@@ -120,14 +121,16 @@ def convert_rnn(cx: ConvertContext, node: onnx.NodeProto) -> None:
         bx = br = cx.add_const(f"{name}_bias0", np.zeros((dirs, g_ * hp), np.float32))
     if pp:
         if cx.shape(pp) != (dirs, 3 * h_):
-            raise ModelError(f"LSTM node {node.name!r}: P has shape {cx.shape(pp)}, expected {(dirs, 3 * h_)}")
+            raise ModelError(f"{where(node)}: P has shape {cx.shape(pp)}, expected "
+                             f"{(dirs, 3 * h_)}")
         pc = cx.const(pp)
         pp = "" if pc is not None and not pc.any() else _packed(cx, pp, [lay.peephole_table(dirs, h_)],
                                                                  f"{name}_P")
     state_shape = (b_, dirs, h_) if layout else (dirs, b_, h_)
     for v, what in ((h0, "initial_h"), (c0, "initial_c")):
         if v and cx.shape(v) != state_shape:
-            raise ModelError(f"{op} node {node.name!r}: {what} has shape {cx.shape(v)}, expected {state_shape}")
+            raise ModelError(f"{where(node)}: {what} has shape {cx.shape(v)}, expected "
+                             f"{state_shape}")
 
     y_shape = (b_, t_, dirs, h_) if layout else (t_, dirs, b_, h_)
     nout = 3 if op == "LSTM" else 2
