@@ -21,7 +21,7 @@ from edgec.importer.context import ConvertContext
 from edgec.importer.external_data import load_external_data, model_path, read_model_file
 from edgec.importer.fold import _static_shape, fold_constants
 from edgec.importer.functions import inline_functions
-from edgec.importer.operands import check_graph_operands
+from edgec.importer.operands import check_finite_weights, check_graph_operands
 from edgec.importer.registry import CONVERTERS, supported_ops
 from edgec.importer.sandbox import isolated
 from edgec.importer.validate import (
@@ -195,6 +195,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
             unsupported.setdefault(op, []).append(node_name(node))
     if unsupported:
         raise UnsupportedOpsError(unsupported)
+    check_finite_weights(kept, consts)
 
     graph = Graph(name=_c_identifier(g.name or "model"), values={}, nodes=[],
                   inputs=[i.name for i in real_inputs], outputs=[o.name for o in g.output])

@@ -240,3 +240,22 @@ def too_costly_to_fold(node: onnx.NodeProto, consts: Mapping[str, np.ndarray]) -
     else:  # N*H*W*Cin * Cout/group*kh*kw (/ Cin): every weight at every pixel, unstrided
         macs = math.prod(a.shape) * math.prod(b.shape) // max(1, a.shape[1] if a.ndim > 1 else 1)
     return macs > MAX_FOLD_MACS
+
+
+# Ops whose constant weights the kernels transform (packing, Winograd, BN folding, int8/fp16
+# compression, sparsity). A NaN or Inf weight is a broken model: onnxruntime and edgec sum in
+# other orders, so which outputs turn NaN/Inf would differ silently. Refused instead.
+_WEIGHTED = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,),
+             "GRU": (1, 2, 3), "LSTM": (1, 2, 3, 7), "RNN": (1, 2, 3),
+             "BatchNormalization": (1, 2, 3, 4), "InstanceNormalization": (1, 2),
+             "LayerNormalization": (1, 2)}
+
+
+def check_finite_weights(nodes: list[onnx.NodeProto], consts: Mapping[str, np.ndarray]) -> None:
+    for node in nodes:
+        for k in _WEIGHTED.get(node.op_type, ()):
+            w = _const(node, k, consts)
+            if w is not None and w.dtype.kind == "f" and not np.isfinite(w).all():
+                raise ModelError(f"{where(node)}: weight {show(node.input[k])} contains NaN or Inf; "
+                                 "the model is broken (where NaN would appear depends on the order "
+                                 "of summation, so no engine's result is meaningful)")

@@ -373,3 +373,15 @@ def test_huge_constant_matmul_is_compiled_not_evaluated_at_build_time() -> None:
     add(m, _n("MatMul", ["ma", "mb"]), ma=big, mb=big)
     g = import_model(m)
     assert any(n.op == "MatMul" for n in g.nodes)
+
+
+@pytest.mark.parametrize("op,bad", [("Conv", np.inf), ("Conv", np.nan), ("Gemm", -np.inf)])
+def test_non_finite_weights_refused(op: str, bad: float) -> None:
+    w = np.ones((2, 2, 1, 1) if op == "Conv" else (2, 2), np.float32)
+    w.flat[1] = bad
+    node = helper.make_node(op, ["x", "w"], ["y"])
+    shape = [1, 2, 3, 3] if op == "Conv" else [1, 2]
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", T.FLOAT, shape)],
+                         [helper.make_tensor_value_info("y", T.FLOAT, None)], [nh.from_array(w, "w")])
+    with pytest.raises(ModelError, match="NaN or Inf"):
+        import_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
