@@ -191,7 +191,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     for node in kept:
         if node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTERS:
             op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
-            op = op if op.replace(".", "_").isidentifier() and len(op) <= 64 else show(op)
+            op = op if isinstance(op, str) and op.replace(".", "_").isidentifier() and len(op) <= 64 else show(op)
             unsupported.setdefault(op, []).append(node_name(node))
     if unsupported:
         raise UnsupportedOpsError(unsupported)

@@ -66,7 +66,7 @@ def node_name(node: onnx.NodeProto) -> str:
 def where(node: onnx.NodeProto) -> str:
     """'Conv node 'conv1'' for messages; op types are model data too."""
     op = node.op_type
-    op = op if op.isidentifier() and len(op) <= 64 else show(op)
+    op = op if isinstance(op, str) and op.isidentifier() and len(op) <= 64 else show(op)
     return f"{op} node {node_name(node)}"
 
 
