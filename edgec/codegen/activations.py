@@ -16,7 +16,7 @@ Rule = Callable[[B, ir.Value, dict[str, Any]], ir.Value]
 
 
 def _relu(b: B, x: ir.Value, a: dict) -> ir.Value:
-    return b.select(b.fcmp_ordered(">", x, c(x, 0.0)), x, c(x, 0.0))
+    return m.fmax(b, x, c(x, 0.0))  # Relu(NaN) is NaN
 
 
 def _leaky(b: B, x: ir.Value, a: dict) -> ir.Value:

@@ -70,12 +70,14 @@ def poly(b: ir.IRBuilder, x: ir.Value, coeffs: Sequence[float]) -> ir.Value:
     return acc
 
 
+# min/max keep a NaN in `x` (ONNX semantics: Relu, Clip, Max of NaN are NaN, as in onnxruntime);
+# still one minps/maxps on x86 (LLVM swaps the operands of the compare-select pattern).
 def fmin(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.select(b.fcmp_ordered("<", x, y), x, y)
+    return b.select(b.fcmp_ordered(">", x, y), y, x)
 
 
 def fmax(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.select(b.fcmp_ordered(">", x, y), x, y)
+    return b.select(b.fcmp_ordered("<", x, y), y, x)
 
 
 def fabs(b: ir.IRBuilder, x: ir.Value) -> ir.Value:

@@ -106,3 +106,13 @@ def test_elementwise_arm(device: str) -> None:
              helper.make_node("Log", ["b"], ["g"]), helper.make_node("Add", ["f", "g"], ["y"])]
     m = make_model(nodes, [("x", F, [3, 33])], [("y", F, None)], {"s": rand(33, seed=14)})
     check_model(m, {"x": rand(3, 33, seed=15, low=-4, high=4)}, device=device)
+
+
+@pytest.mark.parametrize("op", ["Relu", "Clip", "Sigmoid", "Tanh"])
+def test_nan_propagates_like_onnxruntime(op: str) -> None:
+    """Relu/Clip/Tanh of NaN are NaN (min/max keep a NaN operand), not 0 or a clamp bound."""
+    x = np.full((1, 3, 5, 7), np.nan, np.float32)
+    x[0, 0, 0, :4] = [np.inf, -np.inf, -0.5, 2.0]
+    m = make_model([helper.make_node(op, ["x"], ["y"])], [("x", T.FLOAT, [1, 3, 5, 7])],
+                   [("y", T.FLOAT, [1, 3, 5, 7])])
+    check_model(m, {"x": x}, reference=False)
