@@ -81,6 +81,9 @@ def _first_bad(values: np.ndarray, ok: np.ndarray) -> object:
     return bad.ravel()[0].item() if bad.size else None
 
 
+_MIN_SCALE, _MAX_SCALE = float(np.finfo(np.float32).tiny), 1e29
+
+
 def _check_scales(node: onnx.NodeProto, consts: Mapping[str, np.ndarray]) -> None:
     for k in _SCALES.get(node.op_type, ()):
         s = _const(node, k, consts)
@@ -91,6 +94,13 @@ def _check_scales(node: onnx.NodeProto, consts: Mapping[str, np.ndarray]) -> Non
         if bad is not None:
             raise ModelError(f"{where(node)}: scale {show(node.input[k])} holds {bad}; "
                              "quantization scales must be positive and finite")
+        # Beyond these, dequantized values (an int32 bias times its scale) or requantization
+        # multipliers (a ratio of scales) overflow float32: the results would be inf, differently
+        # in every engine.
+        bad = _first_bad(v, (v >= _MIN_SCALE) & (v <= _MAX_SCALE))
+        if bad is not None:
+            raise ModelError(f"{where(node)}: scale {show(node.input[k])} holds {bad}; expected "
+                             f"{_MIN_SCALE:g} to {_MAX_SCALE:g} (beyond, float32 overflows)")
     z = _const(node, 2, consts) if node.op_type == "DequantizeLinear" else None
     if z is not None and z.dtype == np.int32 and z.size and np.any(z != 0):
         # The spec dequantizes int32 data (biases) without a zero point: it must be 0.
