@@ -16,7 +16,7 @@ Rule = Callable[[B, ir.Value, dict[str, Any]], ir.Value]
 
 
 def _relu(b: B, x: ir.Value, a: dict) -> ir.Value:
-    return m.fmax(b, x, c(x, 0.0))  # Relu(NaN) is NaN
+    return m.fmax_keep_nan(b, x, c(x, 0.0))  # Relu(NaN) is NaN
 
 
 def _leaky(b: B, x: ir.Value, a: dict) -> ir.Value:
@@ -70,7 +70,7 @@ def _thresholded(b: B, x: ir.Value, a: dict) -> ir.Value:
 
 
 def _clip(b: B, x: ir.Value, a: dict) -> ir.Value:
-    return m.fmin(b, m.fmax(b, x, c(x, a["min"])), c(x, a["max"]))
+    return m.fmin_keep_nan(b, m.fmax_keep_nan(b, x, c(x, a["min"])), c(x, a["max"]))
 
 
 FLOAT_UNARY: dict[str, Rule] = {

@@ -70,13 +70,21 @@ def poly(b: ir.IRBuilder, x: ir.Value, coeffs: Sequence[float]) -> ir.Value:
     return acc
 
 
-# min/max keep a NaN in `x` (ONNX semantics: Relu, Clip, Max of NaN are NaN, as in onnxruntime);
-# still one minps/maxps on x86 (LLVM swaps the operands of the compare-select pattern).
 def fmin(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.select(b.fcmp_ordered(">", x, y), y, x)
+    return b.select(b.fcmp_ordered("<", x, y), x, y)
 
 
 def fmax(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.fcmp_ordered(">", x, y), x, y)
+
+
+# The same, but a NaN in `x` is kept (ONNX semantics: Relu, Clip, Tanh of NaN are NaN, as in
+# onnxruntime). Still one minps/maxps on x86 (LLVM swaps the operands of the pattern).
+def fmin_keep_nan(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.fcmp_ordered(">", x, y), y, x)
+
+
+def fmax_keep_nan(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.fcmp_ordered("<", x, y), y, x)
 
 
@@ -85,7 +93,7 @@ def fabs(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 
 def clamp(b: ir.IRBuilder, x: ir.Value, lo: float, hi: float) -> ir.Value:
-    return fmin(b, fmax(b, x, c(x, lo)), c(x, hi))
+    return fmin_keep_nan(b, fmax_keep_nan(b, x, c(x, lo)), c(x, hi))
 
 
 def floor(b: ir.IRBuilder, x: ir.Value) -> ir.Value:

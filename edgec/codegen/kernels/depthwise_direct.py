@@ -77,7 +77,7 @@ def lower_depthwise_direct(kc: KernelContext) -> None:
                 greater = b.icmp_signed(">", xv, acc) if dt.kind == "i" else b.icmp_unsigned(">", xv, acc)
                 return b.select(greater, xv, acc)
             if pool:
-                return mathfn.fmax(b, xv, acc)
+                return mathfn.fmax(b, acc, xv)  # maxps(acc, x): NaN handling as in MLAS
             return vec.fma(wv, xv, acc) if isinstance(xv.type, ir.VectorType) else \
                 b.fadd(acc, b.fmul(wv, xv, flags=FM), flags=FM)
 

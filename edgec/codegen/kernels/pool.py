@@ -39,7 +39,7 @@ def _combine(kc: KernelContext, dtype: np.dtype) -> Callable[[ir.Value, ir.Value
     if kc.node.op == "AveragePool":
         return lambda acc, v: b.fadd(acc, v, flags=FM)
     if is_float(dtype):
-        return lambda acc, v: m.fmax(b, v, acc)
+        return lambda acc, v: m.fmax(b, acc, v)  # maxps(acc, v): NaN handling as in MLAS
     cmp = b.icmp_signed if is_signed(dtype) else b.icmp_unsigned
     return lambda acc, v: b.select(cmp(">", v, acc), v, acc)
 
