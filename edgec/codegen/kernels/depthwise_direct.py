@@ -21,6 +21,7 @@ from edgec.codegen import mathfn
 from edgec.codegen.activations import apply_activation
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.kernels.conv_direct import vector_activation
+from edgec.codegen.kernels.pool import nan_if_empty
 from edgec.codegen.mathfn import FM
 from edgec.codegen.types import llvm_type
 from edgec.codegen.vector import Vec
@@ -77,7 +78,7 @@ def lower_depthwise_direct(kc: KernelContext) -> None:
                 greater = b.icmp_signed(">", xv, acc) if dt.kind == "i" else b.icmp_unsigned(">", xv, acc)
                 return b.select(greater, xv, acc)
             if pool:
-                return mathfn.fmax(b, acc, xv)  # maxps(acc, x): NaN handling as in MLAS
+                return mathfn.fmax(b, xv, acc)  # a NaN in the window is skipped, like onnxruntime
             return vec.fma(wv, xv, acc) if isinstance(xv.type, ir.VectorType) else \
                 b.fadd(acc, b.fmul(wv, xv, flags=FM), flags=FM)
 
@@ -87,6 +88,8 @@ def lower_depthwise_direct(kc: KernelContext) -> None:
                 for kw in valid_taps(ow, w_, sw, pl, dw, kw_):
                     xv = kc.load(x, b.add(rows[kh], kc.idx(ow * sw - pl + kw * dw)))
                     acc = step(acc, xv, None if pool else weight(c, kh, kw))
+            if pool:
+                acc = nan_if_empty(b, acc, dt)
             kc.store(y, b.add(out, kc.idx(ow)), apply_activation(b, acc, act))
 
         def tile(ow0: ir.Value, width: int) -> None:
@@ -100,7 +103,7 @@ def lower_depthwise_direct(kc: KernelContext) -> None:
                         xv = vec.load_strided(kc.gep(x, b.add(start, kc.idx(v * lanes * sw))), sw)
                         accs[v] = step(accs[v], xv, wb)
             for v in range(nrv):
-                val = vector_activation(b, accs[v], act, lanes)
+                val = vector_activation(b, nan_if_empty(b, accs[v], dt) if pool else accs[v], act, lanes)
                 vec.store_lanes(val, kc.gep(y, b.add(out, b.add(ow0, kc.idx(v * lanes)))),
                                 min(lanes, width - v * lanes))
 

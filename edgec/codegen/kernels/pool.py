@@ -39,9 +39,17 @@ def _combine(kc: KernelContext, dtype: np.dtype) -> Callable[[ir.Value, ir.Value
     if kc.node.op == "AveragePool":
         return lambda acc, v: b.fadd(acc, v, flags=FM)
     if is_float(dtype):
-        return lambda acc, v: m.fmax(b, acc, v)  # maxps(acc, v): NaN handling as in MLAS
+        return lambda acc, v: m.fmax(b, v, acc)  # a NaN in the window is skipped, like onnxruntime
     cmp = b.icmp_signed if is_signed(dtype) else b.icmp_unsigned
     return lambda acc, v: b.select(cmp(">", v, acc), v, acc)
+
+
+def nan_if_empty(b: ir.IRBuilder, acc: ir.Value, dtype: np.dtype) -> ir.Value:
+    """Float max pooling skips NaN (one maxps per tap); a window of only NaN leaves the identity,
+    which must read NaN as in onnxruntime. Once per output, not per tap."""
+    if not is_float(dtype):
+        return acc
+    return b.select(b.fcmp_ordered("==", acc, m.c(acc, _lowest(dtype))), m.c(acc, float("nan")), acc)
 
 
 def _counts(n_out: int, n_in: int, stride: int, pad: int, pad_end: int, dil: int, k: int,
@@ -68,6 +76,8 @@ def _global_pool(kc: KernelContext, x: str, y: str, planes: int, size: int) -> N
         r = b.load(acc)
         if kc.node.op == "AveragePool":
             r = b.fmul(r, kc.const(dtype, 1.0 / size), flags=FM)
+        else:
+            r = nan_if_empty(b, r, dtype)
         kc.store(y, p, r)
 
 
@@ -111,6 +121,10 @@ def lower_pool(kc: KernelContext) -> None:
                 with kc.loop(t.at(ow_hi, kw), "ow", start=t.at(ow_lo, kw)) as ow:
                     yi = b.add(yrow, ow)
                     kc.store(y, yi, combine(kc.load(y, yi), kc.load(x, kc.linear([xoff, ow], [1, sw]))))
+        if not avg and is_float(dtype):
+            with kc.loop(ow_, "nan") as ow:
+                yi = b.add(yrow, ow)
+                kc.store(y, yi, nan_if_empty(b, kc.load(y, yi), dtype))
         if avg:
             rh = b.load(b.gep(inv_h, [oh], inbounds=True))
             with kc.loop(ow_, "div") as ow:
