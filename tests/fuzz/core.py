@@ -272,12 +272,18 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+# The `edgec` command as a fresh install has it: typer vendors click, so `import click` must not
+# be needed anywhere on the CLI's paths (an error path that imported it crashed once).
+_EDGEC_WITHOUT_CLICK = ("import sys; sys.modules['click'] = None; sys.argv[0] = 'edgec'; "
+                        "from edgec.cli import main; main()")
+
+
 def run_cli(
     args: Sequence[str], cwd: Path, timeout: float, argv0: Sequence[str] | None = None
 ) -> tuple[Result, str, str]:
-    """`python -m edgec.cli ARGS` (or `argv0 ARGS`) in `cwd`, without EDGEC_DEBUG: its class,
-    stdout and stderr."""
-    cmd = [*(argv0 or [sys.executable, "-m", "edgec.cli"]), *args]
+    """`edgec ARGS` (or `argv0 ARGS`) in `cwd`, without EDGEC_DEBUG and without click: its
+    class, stdout and stderr."""
+    cmd = [*(argv0 or [sys.executable, "-c", _EDGEC_WITHOUT_CLICK]), *args]
     proc = subprocess.Popen(
         cmd,
         cwd=cwd,
