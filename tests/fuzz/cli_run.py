@@ -20,6 +20,10 @@ class _Evil:
         return (os.system, (MARKER_CMD,))
 
 
+# .npy inputs that hold a real array of the wrong kind (dtype, shape, layout, version, size)
+_ARRAY_KINDS = ("float64", "int64", "complex", "bool", "string", "wrong_shape", "fortran",
+                "truncated", "v3", "scalar", "f16")
+
 def _npy(d: Path, how: str) -> str:
     """An input file for the good bundle's input x (float32 [1, 2, 6, 6]); returns its path."""
     p = d / "x.npy"
@@ -37,19 +41,7 @@ def _npy(d: Path, how: str) -> str:
         )
     elif how == "pickle":
         np.save(p, np.array([_Evil()], dtype=object), allow_pickle=True)
-    elif how in (
-        "float64",
-        "int64",
-        "complex",
-        "bool",
-        "string",
-        "wrong_shape",
-        "fortran",
-        "truncated",
-        "v3",
-        "scalar",
-        "f16",
-    ):
+    elif how in _ARRAY_KINDS:
         arr = {
             "float64": good.astype(np.float64),
             "int64": good.astype(np.int64),
@@ -98,17 +90,7 @@ def run_input(rng: random.Random, case_id: str, root: Path) -> Case:
             "huge_header",
             "eval_header",
             "pickle",
-            "float64",
-            "int64",
-            "complex",
-            "bool",
-            "string",
-            "wrong_shape",
-            "fortran",
-            "truncated",
-            "v3",
-            "scalar",
-            "f16",
+            *_ARRAY_KINDS,
             "npz_empty",
             "npz_bomb",
             "npz_two",
