@@ -129,7 +129,7 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     layers (edgec/optimize/weight_quant.py)."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    _check_arguments(model, device, out_dir, threads, tuning_log, calibration)
+    _check_arguments(model, device, out_dir, threads, tuning_log, calibration, schedule_overrides)
     if not (isinstance(dump_ir, bool) or callable(dump_ir)) or not (progress is None or callable(progress)):
         raise EdgecError("dump_ir must be True/False or a callable taking a string; progress a callable")
     check_prefix(name)
@@ -203,7 +203,7 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
 
 
 def _check_arguments(model: object, device: object, out_dir: object, threads: object,
-                     tuning_log: object, calibration: object) -> None:
+                     tuning_log: object, calibration: object, schedule_overrides: object) -> None:
     """The Python API's arguments, checked up front (the CLI's are typed by typer)."""
     if not isinstance(model, (onnx.ModelProto, str, os.PathLike)):
         raise EdgecError(f"model must be a path or an onnx.ModelProto, not {type(model).__name__}")
@@ -211,9 +211,17 @@ def _check_arguments(model: object, device: object, out_dir: object, threads: ob
         raise EdgecError(f"device must be a device name (str), not {type(device).__name__}")
     if isinstance(threads, bool) or not isinstance(threads, int):
         raise EdgecError(f"threads must be an integer, not {type(threads).__name__}")
-    for what, v in (("out_dir", out_dir), ("tuning_log", tuning_log), ("calibration", calibration)):
-        if v is not None and not isinstance(v, (str, os.PathLike)):
+    for what, v in (("model", model), ("out_dir", out_dir), ("tuning_log", tuning_log),
+                    ("calibration", calibration)):
+        if v is not None and not isinstance(v, (str, os.PathLike, onnx.ModelProto)) or (
+                what != "model" and isinstance(v, onnx.ModelProto)):
             raise EdgecError(f"{what} must be a path, not {type(v).__name__}")
+        if isinstance(v, (str, os.PathLike)) and "\0" in str(os.fspath(v)):
+            raise EdgecError(f"{what}: a path cannot contain a NUL character")
+    if schedule_overrides is not None and not (
+            isinstance(schedule_overrides, dict)
+            and all(isinstance(k, str) and isinstance(v, dict) for k, v in schedule_overrides.items())):
+        raise EdgecError("schedule_overrides must be a dict of task key -> dict of knobs")
 
 
 def _build_phone_bundle(g: Graph, profiles: list, name: str, out_dir, model_sha: str,

@@ -149,6 +149,19 @@ def _value_infos(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
     return {vi.name: vi for vi in list(g.input) + list(g.value_info) + list(g.output)}
 
 
+def _check_names_are_text(model: onnx.ModelProto) -> None:
+    """protobuf hands back a name that is not UTF-8 as bytes; every later step assumes str."""
+    g = model.graph
+    names = [g.name, *(t.name for t in g.initializer), *(v.name for v in (*g.input, *g.output, *g.value_info))]
+    for n in g.node:
+        names += [n.name, n.op_type, n.domain, *n.input, *n.output]
+    for f in model.functions:
+        names += [f.name, f.domain, *f.input, *f.output]
+    bad = next((x for x in names if not isinstance(x, str)), None)
+    if bad is not None:
+        raise ModelError(f"the model holds a name that is not valid UTF-8: {show(bad)}")
+
+
 def import_model(model: onnx.ModelProto | str | os.PathLike,
                  input_shapes: dict[str, list[int]] | None = None) -> Graph:
     from edgec.importer import converters  # noqa: F401  (fills CONVERTERS)
@@ -159,6 +172,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     opset = _opset(proto)
     if opset < MIN_OPSET or opset > MAX_OPSET:
         raise ModelError(f"ONNX opset {opset} is outside the supported range {MIN_OPSET}-{MAX_OPSET}")
+    _check_names_are_text(proto)
     proto = inline_functions(proto)
     check_graph(proto.graph)  # again after inlining: a function body may break it
     check_graph_operands(proto.graph, opset)

@@ -140,7 +140,7 @@ def get_profile(name: str) -> TargetProfile:
         if name == p.name or name in p.aliases:
             return p
     known = ", ".join(["host", *PROFILES])
-    raise DeviceError(f"unknown device {name!r}; known device profiles: {known} (see `edgec devices list`)")
+    raise DeviceError(f"unknown device {name[:60]!r}{'...' if len(name) > 60 else ''}; known device profiles: {known} (see `edgec devices list`)")
 
 
 def with_threads(p: TargetProfile, threads: int) -> TargetProfile:
