@@ -310,6 +310,8 @@ def check_graph(graph: onnx.GraphProto) -> None:
                 raise ModelError(f"{where(node)} writes {show(o)}, which is already defined; "
                                  "every value must be assigned once")
             defined.add(o)
+    if not graph.output:
+        raise ModelError("the graph has no outputs; a model must name at least one")
     outs: set[str] = set()
     for vi in graph.output:
         if not vi.name:

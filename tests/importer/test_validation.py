@@ -162,6 +162,7 @@ STRUCTURE_CASES = {
                             "graph output 'zzz' is not produced"),
     "input_twice": (lambda m: m.graph.input.append(copy.deepcopy(m.graph.input[0])),
                     "listed twice"),
+    "no_outputs": (lambda m: m.graph.ClearField("output"), "the graph has no outputs"),
     "output_twice": (lambda m: m.graph.output.append(copy.deepcopy(m.graph.output[0])),
                      "listed twice"),
     "initializer_twice": (lambda m: m.graph.initializer.append(nh.from_array(np.ones(4), "b")),

@@ -225,6 +225,8 @@ def _one(op: str, **attrs: object) -> onnx.ModelProto:
     ("GRU", {"activations": ["Sigmoid", "Elu"]}, "activation 'Elu' is not supported"),
     ("LSTM", {"activations": ["Sigmoid", "Tanh"]}, "expected 3 activations"),
     ("GRU", {"seq": np.array([3])}, r"sequence_lens \[3\] outside \[0, 2\]"),
+    ("GRU", {"clip": -1.0}, "clip must be a positive finite number"),
+    ("LSTM", {"clip": float("nan")}, "clip must be a positive finite number"),
 ])
 def test_errors(op: str, attrs: dict, msg: str) -> None:
     with pytest.raises(ModelError, match=msg):

@@ -93,6 +93,10 @@ def convert_rnn(cx: ConvertContext, node: onnx.NodeProto) -> None:
         raise ModelError(f"{where(node)}: input_forget must be 0 or 1")
     lbr = int(at.get("linear_before_reset", 0)) if op == "GRU" else 0
     clip = at.get("clip")
+    # onnxruntime refuses a clip that is not positive; a negative one would clamp every gate
+    # to an empty range, so it is a malformed model, not a choice.
+    if clip is not None and not (np.isfinite(float(clip)) and float(clip) > 0):
+        raise ModelError(f"{where(node)}: clip must be a positive finite number, not {show(clip)}")
 
     # sequence_lens: dropped when constant and all equal to seq_length, else read at run time.
     if seq:
