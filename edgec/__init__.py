@@ -3,8 +3,7 @@
 Public entry points raise only `edgec.errors.EdgecError` subclasses (edgec/errors.py)."""
 
 from edgec.errors import public_api
-
-__version__ = "0.1.0"
+from edgec.version import __version__  # noqa: E402,F401  (re-exported)
 
 
 @public_api

@@ -69,15 +69,21 @@ def tune_command(
     trust_new_host: Annotated[bool, typer.Option(
         "--trust-new-host", help="record an unknown device host key")] = False,
     seed: Annotated[int, typer.Option(help="search seed")] = 0,
+    fast_math: Annotated[str, typer.Option(
+        "--fast-math", help="on/off, as the build that will use the log")] = "on",
+    weights: Annotated[str, typer.Option(
+        help="fp32, int8 or fp16, as the build that will use the log (part of every task)")] = "fp32",
 ) -> None:
     """Tune MODEL's kernels on devices; `edgec build --tuning-log LOG` applies the result."""
     from edgec.cli_args import parse_shapes
+    from edgec.options import BuildOptions
     from edgec.tune.measure import MeasureOptions
     from edgec.tune.pool import AllDevicesLost
     from edgec.tune.tuner import TuneOptions, tune
 
     if not model.is_file():
         raise EdgecError(f"{model}: no such model file")
+    build_options = BuildOptions.from_flags(fast_math, weights=weights)
     runners, profile = _runners(device, trust_new_host)
     opts = TuneOptions(trials=trials, batch=batch, early_stop=early_stop, seed=seed, max_tasks=max_tasks,
                        measure=MeasureOptions(min_time_s=min_time))
@@ -93,13 +99,15 @@ def tune_command(
 
         try:
             reports = tune(model, runners, log, profile, opts, resume=resume, progress=on,
-                           input_shapes=parse_shapes(input_shape or []))
+                           input_shapes=parse_shapes(input_shape or []), build_options=build_options)
         except AllDevicesLost as exc:
             err.print(f"[bold red]device lost:[/] {exc}")
             raise typer.Exit(1) from None
     if report or not reports:
         err.print(report_table(reports))
-    err.print(f"log: {log} — apply with `edgec build {model} --tuning-log {log}`")
+    flags = "".join(f" --{k} {v}" for k, v in (("fast-math", fast_math), ("weights", weights))
+                    if (k, v) not in (("fast-math", "on"), ("weights", "fp32")))
+    err.print(f"log: {log} — apply with `edgec build {model} --tuning-log {log}{flags}`")
 
 
 def register(app: typer.Typer) -> None:

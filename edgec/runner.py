@@ -20,12 +20,12 @@ import numpy as np
 from edgec.errors import RunError, public_api
 from edgec.packager.bundle import Bundle, read_manifest, verify_bundle
 from edgec.packager.manifest import BundleError
+from edgec.packager.status import STATUS_TEXT
 from edgec.targets import get_profile
 from edgec.toolchain import find_toolchain, run_binary
 
-STATUS = {0: "ok", 1: "null pointer argument", 2: "arena too small", 3: "arena not 64-byte aligned",
-          4: "tensor index out of range", 5: "byte count does not match the tensor size",
-          6: "unsupported thread count", 7: "weight checksum mismatch", 8: "context not initialized"}
+# the runtime's own messages, read from edgec_runtime.c (edgec/packager/status.py)
+STATUS = dict(enumerate(STATUS_TEXT))
 
 
 def _check_inputs(manifest: dict, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

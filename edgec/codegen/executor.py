@@ -10,6 +10,7 @@ from edgec.codegen.kernel import LOWERINGS, PARALLEL_OPS, KernelContext, kernel_
 from edgec.codegen.types import I8, I8P, I32, VOID
 from edgec.ir.graph import Graph, Node
 from edgec.optimize.memory_plan import ALIAS_OPS, MemoryPlan
+from edgec.options import BuildOptions
 from edgec.targets import TargetProfile
 
 # Kernels smaller than this (multiply-adds) run on the calling thread even in a threaded build:
@@ -32,10 +33,21 @@ def missing_lowerings(g: Graph) -> list[str]:
     return sorted({n.op for n in g.nodes if n.op not in ALIAS_OPS and n.op not in LOWERINGS})
 
 
-def build_module(g: Graph, plan: MemoryPlan, target: TargetProfile, prefix: str, threads: int = 1) -> str:
+class KernelModule(ir.Module):
+    """The LLVM module of one build, carrying that build's options for the emitters that read
+    them through their IR builder (edgec/codegen/mathfn.py: fast math)."""
+
+    def __init__(self, name: str, options: BuildOptions):
+        super().__init__(name=name)
+        self.options = options
+
+
+def build_module(g: Graph, plan: MemoryPlan, target: TargetProfile, prefix: str,
+                 options: BuildOptions) -> str:
     """LLVM IR text for all kernels plus the graph entry function
     `void <prefix>_graph_run(i8* arena, i8* pool)`."""
-    module = ir.Module(name=prefix)
+    threads = options.threads
+    module = KernelModule(prefix, options)
     isize = ir.IntType(target.pointer_bits)
     weights = ir.GlobalVariable(module, ir.ArrayType(I8, max(len(plan.weights), 1)), f"{prefix}_weights")
     weights.linkage = "external"
@@ -50,7 +62,7 @@ def build_module(g: Graph, plan: MemoryPlan, target: TargetProfile, prefix: str,
         if node.op in ALIAS_OPS:
             continue
         kc = KernelContext(module, g, node, f"{prefix}_k{step}_{node.op.lower()}", target,
-                           parallel=node.op in PARALLEL_OPS)
+                           parallel=node.op in PARALLEL_OPS, options=options)
         LOWERINGS[node.op](kc)
         kc.finish()
         calls.append((kc, kernel_values(node)))

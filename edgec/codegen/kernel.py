@@ -16,6 +16,7 @@ from llvmlite import ir
 from edgec.codegen.loops import for_nest, for_range, linear_index
 from edgec.codegen.types import I8P, VOID, const, llvm_type
 from edgec.ir.graph import Graph, Node, Value
+from edgec.options import BuildOptions
 from edgec.targets import TargetProfile
 
 Lowering = Callable[["KernelContext"], None]
@@ -41,8 +42,9 @@ def kernel_values(node: Node) -> list[str]:
 
 class KernelContext:
     def __init__(self, module: ir.Module, graph: Graph, node: Node, name: str, target: TargetProfile,
-                 parallel: bool = False):
+                 parallel: bool = False, *, options: BuildOptions):
         self.module, self.graph, self.node, self.target = module, graph, node, target
+        self.options = options
         self.attrs = node.attrs
         self.isize = ir.IntType(target.pointer_bits)
         self.parallel = parallel

@@ -10,36 +10,25 @@ erf  : Eigen's 13/8 rational, |err| < 2e-6 (abs).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 
 from llvmlite import ir
 
 from edgec.codegen.types import F32, I32
 
 FM = ("reassoc", "contract", "nsz", "arcp", "afn")  # not nnan/ninf: NaN/inf paths use selects
-# `edgec build --fast-math off` (see fast_math below): the helpers here emit plain IEEE ops
-# (no reassociation, no FMA contraction, exact division) and tanh uses the exp-based
-# formulation (~2 ulp relative everywhere instead of the rational's 1e-6 absolute).
-_FAST: ContextVar[bool] = ContextVar("edgec_fast_math", default=True)
 
 
-@contextmanager
-def fast_math(on: bool) -> Iterator[None]:
-    token = _FAST.set(bool(on))
-    try:
-        yield
-    finally:
-        _FAST.reset(token)
+# `edgec build --fast-math off`: the helpers here emit plain IEEE ops (no reassociation, no FMA
+# contraction, exact division) and tanh uses the exp-based formulation (~2 ulp relative
+# everywhere instead of the rational's 1e-6 absolute). The flag is read from the module being
+# generated (a KernelModule carries its build's options), so no state outlives one build.
+def fast_math_enabled(b: ir.IRBuilder) -> bool:
+    return b.module.options.fast_math
 
 
-def fast_math_enabled() -> bool:
-    return _FAST.get()
-
-
-def _fm() -> tuple[str, ...]:
-    return FM if _FAST.get() else ()
+def _fm(b: ir.IRBuilder) -> tuple[str, ...]:
+    return FM if fast_math_enabled(b) else ()
 
 
 def c(x: ir.Value, v: float) -> ir.Constant:
@@ -47,19 +36,19 @@ def c(x: ir.Value, v: float) -> ir.Constant:
 
 
 def fmul(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.fmul(x, y, flags=_fm())
+    return b.fmul(x, y, flags=_fm(b))
 
 
 def fadd(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.fadd(x, y, flags=_fm())
+    return b.fadd(x, y, flags=_fm(b))
 
 
 def fsub(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.fsub(x, y, flags=_fm())
+    return b.fsub(x, y, flags=_fm(b))
 
 
 def fdiv(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.fdiv(x, y, flags=("contract", "nsz") if _FAST.get() else ())
+    return b.fdiv(x, y, flags=("contract", "nsz") if fast_math_enabled(b) else ())
 
 
 def poly(b: ir.IRBuilder, x: ir.Value, coeffs: Sequence[float]) -> ir.Value:
@@ -183,7 +172,7 @@ def log(b: ir.IRBuilder, x0: ir.Value) -> ir.Value:
 
 
 def tanh(b: ir.IRBuilder, x0: ir.Value) -> ir.Value:
-    if not _FAST.get():
+    if not fast_math_enabled(b):
         return _tanh_exact(b, x0)
     x, ty = _as_f32(b, x0)
     xc = clamp(b, x, -7.90531110763549805, 7.90531110763549805)

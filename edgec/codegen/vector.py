@@ -1,5 +1,5 @@
 """Explicit SIMD helpers for hot kernels: typed vector loads/stores, broadcasts, strided loads
-(deinterleave) and fused multiply-add. Vector width comes from the target profile; nothing here
+(deinterleave) and fused multiply-add. Vector width comes from the target profile (`TargetProfile.fp32_lanes`); nothing here
 calls libc or libm (llvm.fmuladd becomes an FMA instruction or a mul+add, never a call)."""
 
 from __future__ import annotations
@@ -7,16 +7,6 @@ from __future__ import annotations
 from llvmlite import ir
 
 from edgec.codegen.types import F32, I32
-from edgec.targets import TargetProfile
-
-
-def vector_lanes(profile: TargetProfile) -> int:
-    """fp32 lanes of the widest vector register the profile has."""
-    return max(4, profile.vector_bits // 32)
-
-
-def vector_registers(profile: TargetProfile) -> int:
-    return 32 if profile.arch == "aarch64" or profile.vector_bits >= 512 else 16
 
 
 def vtype(t: ir.Type, n: int) -> ir.VectorType:

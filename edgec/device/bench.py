@@ -1,4 +1,5 @@
-"""Benchmark a bundle on a device (or locally) with the C harness in remote/edgec_bench.c.
+"""Benchmark a bundle on a device (or locally) with the C harness edgec/device/harness/edgec_bench.c
+(package data, so a wheel install carries it; docs/device-bench.md describes it).
 
 The harness is compiled for the bundle's target with the bundle's own toolchain and linked
 statically with `lib/lib<name>.a` (so it runs on a device, or under a qemu-user exec wrapper,
@@ -13,12 +14,12 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from edgec.packager.bundle import Bundle, read_manifest, verify_bundle
 from edgec.targets import TargetProfile, get_profile
 from edgec.toolchain import find_toolchain, run_binary
 
-HARNESS_SOURCE = Path(__file__).resolve().parents[2] / "remote" / "edgec_bench.c"
+HARNESS_SOURCE = resources.files("edgec.device") / "harness" / "edgec_bench.c"
 RESULT_KEYS = ("min_us", "median_us", "mean_us", "p90_us", "max_us", "runs", "threads", "checksum")
 _SIGNALS = {4: "SIGILL: the device lacks a CPU feature the bundle was built for", 6: "SIGABRT",
             7: "SIGBUS", 9: "SIGKILL (out of memory?)", 11: "SIGSEGV"}
@@ -130,9 +131,9 @@ def build_harness(bundle: Bundle, out_dir: Path) -> Path:
     """Compile and statically link the harness for the bundle's target; returns the binary."""
     if not HARNESS_SOURCE.is_file():
         raise ToolchainError(f"benchmark harness source not found at {HARNESS_SOURCE} "
-                             "(edgec must run from a source checkout that has remote/)")
+                             "(package data of edgec: reinstall edgec)")
     tc = find_toolchain(bundle_profile(bundle))
-    shutil.copyfile(HARNESS_SOURCE, out_dir / "edgec_bench.c")
+    (out_dir / "edgec_bench.c").write_bytes(HARNESS_SOURCE.read_bytes())
     # A one-line wrapper names the bundle's symbol prefix, so the shared link helper needs no
     # extra flags.
     (out_dir / "bench_main.c").write_text(f'#define EDGEC_PREFIX {bundle.name}\n#include "edgec_bench.c"\n')

@@ -54,6 +54,13 @@ class Graph:
     outputs: list[str]
     _ids: itertools.count = field(default_factory=itertools.count, repr=False)
 
+    def copy(self) -> Graph:
+        """Nodes and the value table copied (values themselves are shared and never mutated),
+        so each target's passes rewrite their own graph. The fresh-name counter restarts."""
+        return Graph(self.name, dict(self.values),
+                     [Node(n.op, list(n.inputs), list(n.outputs), dict(n.attrs), n.name) for n in self.nodes],
+                     list(self.inputs), list(self.outputs))
+
     def fresh(self, hint: str) -> str:
         """A value name not used yet."""
         while True:

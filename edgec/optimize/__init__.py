@@ -1,5 +1,2 @@
-"""Graph passes, each a named function Graph -> Graph, run as a printable pipeline."""
-
-from edgec.optimize.pipeline import DEFAULT_PASSES, run_pipeline
-
-__all__ = ["DEFAULT_PASSES", "run_pipeline"]
+"""Graph passes, each a named function Graph -> Graph. The pass lists and the runner live in
+edgec/pipeline.py."""

@@ -9,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 
 from edgec.codegen.kernels.conv_direct import default_schedule
-from edgec.codegen.vector import vector_lanes, vector_registers
 from edgec.ir.graph import Graph, Node, Value
+from edgec.options import BuildOptions
 from edgec.targets import TargetProfile
 from edgec.tune.keys import Overrides, conv_task, task_key
 
@@ -49,7 +49,7 @@ def ocvec_schedule(profile: TargetProfile, m: int, plane: int, pointwise: bool) 
     Pointwise convs use two vectors (four on 32-register targets) and the MP whose tail tile
     costs least: a tail of r pixels runs about as long as max(r, 4) (FMA latency), so 7x7 = 49
     pixels take 5-wide tiles (measured 0.85-0.91x of onnxruntime vs 0.90-0.98x with 6-wide)."""
-    lanes, regs = vector_lanes(profile), vector_registers(profile)
+    lanes, regs = profile.fp32_lanes, profile.vector_registers
     if not pointwise:
         nrv = min(4 if regs == 32 else 3, -(-m // lanes))
         return {"mp": max(1, min(8, (regs - nrv - 1) // nrv)), "nrv": nrv, "lanes": lanes}
@@ -119,7 +119,8 @@ def _tuned(knobs: dict, lanes: int) -> dict:
     return {"mr": int(knobs["mr"]), "nrv": int(knobs["nrv"]), "lanes": lanes, **extra}
 
 
-def prepare_direct_conv(profile: TargetProfile, overrides: Overrides | None = None):  # noqa: ANN201 - a Pass
+def prepare_direct_conv(profile: TargetProfile, overrides: Overrides | None = None,  # noqa: ANN201 - a Pass
+                        options: BuildOptions | None = None):
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []
         for n in g.nodes:
@@ -136,7 +137,7 @@ def prepare_direct_conv(profile: TargetProfile, overrides: Overrides | None = No
                      "dilations": list(n.attrs["dilations"]), "activation": n.attrs.get("activation")}
             bias_src = g.values[n.inputs[2]].data.reshape(-1) if len(n.inputs) > 2 and n.inputs[2] else None
             key = task_key(conv_task(g.values[x].shape, w.shape, attrs["strides"], n.attrs["pads"],
-                                     attrs["dilations"], groups, profile.name))
+                                     attrs["dilations"], groups, profile.name, options))
             if _is_depthwise(g, n):  # pads are handled inside the depthwise kernel
                 attrs["pads"] = list(n.attrs["pads"])
                 attrs["schedule"] = {"mr": 1, "nrv": 4 if sched.nrv >= 3 else sched.nrv, "lanes": sched.lanes}

@@ -9,6 +9,7 @@ import numpy as np
 
 from edgec.codegen.kernels.gemv import GemvSchedule, default_gemv_schedule
 from edgec.ir.graph import Graph, Node
+from edgec.options import BuildOptions
 from edgec.targets import TargetProfile
 from edgec.tune.keys import Overrides, gemv_task, task_key
 
@@ -46,15 +47,17 @@ def pack_gemv(w: np.ndarray, bias: np.ndarray | None, nb: int) -> tuple[np.ndarr
     return packed, b
 
 
-def gemv_schedule(profile: TargetProfile, k: int, n: int, overrides: Overrides | None) -> GemvSchedule:
-    knobs = (overrides or {}).get(task_key(gemv_task(k, n, profile.name)))
+def gemv_schedule(profile: TargetProfile, k: int, n: int, overrides: Overrides | None,
+                  options: BuildOptions | None = None) -> GemvSchedule:
+    knobs = (overrides or {}).get(task_key(gemv_task(k, n, profile.name, options)))
     if knobs:
         return GemvSchedule(int(knobs["nv"]), int(knobs["ku"]), int(knobs["ka"]),
                             default_gemv_schedule(profile, k, n).lanes)
     return default_gemv_schedule(profile, k, n)
 
 
-def prepare_gemv(profile: TargetProfile, overrides: Overrides | None = None):  # noqa: ANN201 - a Pass
+def prepare_gemv(profile: TargetProfile, overrides: Overrides | None = None,  # noqa: ANN201 - a Pass
+                 options: BuildOptions | None = None):
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []
         for n in g.nodes:
@@ -65,12 +68,12 @@ def prepare_gemv(profile: TargetProfile, overrides: Overrides | None = None):  #
             if n.attrs.get("trans_b"):
                 w = w.T
             k, cols = w.shape
-            s = gemv_schedule(profile, k, cols, overrides)
+            s = gemv_schedule(profile, k, cols, overrides, options)
             bias = g.values[n.inputs[2]].data if len(n.inputs) > 2 and n.inputs[2] else None
             packed, b = pack_gemv(np.asarray(w, np.float32), bias, s.nv * s.lanes)
             nb = s.nv * s.lanes
             attrs = {"k": k, "n": cols, "schedule": s.to_attr(), "activation": n.attrs.get("activation"),
-                     "task": task_key(gemv_task(k, cols, profile.name))}
+                     "task": task_key(gemv_task(k, cols, profile.name, options))}
             nodes.append(Node("Gemv", [n.inputs[0], g.add_const(f"{n.inputs[1]}_gemv{nb}", packed),
                                        g.add_const(f"{n.outputs[0]}_gemv_bias{nb}", b)],
                               list(n.outputs), attrs, n.name))

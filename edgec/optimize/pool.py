@@ -20,7 +20,7 @@ def prepare_max_pool(profile: TargetProfile):  # noqa: ANN201 - a Pass
                     or len(n.outputs) != 1:
                 continue
             attrs = {key: list(n.attrs[key]) for key in ("kernel", "strides", "dilations", "pads")}
-            attrs["schedule"] = {"mr": 1, "nrv": 2, "lanes": max(4, profile.vector_bits // (8 * x.dtype.itemsize))}
+            attrs["schedule"] = {"mr": 1, "nrv": 2, "lanes": profile.lanes(x.dtype.itemsize)}
             g.nodes[k] = Node("MaxPoolDirect", list(n.inputs), list(n.outputs), attrs, n.name)
         return g
 

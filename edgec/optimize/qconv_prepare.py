@@ -8,9 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.codegen.kernels.quant import qrange
-from edgec.codegen.vector import vector_lanes, vector_registers
 from edgec.ir.graph import Graph, Node, Value
-from edgec.optimize.qconv_quads import fits_7bit, quad_dot, quad_nodes
+from edgec.optimize.qconv_quads import fits_7bit, quad_nodes
 from edgec.targets import TargetProfile
 
 
@@ -101,9 +100,9 @@ def _gemv(g: Graph, n: Node, lanes: int, quads: bool) -> Node | None:
 
 
 def prepare_qconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
-    lanes = vector_lanes(profile)
-    regs = vector_registers(profile)
-    dot = quad_dot(profile)
+    lanes = profile.fp32_lanes
+    regs = profile.vector_registers
+    dot = profile.int8_dot
 
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []

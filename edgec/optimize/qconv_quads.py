@@ -18,21 +18,9 @@ import numpy as np
 
 from edgec.codegen.kernels.requant_x86 import fits_int32
 from edgec.ir.graph import Graph, Node, Value
-from edgec.targets import TargetProfile
 
 CHUNK = 16  # keep equal to edgec.codegen.kernels.qconv_quads.CHUNK
 WMAX = 64
-
-
-def quad_dot(profile: TargetProfile) -> str | None:
-    """The 4-way byte dot of the target: "u8s8" on x86 AVX2 (vpmaddubsw ymm, every x86-64
-    profile with 256-bit vectors; weights within 7 bits), "s8s8" on aarch64 with dotprod (sdot:
-    signed x signed, exact for any int8 weights), else None (the int16-pair kernels)."""
-    if profile.arch == "x86_64" and profile.vector_bits == 256:
-        return "u8s8"
-    if profile.arch == "aarch64" and "+dotprod" in profile.features.split(","):
-        return "s8s8"
-    return None
 
 
 

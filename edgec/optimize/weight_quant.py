@@ -16,54 +16,19 @@ Rscale] ("" where absent)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-
 import numpy as np
 
 from edgec.errors import EdgecError
 from edgec.ir.graph import Graph, Node
 from edgec.targets import TargetProfile
 
-FORMATS = ("fp32", "int8", "fp16")
 RNN_OPS = ("GRU", "LSTM", "RNN")
 W_SCALE, R_SCALE = 12, 13  # RNN inputs of the per-column scales (int8)
-
-_format: ContextVar[str] = ContextVar("edgec_weight_format", default="fp32")
-
-
-def check_format(fmt: str | None) -> str:
-    fmt = (fmt or "fp32").lower()
-    if fmt not in FORMATS:
-        raise EdgecError(f"--weights {fmt!r}: expected one of {', '.join(FORMATS)}")
-    return fmt
-
-
-@contextmanager
-def weight_format(fmt: str) -> Iterator[str]:
-    token = _format.set(check_format(fmt))
-    try:
-        yield _format.get()
-    finally:
-        _format.reset(token)
-
-
-def current_format() -> str:
-    return _format.get()
-
-
-_F16C_X86 = ("haswell", "broadwell", "skylake", "cascadelake", "cooperlake", "cannonlake", "icelake",
-             "tigerlake", "rocketlake", "alderlake", "raptorlake", "meteorlake", "sapphirerapids",
-             "emeraldrapids", "graniterapids", "znver", "bdver", "ivybridge", "arrowlake", "lunarlake")
 
 
 def check_fp16_target(profile: TargetProfile) -> None:
     """fp16 weights need a hardware half -> float conversion (no libcalls in generated code)."""
-    if profile.arch != "x86_64":
-        return  # aarch64: native fcvtl; armv7 NEON: vcvt.f32.f16 (vfpv4/neon-fp16)
-    feats = profile.features.split(",")
-    if "+f16c" in feats or (profile.cpu.startswith(_F16C_X86) and "-f16c" not in feats):
+    if profile.f16c:
         return
     raise EdgecError(f"--weights fp16 needs F16C on x86-64 (device {profile.name!r}, cpu "
                      f"{profile.cpu!r} has none); use --weights int8 or fp32")
@@ -163,9 +128,8 @@ def _rnn_eligible(g: Graph, n: Node) -> bool:
             and ((bool(n.inputs[2]) and g.values[n.inputs[2]].is_const) or len(n.inputs) > 11))
 
 
-def quantize_weights(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
+def quantize_weights(profile: TargetProfile, fmt: str):  # noqa: ANN201 - returns a Pass
     def run(g: Graph) -> Graph:
-        fmt = current_format()
         if fmt == "fp32":
             return g
         if fmt == "fp16":

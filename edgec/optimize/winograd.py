@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.codegen.kernels.winograd import TRANSFORMS, scratch_per_task
-from edgec.codegen.vector import vector_lanes, vector_registers
 from edgec.ir.graph import Graph, Node, Value
 from edgec.optimize.direct_conv import zero_pad
 from edgec.targets import TargetProfile
@@ -78,8 +77,8 @@ def eligible(g: Graph, n: Node) -> bool:
 
 
 def prepare_winograd(profile: TargetProfile, threads: int = 1):  # noqa: ANN201 - returns a Pass
-    lanes = vector_lanes(profile)
-    regs = vector_registers(profile)
+    lanes = profile.fp32_lanes
+    regs = profile.vector_registers
 
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []

@@ -1,5 +1,6 @@
-"""The bundle on disk (layout in DESIGN.md). Written into a temporary sibling directory and moved
-into place only when complete, so a failed build never leaves a half-written `-o`."""
+"""The bundle on disk (layout in docs/bundle-format.md). Written into a temporary sibling
+directory and moved into place only when complete, so a failed build never leaves a
+half-written `-o`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgec.errors import EdgecError, ModelError
 from edgec.packager import cglue, templates
@@ -19,8 +21,10 @@ from edgec.packager.manifest import (  # noqa: F401  (re-exported: the loaders i
     sha256_file,
     verify_bundle,
 )
-from edgec.targets import TargetProfile
 from edgec.toolchain import find_toolchain
+
+if TYPE_CHECKING:  # the driver makes CompiledModels; packagers only read them
+    from edgec.driver import CompiledModel
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime_c"
 FORMAT_VERSION = 1
@@ -48,10 +52,14 @@ class Bundle:
         return self.path / "lib" / f"lib{self.name}.so"
 
 
-def write_bundle(out_dir: str | Path, *, prefix: str, profile: TargetProfile, version: str,
-                 kernels_obj: bytes, weights_obj: bytes, weights: bytes, arena_bytes: int,
-                 inputs: list[cglue.TensorSpec], outputs: list[cglue.TensorSpec],
-                 manifest_extra: dict, threads: int = 1) -> Bundle:
+def write_bundle(out_dir: str | Path, compiled: CompiledModel, *, prefix: str, version: str,
+                 manifest_extra: dict) -> Bundle:
+    """The host/Linux bundle of one compiled model (edgec/driver.py): sources, objects, the
+    static and shared library built with the target's toolchain, and the manifest."""
+    profile, threads = compiled.profile, compiled.options.threads
+    kernels_obj, weights_obj = compiled.kernels_obj, compiled.weights_obj
+    weights, arena_bytes = compiled.plan.weights, compiled.plan.arena_bytes
+    inputs, outputs = compiled.inputs, compiled.outputs
     out = Path(out_dir).resolve()
     toolchain = find_toolchain(profile)
     tmp = make_staging_dir(out)

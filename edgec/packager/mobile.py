@@ -1,6 +1,6 @@
 """Phone bundles: one bundle, one slice per device (`--device android-arm64,android-armv7`).
-`edgec.build` hands over here for android-* / ios-* devices. This module resolves and checks
-the device list, generates code per slice, writes what all slices share (headers, runtime
+`edgec.build` resolves and checks the device list here, has the driver compile every slice,
+then hands the compiled slices back: this module writes what all slices share (headers, runtime
 sources, manifest) and lets android.py / ios.py build each slice's libraries and the app glue.
 
 Layout (shared part; see android.py and ios.py for the rest):
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgec.errors import DeviceError
-from edgec.ir import Graph
 from edgec.packager import templates
 from edgec.packager.bundle import (
     FORMAT_VERSION,
@@ -27,6 +27,9 @@ from edgec.packager.bundle import (
 from edgec.packager.cglue import header, source, weights_checksum
 from edgec.targets import PROFILES, TargetProfile, get_profile
 from edgec.toolchain import find_toolchain
+
+if TYPE_CHECKING:  # the driver makes CompiledModels; packagers only read them
+    from edgec.driver import CompiledModel
 
 PLATFORM_TITLE = {"android": "Android", "ios": "iOS"}
 # ABIs Android had or may get, with the reason edgec does not build them.
@@ -124,28 +127,17 @@ endif()
 """
 
 
-def _text_bytes(obj: bytes) -> int:
-    if obj[:4] == b"\x7fELF":
-        from edgec.compiler import _text_bytes as elf_text
-
-        return elf_text(obj)
-    from edgec.packager.macho import macho_info
-
-    return macho_info(obj, "kernels.o")["sections"].get(".text", 0)
-
-
-def build_bundle(g: Graph, profiles: list[TargetProfile], *, name: str, out_dir: str | Path,
-                 version: str, manifest_extra: dict):
-    """Compile `g` for every profile and write one bundle. Returns (bundle, memory plan,
-    .text bytes of the first slice's kernels)."""
-    from edgec.compiler import _tensor_specs, compile_graph
+def build_bundle(compiled: list[CompiledModel], *, name: str, out_dir: str | Path, version: str,
+                 manifest_extra: dict) -> Bundle:
+    """One bundle from the compiled slices (one per device, edgec/driver.py). The shared glue
+    takes the I/O and arena size of the last slice's memory plan (every slice compiles the
+    same graph; see the closing note of issue 15 on slices whose arenas differ)."""
     from edgec.packager import android, ios
 
-    slices = []
-    for p in profiles:
-        _, plan, kobj, wobj = compile_graph(g, p.name, name)
-        slices.append((p, kobj, wobj))
-    inputs, outputs = _tensor_specs(g, g.inputs, plan.offsets), _tensor_specs(g, g.outputs, plan.offsets)
+    profiles = [c.profile for c in compiled]
+    plan = compiled[-1].plan
+    inputs, outputs = compiled[-1].inputs, compiled[-1].outputs
+    slices = [(c.profile, c.kernels_obj, c.weights_obj) for c in compiled]
 
     out = Path(out_dir).resolve()
     tmp = make_staging_dir(out)
@@ -165,7 +157,7 @@ def build_bundle(g: Graph, profiles: list[TargetProfile], *, name: str, out_dir:
             (tmp / "obj" / p.abi / f"{name}_weights.o").write_bytes(wobj)
         writer = android.build_android if profiles[0].platform == "android" else ios.build_ios
         slice_entries = writer(tmp, name, version, profiles, inputs, outputs, plan.arena_bytes)
-        code_bytes = _text_bytes(slices[0][1])
+        code_bytes = compiled[0].text_bytes
 
         manifest = {
             "format_version": FORMAT_VERSION, "edgec_version": version, "name": name,
@@ -180,4 +172,4 @@ def build_bundle(g: Graph, profiles: list[TargetProfile], *, name: str, out_dir:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Bundle(out, manifest), plan, code_bytes
+    return Bundle(out, manifest)

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgec.codegen.vector import vector_lanes, vector_registers
+from edgec.options import SparseOptions
 from edgec.sparsity.blocks import BlockMatrix
-from edgec.sparsity.options import SparseOptions
 from edgec.targets import TargetProfile
 
 # Above this block density the auto rule does not even consider sparse formats (XNNPACK's
 # sparse kernels engage only below ~1/3 density; weights in code wins a bit higher up).
 MAX_SPARSE_DENSITY = 0.75
-# Bytes of machine code per emitted element: (per non-zero block, per broadcast, per output vector)
-# (armv7 keeps the constants in literal pools inside .text and spills some registers.)
-_CODE_BYTES = {"x86_64": (9, 10, 20), "aarch64": (12, 8, 16), "arm": (40, 12, 32)}
 # Measured on the host (Zen 3, 256x256, min of repeated runs): dense 0.33 ns per block; code
 # 0.44 ns per non-zero block including its share of broadcasts; BSR 0.6-0.65 ns per block.
 _COST = {"dense": 1.0, "code_block": 1.1, "code_bcast": 0.6, "bsr_block": 1.9, "bsr_col": 4.0}
@@ -32,13 +28,13 @@ BSR_UNROLL = 4  # independent accumulators per BSR column (hides FMA latency)
 
 def block_width(profile: TargetProfile) -> int:
     """Lanes of one block = one vector of the sparse kernels (8 on AVX2/AVX-512, 4 on NEON)."""
-    return min(8, vector_lanes(profile))
+    return min(8, profile.fp32_lanes)
 
 
 def max_tile(profile: TargetProfile) -> int:
     """Accumulator vectors per column tile: registers minus the broadcast (and, where FMAs cannot
     take a memory operand, the loaded constant) minus one spare."""
-    regs = vector_registers(profile)
+    regs = profile.vector_registers
     if profile.arch == "x86_64":
         return regs - 2
     return regs - 4 if regs == 32 else regs // 2  # armv7: 16 q registers, literal-pool loads
@@ -84,7 +80,7 @@ def choose(bm: BlockMatrix, profile: TargetProfile, opts: SparseOptions, code: b
     tl = tiles(bm.nvec, max_tile(profile))
     nb = bm.nnz_blocks
     bc = broadcasts(bm, tl)
-    per_block, per_bcast, per_vec = _CODE_BYTES.get(profile.arch, _CODE_BYTES["arm"])
+    per_block, per_bcast, per_vec = profile.code_bytes
     text = nb * per_block + bc * per_bcast + bm.nvec * per_vec + 64
     consts = nb * bm.bw * 4
     costs = {"dense": _COST["dense"] * bm.k * bm.nvec,

@@ -12,9 +12,9 @@ import numpy as np
 
 from edgec.importer import rnn_layout as lay
 from edgec.ir.graph import Graph
+from edgec.options import SparseOptions
 from edgec.sparsity.blocks import BlockMatrix
 from edgec.sparsity.cost import choose
-from edgec.sparsity.options import current_options
 from edgec.targets import TargetProfile
 
 RNN_OPS = ("GRU", "LSTM", "RNN")
@@ -30,9 +30,8 @@ def recurrent_matrix(blocks: np.ndarray, nz: np.ndarray, real: np.ndarray) -> Bl
     return BlockMatrix(np.ascontiguousarray(w), np.ascontiguousarray(mask), int(w.shape[1]), bw)
 
 
-def sparsify_rnn(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
+def sparsify_rnn(profile: TargetProfile, opts: SparseOptions):  # noqa: ANN201 - returns a Pass
     def run(g: Graph) -> Graph:
-        opts = current_options()
         for n in g.nodes:
             if n.op not in RNN_OPS or len(n.inputs) != 9 or not n.inputs[R_INPUT]:
                 continue

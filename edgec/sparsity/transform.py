@@ -11,9 +11,9 @@ import numpy as np
 
 from edgec.ir.graph import Graph, Node
 from edgec.optimize.gemv import batch1_dense
+from edgec.options import SparseOptions
 from edgec.sparsity.blocks import BlockMatrix, analyze, bsr_pack
 from edgec.sparsity.cost import BSR_UNROLL, block_width, choose, max_tile, tiles
-from edgec.sparsity.options import current_options
 from edgec.targets import TargetProfile
 
 
@@ -28,11 +28,10 @@ class InlineWeights:
         return repr(self.bm)
 
 
-def sparsify_dense(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
+def sparsify_dense(profile: TargetProfile, opts: SparseOptions):  # noqa: ANN201 - returns a Pass
     bw = block_width(profile)
 
     def run(g: Graph) -> Graph:
-        opts = current_options()
         if opts.mode == "off":
             return g
         nodes: list[Node] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from edgec.errors import DeviceError
 
@@ -35,6 +36,35 @@ class TargetProfile:
     platform: str = "linux"
     abi: str = ""
     min_os: str = ""
+    # ---- capabilities: derived once from arch / cpu / features / vector_bits (below) ----------
+    fp32_lanes: int = field(init=False)  # fp32 lanes of the widest vector register
+    vector_registers: int = field(init=False)
+    int8_dot: str | None = field(init=False)  # "u8s8" (x86 vpmaddubsw), "s8s8" (ARM sdot), None
+    fp16_arith: bool = field(init=False)  # native fp16 arithmetic (ARMv8.2 fullfp16)
+    f16c: bool = field(init=False)  # a hardware half -> float conversion (fp16 weights)
+    code_bytes: CodeBytes = field(init=False)  # machine-code size model of generated kernels
+
+    def __post_init__(self) -> None:
+        feats = set(self.features.split(","))
+        derived = {
+            "fp32_lanes": max(4, self.vector_bits // 32),
+            "vector_registers": 32 if self.arch == "aarch64" or self.vector_bits >= 512 else 16,
+            # x86: vpmaddubsw on 256-bit vectors (every AVX2 profile; the 512-bit kernels use
+            # the int16-pair path); aarch64: sdot with dotprod.
+            "int8_dot": "u8s8" if self.arch == "x86_64" and self.vector_bits == 256 else
+                        "s8s8" if self.arch == "aarch64" and "+dotprod" in feats else None,
+            "fp16_arith": "+fullfp16" in feats,
+            # aarch64: fcvtl; armv7 NEON: vcvt.f32.f16 (vfpv4/neon-fp16); x86: F16C.
+            "f16c": self.arch != "x86_64" or "+f16c" in feats or (
+                self.cpu.startswith(_F16C_X86) and "-f16c" not in feats),
+            "code_bytes": CODE_BYTES.get(self.arch, CODE_BYTES["armv7"]),
+        }
+        for k, v in derived.items():
+            object.__setattr__(self, k, v)
+
+    def lanes(self, itemsize: int) -> int:
+        """Lanes of the widest vector register for elements of `itemsize` bytes (at least 16 bytes)."""
+        return max(16, self.vector_bits // 8) // itemsize
 
     def summary(self) -> dict:
         out = {"name": self.name, "triple": self.triple, "cpu": self.cpu, "features": self.features,
@@ -43,6 +73,22 @@ class TargetProfile:
             out |= {"platform": self.platform, "abi": self.abi, "min_os": self.min_os}
         return out
 
+
+class CodeBytes(NamedTuple):
+    """Bytes of machine code per emitted element of an unrolled sparse kernel (the cost rule's
+    code-size model, edgec/sparsity/cost.py). armv7 keeps constants in literal pools inside
+    .text and spills some registers."""
+
+    per_block: int  # per non-zero weight block
+    per_broadcast: int
+    per_vector: int  # per output vector
+
+
+CODE_BYTES = {"x86_64": CodeBytes(9, 10, 20), "aarch64": CodeBytes(12, 8, 16), "armv7": CodeBytes(40, 12, 32)}
+# x86-64 CPUs LLVM knows that have F16C (vcvtph2ps) when their feature string does not say.
+_F16C_X86 = ("haswell", "broadwell", "skylake", "cascadelake", "cooperlake", "cannonlake", "icelake",
+             "tigerlake", "rocketlake", "alderlake", "raptorlake", "meteorlake", "sapphirerapids",
+             "emeraldrapids", "graniterapids", "znver", "bdver", "ivybridge", "arrowlake", "lunarlake")
 
 _AARCH64 = dict(arch="aarch64", cc="aarch64-linux-gnu-gcc", cc_package="gcc-aarch64-linux-gnu",
                 exec_wrapper=("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"))

@@ -66,11 +66,8 @@ class Toolchain:
         self._run(cmd, cwd, f"linking {out}")
 
 
-def find_toolchain(profile: TargetProfile) -> Toolchain:
-    if profile.object_format == "macho":  # iOS: clang + llvm-ar (darwin format), see apple.py
-        from edgec.toolchain.apple import find_apple_toolchain
-
-        return find_apple_toolchain(profile)  # type: ignore[return-value]
+def find_gnu_toolchain(profile: TargetProfile) -> Toolchain:
+    """The gcc-style toolchain of an ELF profile (edgec.toolchain.find_toolchain picks)."""
     cc = os.environ.get(f"EDGEC_CC_{profile.arch.upper()}") or profile.cc
     path = shutil.which(cc)
     if path is None:

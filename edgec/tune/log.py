@@ -1,5 +1,5 @@
-"""The tuning log (DESIGN.md): JSON lines, one measurement a line, append-only, flushed per
-line. `{"task": {kernel, shapes, dtype, target}, "config": {index, knobs}, "result": {costs_s,
+"""The tuning log (docs/tuning-log.md): JSON lines, one measurement a line, append-only, flushed per
+line. `{"task": {kernel, shapes, dtype, target, options}, "config": {index, knobs}, "result": {costs_s,
 error, timestamp, ...}, "device": name, "version": 1}`.
 
 A resumed run skips every config already measured, except those whose only results are
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from edgec.errors import EdgecError
-from edgec.tune.keys import Overrides, task_key
+from edgec.tune.keys import Overrides, task_fields, task_key
 
 VERSION = 1
 ERROR_KINDS = ("compile", "runtime", "timeout", "wrong_answer", "device_lost")
@@ -27,7 +27,7 @@ def make_record(task: dict, index: int, knobs: dict, costs_s: list[float], error
         raise ValueError(f"unknown error kind {error!r}")
     result = {"costs_s": [float(c) for c in costs_s], "error": error, "timestamp": round(time.time(), 3)}
     result.update(extra)
-    return {"task": {k: task[k] for k in ("kernel", "shapes", "dtype", "target")},
+    return {"task": task_fields(task),
             "config": {"index": int(index), "knobs": knobs}, "result": result, "device": device,
             "version": VERSION}
 

@@ -12,16 +12,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgec.codegen.vector import vector_lanes, vector_registers
 from edgec.errors import EdgecError
 from edgec.ir.graph import Node
+from edgec.options import BuildOptions
 from edgec.targets import get_profile
 from edgec.tune.space import ConfigSpace, space_for
 
 
 @dataclass
 class Task:
-    task: dict  # {"kernel", "shapes", "dtype", "target"}
+    task: dict  # {"kernel", "shapes", "dtype", "target", "options"}
     key: str
     default_knobs: dict
     flops: int
@@ -41,7 +41,7 @@ class Task:
         return f"conv {w[2]}x{w[3]}/{st[0]} {x[1]}->{w[0]} @{x[2]}x{x[3]}{g}"
 
     def space(self) -> ConfigSpace:
-        return space_for(self.task, vector_lanes(get_profile(self.task["target"])))
+        return space_for(self.task, get_profile(self.task["target"]).fp32_lanes)
 
 
 def _default_knobs(n: Node) -> dict:
@@ -64,15 +64,15 @@ def task_flops(task: dict) -> int:
 
 
 def extract_tasks(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
-                  input_shapes: dict[str, list[int]] | None = None) -> list[Task]:
-    """Tunable tasks of `model` for the device profile, the most FLOPs first."""
-    from edgec.compiler import _copy_graph, target_passes
+                  input_shapes: dict[str, list[int]] | None = None,
+                  options: BuildOptions | None = None) -> list[Task]:
+    """Tunable tasks of `model` for the device profile and build options, the most FLOPs first."""
     from edgec.importer import import_model, load_onnx
-    from edgec.optimize import run_pipeline
+    from edgec.pipeline import run_pipeline, target_passes
 
     profile = get_profile(device)
     g = run_pipeline(import_model(load_onnx(model), input_shapes))
-    g = run_pipeline(_copy_graph(g), target_passes(profile))
+    g = run_pipeline(g.copy(), target_passes(profile, options))
     tasks: dict[str, Task] = {}
     for n in g.nodes:
         key = n.attrs.get("task")
@@ -89,7 +89,7 @@ def extract_tasks(model: onnx.ModelProto | str | os.PathLike, device: str = "hos
 
 def target_info(task: dict) -> tuple[int, int]:
     p = get_profile(task["target"])
-    return vector_lanes(p), vector_registers(p)
+    return p.fp32_lanes, p.vector_registers
 
 
 # -- the one-kernel model a task is measured with ---------------------------------------------------

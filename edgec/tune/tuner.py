@@ -18,6 +18,7 @@ from pathlib import Path
 import onnx
 
 from edgec.errors import EdgecError
+from edgec.options import BuildOptions
 from edgec.tune.cost_model import CostModel, features
 from edgec.tune.log import TuningLog, cost, make_record, measured_indices, read_log
 from edgec.tune.measure import Built, MeasureOptions, MeasureResult, TaskBuilder
@@ -95,7 +96,7 @@ class _TaskRun:
 def tune(model: onnx.ModelProto | str | os.PathLike, runners: list, log_path: str | os.PathLike,
          device_profile: str = "host", options: TuneOptions | None = None, resume: bool = False,
          progress: Progress | None = None, input_shapes: dict[str, list[int]] | None = None,
-         tasks: list[Task] | None = None) -> list[TaskReport]:
+         tasks: list[Task] | None = None, build_options: BuildOptions | None = None) -> list[TaskReport]:
     """Tune `model`'s tasks for `device_profile`, measuring on `runners` (LocalRunner /
     SSHRunner). Raises AllDevicesLost when every device failed (the log has all results)."""
     opts = options or TuneOptions()
@@ -106,7 +107,7 @@ def tune(model: onnx.ModelProto | str | os.PathLike, runners: list, log_path: st
         raise EdgecError(f"{log_path} already holds {len(records)} measurement(s): pass --resume to "
                          "continue it, or choose a new --log file")
     if tasks is None:
-        tasks = [t for t in extract_tasks(model, device_profile, input_shapes) if t.kernel in opts.kernels]
+        tasks = [t for t in extract_tasks(model, device_profile, input_shapes, build_options) if t.kernel in opts.kernels]
         tasks = tasks[:opts.max_tasks] if opts.max_tasks is not None else tasks
     log = TuningLog(log_path)
     models: dict[str, CostModel] = {}

@@ -27,7 +27,7 @@ from onnx import helper
 
 from edgec.importer import import_model
 from edgec.models import mobilenet_v2, resnet18
-from edgec.optimize import run_pipeline
+from edgec.pipeline import run_pipeline
 from tests.helpers import run_edgec
 
 ort = pytest.importorskip("onnxruntime")

@@ -10,7 +10,7 @@ from onnx import helper
 
 from edgec.errors import ModelError
 from edgec.importer import import_model
-from edgec.optimize import run_pipeline
+from edgec.pipeline import run_pipeline
 from tests.helpers import assert_close, check_model, make_model, rand, run_edgec, run_reference
 
 F = T.FLOAT

@@ -8,9 +8,8 @@ import pytest
 from onnx import TensorProto as T
 from onnx import helper
 
-from edgec.compiler import _copy_graph, target_passes
 from edgec.importer import import_model
-from edgec.optimize import run_pipeline
+from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import get_profile
 from tests.helpers import AVX2, check_model, make_model, rand, with_epilogue
 
@@ -28,7 +27,7 @@ def _conv_model(c: int, m: int, hw: tuple[int, int], k: int, stride: int, pad: i
 
 def _ops_after_target_passes(model, device: str = "host") -> set[str]:
     g = run_pipeline(import_model(model))
-    return {n.op for n in run_pipeline(_copy_graph(g), target_passes(get_profile(device))).nodes}
+    return {n.op for n in run_pipeline(g.copy(), target_passes(get_profile(device))).nodes}
 
 
 def test_dispatch() -> None:
@@ -76,7 +75,7 @@ def test_direct_paths_arm(device: str) -> None:
 @pytest.mark.parametrize("c,m,hw,k,stride", [(12, 20, (7, 7), 3, 1), (8, 64, (5, 6), 3, 2), (4, 9, (3, 3), 3, 1)])
 def test_output_channel_vectorized_small_maps(c: int, m: int, hw: tuple, k: int, stride: int) -> None:
     model = _conv_model(c, m, hw, k, stride, 1, act="Relu")
-    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile(AVX2)))
+    g = run_pipeline(run_pipeline(import_model(model)).copy(), target_passes(get_profile(AVX2)))
     assert any("mp" in n.attrs.get("schedule", {}) for n in g.nodes)
     check_model(model, {"x": rand(1, c, *hw, seed=13)}, device=AVX2)
     check_model(model, {"x": rand(1, c, *hw, seed=13)})
@@ -138,7 +137,7 @@ def test_k_blocked_pointwise(act: str | None, residual: bool) -> None:
     inputs = [("x", T.FLOAT, [1, c, hw, hw])] + ([("r", T.FLOAT, [1, m, hw, hw])] if residual else [])
     model = make_model(nodes, inputs, [("y", T.FLOAT, None)],
                        {"w": rand(m, c, 1, 1, seed=21, low=-0.1, high=0.1), "b": rand(m, seed=22)})
-    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile(AVX2)))
+    g = run_pipeline(run_pipeline(import_model(model)).copy(), target_passes(get_profile(AVX2)))
     conv = next(n for n in g.nodes if n.op == "ConvDirect")
     assert conv.attrs["schedule"].get("kc") == 160, conv.attrs["schedule"]
     feeds = {"x": rand(1, c, hw, hw, seed=23)} | ({"r": rand(1, m, hw, hw, seed=24)} if residual else {})
@@ -157,7 +156,7 @@ def test_pointwise_panels(c: int, m: int, hw: tuple, act: str | None, residual: 
     inputs = [("x", T.FLOAT, [1, c, *hw])] + ([("r", T.FLOAT, [1, m, *hw])] if residual else [])
     model = make_model(nodes, inputs, [("y", T.FLOAT, None)],
                        {"w": rand(m, c, 1, 1, seed=26, low=-0.2, high=0.2), "b": rand(m, seed=27)})
-    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile(device)))
+    g = run_pipeline(run_pipeline(import_model(model)).copy(), target_passes(get_profile(device)))
     conv = next(n for n in g.nodes if n.op == "ConvDirect")
     assert conv.attrs.get("panels") and "PackPanels" in {n.op for n in g.nodes}, conv.attrs
     feeds = {"x": rand(1, c, *hw, seed=28)} | ({"r": rand(1, m, *hw, seed=29)} if residual else {})
@@ -171,8 +170,8 @@ def test_k_blocked_override_3x3() -> None:
     model = _conv_model(32, 12, (20, 40), 3, 1, 2, dil=2, act="Relu")
     key = task_key(conv_task((1, 32, 20, 40), (12, 32, 3, 3), [1, 1], [2, 2, 2, 2], [2, 2], 1, "host"))
     overrides = {key: {"mr": 4, "nrv": 3, "kc": 8}}
-    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))),
-                     target_passes(get_profile("host"), overrides))
+    g = run_pipeline(run_pipeline(import_model(model)).copy(),
+                     target_passes(get_profile("host"), overrides=overrides))
     conv = next(n for n in g.nodes if n.op == "ConvDirect")
     assert conv.attrs["schedule"].get("kc") == 8, conv.attrs
     check_model(model, {"x": rand(1, 32, 20, 40, seed=25)}, schedule_overrides=overrides)
@@ -188,7 +187,7 @@ def test_residual_add_fused_when_produced_later() -> None:
             "b2": rand(16, seed=33), "sc": np.array([1, 1, 2, 2], np.float32)}
     m = make_model(nodes, [("x", T.FLOAT, [1, 8, 12, 20]), ("t", T.FLOAT, [1, 8, 6, 10])],
                    [("y", T.FLOAT, None)], init)
-    ops = [n.op for n in run_pipeline(_copy_graph(run_pipeline(import_model(m))), target_passes(get_profile("host"))).nodes]
+    ops = [n.op for n in run_pipeline(run_pipeline(import_model(m)).copy(), target_passes(get_profile("host"))).nodes]
     assert "Add" not in ops, ops
     check_model(m, {"x": rand(1, 8, 12, 20, seed=34), "t": rand(1, 8, 6, 10, seed=35)})
 
@@ -197,7 +196,7 @@ def test_residual_add_fused_when_produced_later() -> None:
 def test_column_chunked_pointwise(c: int, m: int, hw: tuple, act: str | None) -> None:
     # Outputs >= 4 MB sweep columns in chunks per output-channel block (last chunk partial).
     model = _conv_model(c, m, hw, 1, 1, 0, act=act)
-    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile("host")))
+    g = run_pipeline(run_pipeline(import_model(model)).copy(), target_passes(get_profile("host")))
     conv = next(n for n in g.nodes if n.op == "ConvDirect")
     assert conv.attrs["schedule"].get("cw") == 64, conv.attrs["schedule"]
     check_model(model, {"x": rand(1, c, *hw, seed=36)}, reference=False)
@@ -210,7 +209,7 @@ def test_two_convs_into_one_add_terminates() -> None:
              helper.make_node("Add", ["a", "s"], ["y"])]
     init = {"w": rand(8, 8, 3, 3, seed=40), "b": rand(8, seed=41), "w2": rand(8, 8, 1, 1, seed=42), "b2": rand(8, seed=43)}
     m = make_model(nodes, [("x", T.FLOAT, [1, 8, 10, 12])], [("y", T.FLOAT, None)], init)
-    ops = [n.op for n in run_pipeline(_copy_graph(run_pipeline(import_model(m))), target_passes(get_profile("host"))).nodes]
+    ops = [n.op for n in run_pipeline(run_pipeline(import_model(m)).copy(), target_passes(get_profile("host"))).nodes]
     assert "Add" not in ops, ops
     check_model(m, {"x": rand(1, 8, 10, 12, seed=44)})
 
@@ -231,7 +230,7 @@ def test_upsampled_residual_fused(up: int, hw: tuple, device: str) -> None:
             "b2": rand(16, seed=53), "sc": np.array([1, 1, up, up], np.float32)}
     m = make_model(nodes, [("x", T.FLOAT, [1, 8, h, w]), ("t", T.FLOAT, [1, 8, h // up, w // up])],
                    [("y", T.FLOAT, None)], init)
-    g = run_pipeline(_copy_graph(run_pipeline(import_model(m))), target_passes(get_profile(device)))
+    g = run_pipeline(run_pipeline(import_model(m)).copy(), target_passes(get_profile(device)))
     ops = [n.op for n in g.nodes]
     assert "Resize" not in ops and "Add" not in ops and "Relu" not in ops, ops
     conv = next(n for n in g.nodes if n.attrs.get("residual_upsample"))

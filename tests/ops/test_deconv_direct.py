@@ -9,9 +9,8 @@ import pytest
 from onnx import TensorProto as T
 from onnx import helper
 
-from edgec.compiler import _copy_graph, target_passes
 from edgec.importer import import_model
-from edgec.optimize import run_pipeline
+from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import get_profile
 from tests.helpers import check_model, make_model, rand
 
@@ -37,7 +36,7 @@ def _deconv_model(c: int, m: int, hw: tuple[int, int], k: tuple[int, int], bn: b
 
 def _ops(model, device: str = "host") -> set[str]:
     g = run_pipeline(import_model(model))
-    return {n.op for n in run_pipeline(_copy_graph(g), target_passes(get_profile(device))).nodes}
+    return {n.op for n in run_pipeline(g.copy(), target_passes(get_profile(device))).nodes}
 
 
 def test_dispatch_and_folding() -> None:

@@ -8,9 +8,8 @@ import pytest
 from onnx import TensorProto as T
 from onnx import helper
 
-from edgec.compiler import _copy_graph, target_passes
 from edgec.importer import import_model
-from edgec.optimize import run_pipeline
+from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import get_profile
 from edgec.tune.keys import gemv_task, task_key
 from tests.helpers import check_model, make_model, rand
@@ -36,7 +35,7 @@ def _dense(k: int, n: int, act: str | None = "Relu", a_shape: list[int] | None =
 
 def _ops(model, device: str = "host", overrides: dict | None = None) -> list:
     g = run_pipeline(import_model(model))
-    return run_pipeline(_copy_graph(g), target_passes(get_profile(device), overrides)).nodes
+    return run_pipeline(g.copy(), target_passes(get_profile(device), overrides=overrides)).nodes
 
 
 @pytest.mark.parametrize("k,n,act,a_shape,gemm", [

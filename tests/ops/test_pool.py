@@ -8,10 +8,9 @@ import pytest
 from onnx import TensorProto as T
 from onnx import helper
 
-from edgec.compiler import _copy_graph, target_passes
 from edgec.errors import ModelError
 from edgec.importer import import_model
-from edgec.optimize import run_pipeline
+from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import get_profile
 from tests.helpers import check_model, make_model, rand
 
@@ -51,7 +50,7 @@ REF_BROKEN = {"max-same-lower", "avg-asym-ceil-cip", "avg-ceil-big-kernel", "glo
 @pytest.mark.parametrize("case", list(MAX_CASES))
 def test_maxpool(case: str) -> None:
     xs, attrs = MAX_CASES[case]
-    g = run_pipeline(_copy_graph(run_pipeline(import_model(pool_model("MaxPool", xs, **attrs)))),
+    g = run_pipeline((run_pipeline(import_model(pool_model("MaxPool", xs, **attrs)))).copy(),
                      target_passes(get_profile("host")))
     assert [n.op for n in g.nodes] == ["MaxPoolDirect"]  # the vectorized kernel (depthwise_direct.py)
     check_model(pool_model("MaxPool", xs, **attrs), {"x": rand(*xs, seed=1)},
@@ -123,7 +122,7 @@ def test_maxpool_bytes(case: str, dtype: str) -> None:
     xs, attrs = MAX_CASES[case]
     elem = {"uint8": T.UINT8, "int8": T.INT8}[dtype]
     m = pool_model("MaxPool", xs, elem=elem, **attrs)
-    g = run_pipeline(_copy_graph(run_pipeline(import_model(m))), target_passes(get_profile("host")))
+    g = run_pipeline(run_pipeline(import_model(m)).copy(), target_passes(get_profile("host")))
     assert [n.op for n in g.nodes] == ["MaxPoolDirect"]
     info = np.iinfo(dtype)
     x = np.random.default_rng(8).integers(info.min, info.max + 1, xs).astype(dtype)

@@ -14,8 +14,8 @@ from onnx import TensorProto as T
 from onnx import helper
 
 from edgec.importer import import_model
-from edgec.optimize import run_pipeline
 from edgec.optimize.qconv_prepare import prepare_qconv
+from edgec.pipeline import run_pipeline
 from edgec.targets.profiles import get_profile, host_profile
 from tests.helpers import check_model, make_model, run_edgec
 from tests.ops.test_quant import _ints, _qconv_model

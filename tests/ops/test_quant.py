@@ -236,9 +236,8 @@ def test_qgemv_byte_quads(at: str, k: int) -> None:
     """A row vector times 7-bit weights: QGemv on vpmaddubsw quads on AVX2 hosts (A's bytes are
     the broadcast words; a partial last quad pads with the zero point), the pairs elsewhere."""
     from edgec.importer import import_model
-    from edgec.optimize import run_pipeline
     from edgec.optimize.qconv_prepare import prepare_qconv
-    from edgec.optimize.qconv_quads import quad_dot
+    from edgec.pipeline import run_pipeline
     from edgec.targets.profiles import host_profile
 
     n = 45
@@ -251,5 +250,5 @@ def test_qgemv_byte_quads(at: str, k: int) -> None:
                    [("y", QT[at], None)], params)
     g = prepare_qconv(host_profile())(run_pipeline(import_model(m)))
     gemv = [nd for nd in g.nodes if nd.op == "QGemv"]
-    assert len(gemv) == 1 and (gemv[0].attrs.get("dot") == "u8s8") == (quad_dot(host_profile()) == "u8s8")
+    assert len(gemv) == 1 and (gemv[0].attrs.get("dot") == "u8s8") == (host_profile().int8_dot == "u8s8")
     check_model(m, {"a": _ints(at, 1, k, seed=25)}, reference=False)

@@ -11,10 +11,9 @@ import pytest
 from onnx import TensorProto as T
 from onnx import helper
 
-from edgec.compiler import target_passes
 from edgec.errors import ModelError
 from edgec.importer import import_model
-from edgec.optimize import run_pipeline
+from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import get_profile
 from tests.helpers import assert_close, check_model, make_model, rand, run_edgec, run_onnxruntime
 

@@ -9,10 +9,10 @@ import pytest
 from onnx import TensorProto as T
 from onnx import helper
 
-from edgec.compiler import _copy_graph, target_passes
 from edgec.importer import import_model
-from edgec.optimize import run_pipeline
 from edgec.optimize.winograd import choose_tile, transform_weights, winograd_conv_reference
+from edgec.options import BuildOptions
+from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import get_profile
 from tests.helpers import AVX2, check_model, make_model, rand, run_edgec, with_epilogue
 
@@ -26,7 +26,7 @@ def _model(c: int, m: int, hw: tuple[int, int], pads: list[int], act: str | None
 
 def _nodes(model, device: str = AVX2, threads: int = 1):
     g = run_pipeline(import_model(model))
-    return run_pipeline(_copy_graph(g), target_passes(get_profile(device), threads=threads)).nodes
+    return run_pipeline(g.copy(), target_passes(get_profile(device), BuildOptions(threads=threads))).nodes
 
 
 @pytest.mark.parametrize("r", [2, 4])

@@ -7,15 +7,14 @@ import pytest
 from onnx import TensorProto as T
 from onnx import helper
 
-from edgec.compiler import _copy_graph, target_passes
 from edgec.importer import import_model
-from edgec.optimize import run_pipeline
+from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import get_profile
 from tests.helpers import check_model, make_model, rand
 
 
 def _ops(model, device: str = "host") -> list[str]:
-    g = run_pipeline(_copy_graph(run_pipeline(import_model(model))), target_passes(get_profile(device)))
+    g = run_pipeline(run_pipeline(import_model(model)).copy(), target_passes(get_profile(device)))
     return [n.op for n in g.nodes]
 
 

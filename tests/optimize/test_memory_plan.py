@@ -7,11 +7,10 @@ import pytest
 from onnx import TensorProto as T
 from onnx import helper
 
-from edgec.compiler import _copy_graph, target_passes
 from edgec.importer import import_model
 from edgec.ir import format_graph
-from edgec.optimize import run_pipeline
 from edgec.optimize.memory_plan import ALIGN, READ_SLACK, alias_roots, plan_memory
+from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import get_profile
 from tests.helpers import check_model, make_model
 
@@ -104,7 +103,7 @@ def _concat_model(reverse: bool):
 @pytest.mark.parametrize("device", ["host", "rpi4"])
 def test_concat_inputs_written_in_place(reverse: bool, device: str) -> None:
     m = _concat_model(reverse)
-    g = run_pipeline(_copy_graph(run_pipeline(import_model(m))), target_passes(get_profile(device)))
+    g = run_pipeline(run_pipeline(import_model(m)).copy(), target_passes(get_profile(device)))
     assert "ConvWinograd" in {n.op for n in g.nodes}
     concat = next(n for n in g.nodes if n.op == "Concat")
     # the graph input and the value used twice stay copies; the kernels' outputs are slabs

@@ -12,7 +12,7 @@ from onnx import TensorProto as T
 from onnx import helper
 
 from edgec.importer import import_model
-from edgec.optimize import run_pipeline
+from edgec.pipeline import run_pipeline
 from tests.helpers import check_model, make_model, rand
 
 OPSET = 19

@@ -14,8 +14,8 @@ from __future__ import annotations
 from llvmlite import ir
 
 from edgec.codegen.activations import apply_activation
+from edgec.codegen.common import vector_activation
 from edgec.codegen.kernel import KernelContext, lowering
-from edgec.codegen.kernels.conv_direct import vector_activation
 from edgec.codegen.loops import for_range_carried
 from edgec.codegen.mathfn import FM
 from edgec.codegen.types import I32

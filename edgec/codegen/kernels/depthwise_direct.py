@@ -19,8 +19,8 @@ from llvmlite import ir
 
 from edgec.codegen import mathfn
 from edgec.codegen.activations import apply_activation
+from edgec.codegen.common import vector_activation
 from edgec.codegen.kernel import KernelContext, lowering
-from edgec.codegen.kernels.conv_direct import vector_activation
 from edgec.codegen.kernels.pool import nan_if_empty
 from edgec.codegen.mathfn import FM
 from edgec.codegen.types import llvm_type

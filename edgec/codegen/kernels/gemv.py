@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgec.codegen.common import vector_activation
 from edgec.codegen.kernel import PARALLEL_OPS, KernelContext, lowering
-from edgec.codegen.kernels.conv_direct import vector_activation
 from edgec.codegen.kernels.weight_load import load_weights
 from edgec.codegen.loops import for_range_carried
 from edgec.codegen.mathfn import FM
-from edgec.codegen.vector import Vec, vector_lanes, vector_registers
+from edgec.codegen.vector import Vec
 from edgec.targets import TargetProfile
 
 PARALLEL_OPS.add("Gemv")
@@ -44,9 +44,9 @@ def default_gemv_schedule(profile: TargetProfile, k: int, n: int) -> GemvSchedul
     """Measured on znver3 (AVX2) for 256..1024 square layers: 4 vectors x 2 accumulator sets
     (8 independent FMA chains), k unrolled by 4. Fewer vectors when N is small; 32-register
     targets afford 4 sets."""
-    lanes = vector_lanes(profile)
+    lanes = profile.fp32_lanes
     nv = max(1, min(4, -(-n // lanes)))
-    ka = 4 if vector_registers(profile) == 32 else 2
+    ka = 4 if profile.vector_registers == 32 else 2
     ka = max(1, min(ka, 8 // nv if nv < 8 else 1, k))
     ku = 4 if k >= 4 else 1
     ka = min(ka, ku)

@@ -26,7 +26,7 @@ from edgec.codegen.kernels.weight_load import load_weights
 from edgec.codegen.loops import Carried, for_range_carried
 from edgec.codegen.mathfn import FM
 from edgec.codegen.types import F32, I32
-from edgec.codegen.vector import Vec, vector_lanes, vector_registers
+from edgec.codegen.vector import Vec
 from edgec.importer.rnn_layout import BSR_BLOCK, BSR_UNROLL
 
 
@@ -65,8 +65,8 @@ class _Rnn:
         self.t, self.bt, self.i = a["seq_length"], a["batch"], a["input_size"]
         self.h, self.hp, self.g, self.d = a["hidden"], a["hidden_padded"], a["gates"], a["directions"]
         self.p, self.n = a["panel"], a["gates"] * a["hidden_padded"]
-        self.lanes = vector_lanes(kc.target)
-        per_tile = 8 if vector_registers(kc.target) == 16 else 16
+        self.lanes = kc.target.fp32_lanes
+        per_tile = 8 if kc.target.vector_registers == 16 else 16
         self.cw = min(self.p, self.lanes * per_tile)  # register tile: cw columns
         self.vec = Vec(kc.b, self.lanes)
         t, bt, i, h, d = self.t, self.bt, self.i, self.h, self.d

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from edgec.codegen.common import vector_activation
 from edgec.codegen.kernel import KernelContext
-from edgec.codegen.kernels.conv_direct import vector_activation
 from edgec.codegen.mathfn import FM
 from edgec.codegen.vector import Vec
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from edgec.codegen.common import vector_activation
 from edgec.codegen.kernel import KernelContext, lowering
-from edgec.codegen.kernels.conv_direct import vector_activation
 from edgec.codegen.types import F32
 from edgec.codegen.vector import Vec
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from edgec.codegen.common import interleave, vector_activation
 from edgec.codegen.kernel import KernelContext, lowering
-from edgec.codegen.kernels.conv_direct import interleave, vector_activation
 from edgec.codegen.loops import for_range_carried
 from edgec.codegen.types import F32, I32
 from edgec.codegen.vector import Vec

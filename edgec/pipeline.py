@@ -1,0 +1,110 @@
+"""The pass pipeline as data: the generic passes every model goes through once, then the target
+passes run per device on a copy of the graph (they depend on vector width, registers, the build
+options and tuned schedules). Each target pass is a row: its name, a factory that makes the pass
+for one (profile, options, overrides), and the condition under which it runs. `--dump-ir` prints
+the graph after every pass."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edgec.ir import Graph, format_graph, verify
+from edgec.optimize.deconv import prepare_deconv
+from edgec.optimize.direct_conv import fuse_residual_add, prepare_direct_conv
+from edgec.optimize.elementwise_fusion import fuse_elementwise
+from edgec.optimize.gemv import prepare_gemv
+from edgec.optimize.memory_plan import alias_concat_inputs
+from edgec.optimize.passes import (
+    dead_node_removal,
+    fold_scale_into_conv,
+    fuse_activation,
+    fuse_bias,
+    materialize_outputs,
+)
+from edgec.optimize.pool import prepare_max_pool
+from edgec.optimize.qconv_prepare import prepare_qconv
+from edgec.optimize.qdq import fold_qdq
+from edgec.optimize.weight_quant import quantize_weights
+from edgec.optimize.winograd import prepare_winograd
+from edgec.options import BuildOptions
+from edgec.quantize.fp16 import FP16_CONSUMERS, store_weights_fp16
+from edgec.sparsity.rnn import sparsify_rnn
+from edgec.sparsity.transform import sparsify_dense
+from edgec.targets import TargetProfile
+from edgec.tune.keys import Overrides
+
+Pass = Callable[[Graph], Graph]
+
+GENERIC_PASSES: list[tuple[str, Pass]] = [
+    ("fold-qdq", fold_qdq),  # first: it looks up constants a converter copied (Gemm's B)
+    ("dead-node-removal", dead_node_removal),
+    ("fold-scale-into-conv", fold_scale_into_conv),
+    ("fuse-bias", fuse_bias),
+    ("fuse-activation", fuse_activation),
+    ("materialize-outputs", materialize_outputs),
+    ("dead-node-removal", dead_node_removal),
+]
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """What a target pass may depend on."""
+
+    profile: TargetProfile
+    options: BuildOptions
+    overrides: Overrides
+
+
+@dataclass(frozen=True)
+class TargetPass:
+    name: str
+    make: Callable[[PassContext], Pass]
+    when: Callable[[PassContext], bool] = lambda cx: True
+
+
+def _const(p: Pass) -> Callable[[PassContext], Pass]:
+    return lambda cx: p
+
+
+TARGET_PASSES: list[TargetPass] = [
+    TargetPass("sparsify-dense", lambda cx: sparsify_dense(cx.profile, cx.options.sparse)),
+    TargetPass("sparsify-rnn", lambda cx: sparsify_rnn(cx.profile, cx.options.sparse)),
+    TargetPass("prepare-winograd", lambda cx: prepare_winograd(cx.profile, cx.options.threads)),
+    TargetPass("prepare-direct-conv", lambda cx: prepare_direct_conv(cx.profile, cx.overrides, cx.options)),
+    TargetPass("prepare-deconv", lambda cx: prepare_deconv(cx.profile)),
+    TargetPass("prepare-max-pool", lambda cx: prepare_max_pool(cx.profile)),
+    TargetPass("prepare-qconv", lambda cx: prepare_qconv(cx.profile)),
+    TargetPass("prepare-gemv", lambda cx: prepare_gemv(cx.profile, cx.overrides, cx.options)),
+    # `--weights int8|fp16`: after sparsify-rnn and prepare-gemv have packed the weights
+    TargetPass("quantize-weights", lambda cx: quantize_weights(cx.profile, cx.options.weights),
+               when=lambda cx: cx.options.weights != "fp32"),
+    TargetPass("fuse-residual-add", _const(fuse_residual_add)),
+    TargetPass("fuse-elementwise", _const(fuse_elementwise)),
+    # `--quantize fp16`: after every weight is packed, before the last clean-up
+    TargetPass("store-weights-fp16", lambda cx: store_weights_fp16(FP16_CONSUMERS),
+               when=lambda cx: cx.options.precision == "fp16"),
+    TargetPass("dead-node-removal", _const(dead_node_removal)),
+    TargetPass("alias-concat", _const(alias_concat_inputs)),
+]
+
+
+def target_passes(profile: TargetProfile, options: BuildOptions | None = None,
+                  overrides: Overrides | None = None) -> list[tuple[str, Pass]]:
+    """The target passes for one device and build. `overrides` (task key -> knobs, from a
+    tuning log) replace the default schedules."""
+    cx = PassContext(profile, options or BuildOptions(), dict(overrides or {}))
+    return [(p.name, p.make(cx)) for p in TARGET_PASSES if p.when(cx)]
+
+
+def run_pipeline(g: Graph, passes: list[tuple[str, Pass]] | None = None,
+                 dump: Callable[[str], None] | None = None, dump_initial: bool = True) -> Graph:
+    """Run `passes` (default: the generic ones), verifying the graph after each."""
+    if dump and dump_initial:
+        dump(f"== after import ==\n{format_graph(g)}")
+    for name, fn in passes if passes is not None else GENERIC_PASSES:
+        g = fn(g)
+        verify(g)
+        if dump:
+            dump(f"== after {name} ==\n{format_graph(g)}")
+    return g
