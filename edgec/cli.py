@@ -15,13 +15,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgec import __version__
 from edgec.cli_args import load_input, output_file_names, parse_shapes
 from edgec.cli_devices import register as register_devices
 from edgec.cli_quant import register as register_quant
 from edgec.cli_sparse import register as register_sparse
 from edgec.cli_tune import register as register_tune
 from edgec.errors import EdgecError, ToolchainError, wrap_unexpected
+from edgec.version import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="edgec: compile ONNX models into small native bundles for edge devices.")
@@ -249,15 +249,75 @@ def _fail(exc: EdgecError) -> None:
 
 
 def _quiet_thread_tracebacks() -> None:
-    """Worker threads (paramiko's transport, our pools) must not print tracebacks to a CLI user:
-    their failures reach the main thread as errors; with EDGEC_DEBUG=1 they are shown."""
+    """No thread prints a traceback to a CLI user; EDGEC_DEBUG=1 shows them all.
+
+    When a device dies, paramiko's transport thread logs it ("Socket exception: Connection reset
+    by peer", or a traceback for a broken packet) and a helper thread of paramiko's may die of
+    it: noise, as the caller gets a DeviceLost for the same drop and reports it in one line.
+    So paramiko's records are dropped (`EDGEC_LOG=debug` on the devices commands shows them)
+    and a connection error ending a thread is ignored, as is one raised by a finalizer (an SFTP
+    file closed by the garbage collector after its connection dropped). Anything else ending a
+    thread or escaping a finalizer is a real error: one line (the process is not stopped: its
+    work fails through the main thread)."""
     import logging
     import threading
 
     if os.environ.get("EDGEC_DEBUG"):
+        # Show everything, paramiko's records included (edgec.device.ssh only gave it a
+        # NullHandler, which keeps records away from logging's last-resort handler).
+        logger = logging.getLogger("paramiko")
+        if not any(not isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(_stderr_handler())
         return
     logging.getLogger("paramiko").setLevel(logging.CRITICAL + 1)
-    threading.excepthook = lambda args: None
+    threading.excepthook = _thread_excepthook
+    sys.unraisablehook = _unraisable_hook
+
+
+def _connection_error(exc_type: type) -> bool:
+    """EOF, a socket error, or one of paramiko's exceptions: a dropped connection."""
+    if issubclass(exc_type, (EOFError, ConnectionError, TimeoutError)):
+        return True
+    if exc_type.__module__.split(".")[0] == "paramiko":
+        return True
+    return exc_type is OSError  # paramiko's "Socket is closed" (no errno)
+
+
+def _one_line(what: str, exc_type: type, exc_value: object) -> None:
+    text = " ".join(f"{what}: {exc_type.__name__}: {exc_value} (set EDGEC_DEBUG=1 for the traceback)".split())
+    err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def _thread_excepthook(args) -> None:  # noqa: ANN001 - threading.ExceptHookArgs
+    if args.exc_type is SystemExit or _connection_error(args.exc_type):
+        return
+    _one_line(f"thread {args.thread.name if args.thread is not None else '?'} failed", args.exc_type,
+              args.exc_value)
+
+
+def _unraisable_hook(args) -> None:  # noqa: ANN001 - sys.UnraisableHookArgs
+    if _connection_error(args.exc_type):
+        return
+    where = getattr(args.object, "__qualname__", None) or repr(args.object)  # (a __del__: no address)
+    _one_line(f"{args.err_msg or 'Exception ignored in'} {where}", args.exc_type, args.exc_value)
+
+
+def _stderr_handler():  # noqa: ANN202 - a logging.Handler
+    """A logging handler writing to whatever sys.stderr is at the time (main may run in-process)."""
+    import logging
+
+    class Handler(logging.StreamHandler):
+        @property
+        def stream(self):  # noqa: ANN202
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value: object) -> None:
+            pass
+
+    h = Handler()
+    h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    return h
 
 
 if __name__ == "__main__":

@@ -61,8 +61,11 @@ def setup_logging() -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     for name in ("edgec.device", "paramiko"):
         logger = logging.getLogger(name)
-        if not logger.handlers:
+        # (edgec.device.ssh gives paramiko a NullHandler, which must not count here)
+        if not any(not isinstance(h, logging.NullHandler) for h in logger.handlers):
             logger.addHandler(handler)
         # paramiko logs transport failures with tracebacks; our errors already say what went
-        # wrong in one line, so paramiko speaks only when debug output was asked for.
-        logger.setLevel(level if name == "edgec.device" or level <= logging.DEBUG else logging.CRITICAL + 1)
+        # wrong in one line, so paramiko speaks only when debug output was asked for
+        # (EDGEC_LOG=debug, or EDGEC_DEBUG=1 which shows every traceback).
+        loud = name == "edgec.device" or level <= logging.DEBUG or os.environ.get("EDGEC_DEBUG")
+        logger.setLevel(level if loud else logging.CRITICAL + 1)

@@ -15,6 +15,7 @@ connection dropped), `CommandTimeout`, `RemoteCommandError`, and the non-retryab
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import shlex
 import socket
@@ -48,6 +49,13 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _PID_MARK = b"edgec-pid:"
 _MAX_OUTPUT = 64 << 20  # keep at most this much of a command's stdout / stderr
+# A failed read or write can reach the caller before paramiko's transport thread has seen the
+# socket close (more so on a loaded machine): how long to wait for it before calling a
+# connection error a plain device error.
+_DROP_GRACE_S = 2.0
+# SFTP and local-file errors: the connection is fine, no need to wait for it.
+_FILE_ERRNOS = frozenset({errno.ENOENT, errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR,
+                          errno.EISDIR, errno.ENOSPC, errno.EROFS})
 
 
 class DeviceLost(DeviceError):
@@ -188,6 +196,16 @@ class Device:
         assert self._transport is not None
         return self._transport
 
+    def _dropped(self, grace: float = _DROP_GRACE_S) -> bool:
+        """Whether the connection is gone, waiting up to `grace` s for the transport thread to
+        notice a drop the caller's read or write already ran into."""
+        t = self._transport
+        if t is None or not t.is_active():
+            return True
+        if grace > 0:
+            t.join(grace)  # returns as soon as the transport thread ends
+        return not t.is_active()
+
     @contextlib.contextmanager
     def _classify(self, what: str) -> Iterator[None]:
         """Turn paramiko/socket errors into DeviceLost (connection gone) or DeviceError."""
@@ -195,12 +213,14 @@ class Device:
             yield
         except DeviceError:
             raise
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            if not self.connected:
+        except (paramiko.SSHException, paramiko.sftp.SFTPError, EOFError, OSError) as exc:
+            file_error = isinstance(exc, OSError) and exc.errno in _FILE_ERRNOS
+            if self._dropped(0 if file_error else _DROP_GRACE_S):
                 self.close()
                 raise DeviceLost(f"connection to device {self.name!r} ({self.entry.address}) was "
                                  f"lost during {what}") from None
-            raise DeviceError(f"{what} on device {self.name!r} failed: {exc or type(exc).__name__}") from None
+            raise DeviceError(f"{what} on device {self.name!r} failed: "
+                              f"{str(exc) or type(exc).__name__}") from None
 
     def run(self, command: str | Sequence[str], timeout: float = 60.0, check: bool = True) -> CommandResult:
         """Run a shell command (a string, or an argv list that is quoted for you) on the device.
@@ -251,7 +271,9 @@ class Device:
             # The server sends all data before exit-status, so once the status is in, the
             # buffers hold everything.
             if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                if chan.exit_status == -1 and not t.is_active():  # closed by a dying transport
+                # No exit status: the channel was closed under the shell, most likely by a
+                # dying connection whose transport thread has not caught up yet.
+                if chan.exit_status == -1 and self._dropped():
                     raise EOFError("transport closed")
                 return bytes(out), bytes(err)
             if not t.is_active():
@@ -297,7 +319,9 @@ class Device:
     def fetch(self, remote: str, local: str | Path) -> None:
         sftp = self._sftp_client()
         with self._classify(f"fetching {remote}"):
-            sftp.get(remote, str(local))
+            # No prefetch: it reads in a helper thread of paramiko's, which a dying device kills
+            # with a traceback on stderr; outputs are small.
+            sftp.get(remote, str(local), prefetch=False)
 
     @contextlib.contextmanager
     def run_dir(self) -> Iterator[str]:

@@ -1,8 +1,8 @@
 """A real OpenSSH server on 127.0.0.1 used as the "device" (Debian `openssh-server`).
 
 Each test session (each xdist worker) starts its own `sshd -D` on a free non-standard port with
-a throwaway host key and user key and its own sshd_config (key auth only, internal-sftp), and
-kills it at the end. x86 binaries run natively on it; aarch64 ones through qemu-aarch64.
+a throwaway host key and user key, its own sshd_config (key auth only, internal-sftp) and an
+empty HOME for the sessions (not root's dotfiles), and kills it at the end. x86 binaries run natively on it; aarch64 ones through qemu-aarch64.
 Skipped with a reason where that cannot work: not root (sshd must switch users) or no sshd.
 """
 

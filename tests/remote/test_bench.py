@@ -115,7 +115,10 @@ def test_local_min_time_and_errors(bundles: dict[str, Path]) -> None:
     proc = cli("bench", str(bundles["add_relu-host"]), "--local", "--runs", "1", "--min-time", "0.1", "--json")
     assert_clean(proc, 0)
     stats = json.loads(proc.stdout)
-    assert stats["runs"] > 1 and stats["total_s"] >= 0.1 and stats["device"] == "local"
+    # --min-time keeps running past --runs, until the harness's max-runs cap (10**6): a fast
+    # machine reaches the cap on this tiny model before 0.1 s (CI did: 10**6 runs in 0.09 s)
+    assert stats["runs"] > 1 and stats["device"] == "local"
+    assert stats["total_s"] >= 0.1 or stats["runs"] == 1_000_000
     assert_clean(cli("bench", str(bundles["add_relu-host"])), 2, "--device NAME", "--local")
     assert_clean(cli("bench", "/nonexistent/model.onnx", "--local"), 2, "no such bundle directory or model")
     with pytest.raises(CommandTimeout, match="timed out"):  # (warm-up is not capped by --max-runs)

@@ -4,8 +4,10 @@ sshd on 127.0.0.1 (see conftest.py)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -30,6 +32,7 @@ from edgec.device.check import parse_cpuinfo, required_features
 from edgec.errors import DeviceError
 from edgec.targets import get_profile
 from tests.remote.conftest import (
+    ResetProxy,
     SSHServer,
     assert_clean,
     cli,
@@ -281,3 +284,116 @@ def test_device_lost_and_reconnect_with_backoff(edgec_env: dict, tmp_path: Path)
             dev.connect()
     finally:
         server.kill()
+
+
+def test_connection_reset_is_device_lost_and_kills_no_thread(sshd: SSHServer, edgec_env: dict, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection is reset (ResetProxy) mid-command, mid-upload and mid-fetch: DeviceLost
+    every time (not a DeviceError that blames the command or file: the caller's read can fail
+    before paramiko's transport thread has seen the reset), and no thread dies of it (the SFTP
+    prefetch thread did, printing a traceback). paramiko does log the reset: the CLI keeps that
+    from its user (test_cli_thread_and_paramiko_noise, tests/tune/test_tune_remote.py)."""
+    caplog.set_level(logging.DEBUG, logger="paramiko")
+    died: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda a: died.append(f"{a.thread.name}: {a.exc_type.__name__}"))
+    proxy = ResetProxy(sshd.port)
+    trust(sshd, edgec_env["EDGEC_KNOWN_HOSTS"], port=proxy.port)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(48 << 20))
+    remote_up, remote_big, local_back = tmp_path / "up.bin", tmp_path / "remote-big.bin", tmp_path / "back.bin"
+    remote_big.write_bytes(big.read_bytes())  # the device is this machine
+
+    def started(path: Path) -> bool:
+        return path.is_file() and path.stat().st_size > 0
+
+    ops = {"run": (lambda d: d.run("sleep 30", timeout=60), lambda: time.sleep(0.5) or True),
+           "upload": (lambda d: d.upload(big, str(remote_up)), lambda: started(remote_up)),
+           "fetch": (lambda d: d.fetch(str(remote_big), local_back), lambda: started(local_back))}
+    for name, (op, in_flight) in ops.items():
+        proxy.start()
+        dev = Device(entry(sshd, port=proxy.port), attempts=1).connect()
+        caplog.clear()
+        errors: list[BaseException] = []
+
+        def work(op=op, dev=dev, errors=errors) -> None:  # noqa: ANN001
+            try:
+                op(dev)
+            except BaseException as exc:  # noqa: BLE001 - collected for the assert below
+                errors.append(exc)
+
+        th = threading.Thread(target=work)
+        th.start()
+        deadline = time.monotonic() + 30
+        while not in_flight() and th.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert th.is_alive(), f"{name} finished before the reset"
+        proxy.crash()
+        th.join(30)
+        assert len(errors) == 1 and isinstance(errors[0], DeviceLost), (name, errors)
+        assert "was lost during" in str(errors[0]) and not dev.connected
+        if name == "run":  # the client was idle: paramiko's transport thread met the reset
+            assert any("Socket exception" in r.getMessage() and r.levelno == logging.ERROR
+                       for r in caplog.records), [r.getMessage() for r in caplog.records]
+        dev.close()
+    assert not died
+
+
+QUIET_SNIPPET = """
+import logging, threading
+import paramiko
+import edgec.device.ssh  # (gives paramiko's logger its NullHandler, as in a real run)
+from edgec import cli
+
+cli._quiet_thread_tracebacks()
+
+def boom(exc):
+    def f():
+        raise exc
+    t = threading.Thread(target=f, name=f"t-{type(exc).__name__}")
+    t.start()
+    t.join()
+
+# what a dying device does: paramiko logs the reset, its helper threads die of the drop
+try:
+    raise ConnectionResetError(104, "Connection reset by peer")
+except OSError:
+    logging.getLogger("paramiko.transport").error("Socket exception: Connection reset by peer (104)",
+                                                  exc_info=True)
+for exc in (EOFError(), ConnectionResetError(104, "Connection reset by peer"), OSError("Socket is closed"),
+            paramiko.SSHException("Server connection dropped: "), TimeoutError()):
+    boom(exc)
+# a real bug in a thread
+boom(ValueError("a real bug\\nsecond line"))
+
+class Closing:  # like paramiko's SFTPFile: __del__ closes over a connection that may be gone
+    def __init__(self, exc):
+        self.exc = exc
+    def __del__(self):
+        raise self.exc
+
+Closing(EOFError())
+Closing(KeyError("a real bug in a finalizer"))
+print("done")
+"""
+
+
+def test_cli_thread_and_paramiko_noise(tmp_path: Path) -> None:
+    """The CLI's process-wide settings: a dropped connection's noise (paramiko's log records,
+    threads or finalizers ended by connection errors) never reaches stderr; any other exception
+    ending a thread or escaping a finalizer is one line; EDGEC_DEBUG=1 shows all of it,
+    tracebacks included."""
+    env = {k: v for k, v in os.environ.items() if k not in ("EDGEC_DEBUG", "EDGEC_LOG")}
+    p = subprocess.run([sys.executable, "-c", QUIET_SNIPPET], capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0 and p.stdout == "done\n", p.stderr
+    lines = p.stderr.splitlines()
+    assert lines == ["error: thread t-ValueError failed: ValueError: a real bug second line (set EDGEC_DEBUG=1 "
+                     "for the traceback)",
+                     "error: Exception ignored in Closing.__del__: KeyError: 'a real bug in a finalizer' (set EDGEC_DEBUG=1 "
+                     "for the traceback)"], p.stderr
+    p = subprocess.run([sys.executable, "-c", QUIET_SNIPPET], capture_output=True, text=True,
+                       env={**env, "EDGEC_DEBUG": "1"}, timeout=60)
+    assert p.returncode == 0 and p.stdout == "done\n", p.stderr
+    for needle in ("Socket exception: Connection reset by peer", "Traceback", "ValueError: a real bug",
+                   "EOFError", "Server connection dropped", "a real bug in a finalizer"):
+        assert needle in p.stderr, (needle, p.stderr)
