@@ -10,10 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgec.ir import Graph, format_graph, verify
-from edgec.optimize.deconv import prepare_deconv
-from edgec.optimize.direct_conv import fuse_residual_add, prepare_direct_conv
+from edgec.kernels.conv_direct.deconv import prepare_deconv
+from edgec.kernels.conv_direct.pack import fuse_residual_add, prepare_direct_conv
+from edgec.kernels.depthwise.pool import prepare_max_pool
+from edgec.kernels.gemv.pack import prepare_gemv
+from edgec.kernels.int8.prepare import prepare_qconv
+from edgec.kernels.specs import check_attrs
+from edgec.kernels.winograd.pack import prepare_winograd
 from edgec.optimize.elementwise_fusion import fuse_elementwise
-from edgec.optimize.gemv import prepare_gemv
 from edgec.optimize.memory_plan import alias_concat_inputs
 from edgec.optimize.passes import (
     dead_node_removal,
@@ -22,11 +26,8 @@ from edgec.optimize.passes import (
     fuse_bias,
     materialize_outputs,
 )
-from edgec.optimize.pool import prepare_max_pool
-from edgec.optimize.qconv_prepare import prepare_qconv
 from edgec.optimize.qdq import fold_qdq
 from edgec.optimize.weight_quant import quantize_weights
-from edgec.optimize.winograd import prepare_winograd
 from edgec.options import BuildOptions
 from edgec.quantize.fp16 import FP16_CONSUMERS, store_weights_fp16
 from edgec.sparsity.rnn import sparsify_rnn
@@ -105,6 +106,7 @@ def run_pipeline(g: Graph, passes: list[tuple[str, Pass]] | None = None,
     for name, fn in passes if passes is not None else GENERIC_PASSES:
         g = fn(g)
         verify(g)
+        check_attrs(g.nodes)
         if dump:
             dump(f"== after {name} ==\n{format_graph(g)}")
     return g

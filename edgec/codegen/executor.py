@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from edgec.codegen import kernels  # noqa: F401  (registers lowerings)
-from edgec.codegen.kernel import LOWERINGS, PARALLEL_OPS, KernelContext, kernel_values
+from edgec.codegen.kernel import LOWERINGS, KernelContext, kernel_values
 from edgec.codegen.types import I8, I8P, I32, VOID
 from edgec.ir.graph import Graph, Node
+from edgec.kernels import lowerings  # noqa: F401  (registers every lowering)
+from edgec.kernels.specs import check_attrs, is_parallel
 from edgec.optimize.memory_plan import ALIAS_OPS, MemoryPlan
 from edgec.options import BuildOptions
 from edgec.targets import TargetProfile
@@ -46,6 +47,7 @@ def build_module(g: Graph, plan: MemoryPlan, target: TargetProfile, prefix: str,
                  options: BuildOptions) -> str:
     """LLVM IR text for all kernels plus the graph entry function
     `void <prefix>_graph_run(i8* arena, i8* pool)`."""
+    check_attrs(g.nodes)  # a graph made without the pipeline (tests, tools) is checked too
     threads = options.threads
     module = KernelModule(prefix, options)
     isize = ir.IntType(target.pointer_bits)
@@ -62,7 +64,7 @@ def build_module(g: Graph, plan: MemoryPlan, target: TargetProfile, prefix: str,
         if node.op in ALIAS_OPS:
             continue
         kc = KernelContext(module, g, node, f"{prefix}_k{step}_{node.op.lower()}", target,
-                           parallel=node.op in PARALLEL_OPS, options=options)
+                           parallel=is_parallel(node.op), options=options)
         LOWERINGS[node.op](kc)
         kc.finish()
         calls.append((kc, kernel_values(node)))

@@ -21,9 +21,6 @@ from edgec.targets import TargetProfile
 
 Lowering = Callable[["KernelContext"], None]
 LOWERINGS: dict[str, Lowering] = {}
-# Ops whose kernels split their work into tasks (task, num_tasks arguments) for the thread pool.
-PARALLEL_OPS = {"ConvDirect", "DepthwiseDirect", "ConvWinograd", "QConvDirect", "QConvOcvec", "QDepthwiseBytes",
-                "QConvQuads", "MaxPoolDirect"}
 
 
 def lowering(*ops: str) -> Callable[[Lowering], Lowering]:

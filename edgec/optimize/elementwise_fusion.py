@@ -7,7 +7,7 @@ A value joins its consumer's loop when that consumer is its only reader, it is n
 output, and it has the chain's full output shape (side inputs may broadcast). The fused node
 `FusedElementwise` carries the chain as a small program: steps of (op, operands, attrs), an
 operand being ("in", k) for the node's k-th input or ("t", j) for step j's result
-(edgec/codegen/kernels/fused_elementwise.py runs it).
+(edgec/kernels/generic/fused_elementwise.py runs it).
 """
 
 from __future__ import annotations

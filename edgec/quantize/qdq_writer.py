@@ -38,7 +38,7 @@ class QuantOptions:
     activations: str = "u8"  # u8 | s8
     percentile: float = 99.99
     # weight range: 8 -> [-127, 127]; 7 -> [-64, 64], which x86 AVX2 without VNNI multiplies
-    # exactly with vpmaddubsw (edgec/optimize/qconv_quads.py); 0 -> default_weight_bits()
+    # exactly with vpmaddubsw (edgec/kernels/int8/quads.py); 0 -> default_weight_bits()
     weight_bits: int = 0
 
     # nodes left in float (no Q/DQ on their inputs/output, float weights): node names, output

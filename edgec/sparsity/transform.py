@@ -5,27 +5,15 @@ activation) whose weight has zero blocks becomes `SparseDense` when the cost rul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from edgec.ir.graph import Graph, Node
-from edgec.optimize.gemv import batch1_dense
+from edgec.kernels.gemv.pack import batch1_dense
+from edgec.kernels.sparse.spec import InlineWeights
 from edgec.options import SparseOptions
-from edgec.sparsity.blocks import BlockMatrix, analyze, bsr_pack
+from edgec.sparsity.blocks import analyze, bsr_pack
 from edgec.sparsity.cost import BSR_UNROLL, block_width, choose, max_tile, tiles
 from edgec.targets import TargetProfile
-
-
-@dataclass(frozen=True, eq=False)
-class InlineWeights:
-    """The weights a weights-in-code kernel bakes into its instructions (not in the blob)."""
-
-    bm: BlockMatrix
-    bias: np.ndarray  # (nvec * bw,) float32, zero-padded
-
-    def __repr__(self) -> str:
-        return repr(self.bm)
 
 
 def sparsify_dense(profile: TargetProfile, opts: SparseOptions):  # noqa: ANN201 - returns a Pass

@@ -11,6 +11,8 @@ import math
 import numpy as np
 
 from edgec.errors import EdgecError
+from edgec.kernels.conv_direct.tuning import OCVEC, ConvTaskShapes
+from edgec.kernels.gemv.tuning import GemvTaskShapes
 from edgec.tune.tasks import target_info
 
 
@@ -27,7 +29,7 @@ def _l(x: float) -> float:
 
 
 def _gemv_features(task: dict, knobs: dict, lanes: int, regs: int) -> list[float]:
-    k, n = task["shapes"][1]
+    k, n = GemvTaskShapes.of(task)
     nv, ku, ka = knobs["nv"], knobs["ku"], knobs["ka"]
     nb = nv * lanes
     blocks = -(-n // nb)
@@ -37,12 +39,12 @@ def _gemv_features(task: dict, knobs: dict, lanes: int, regs: int) -> list[float
 
 
 def _conv_features(task: dict, knobs: dict, lanes: int, regs: int) -> list[float]:
-    (n, c, h, w), (m, cg, kh, kw), (sh, sw) = task["shapes"][:3]
-    pt, pl, pb, pr = task["shapes"][3]
+    c_ = ConvTaskShapes.of(task)
+    (_, c, h, w), (m, cg, kh, kw), (sh, sw), (pt, pl, pb, pr) = c_.x, c_.w, c_.strides, c_.pads
     ow = (w + pl + pr - kw) // sw + 1
     oh = (h + pt + pb - kh) // sh + 1
     nrv = knobs["nrv"]
-    if knobs["variant"] == "ocvec":
+    if knobs["variant"] == OCVEC:
         mp = knobs["mp"]
         accs, live = mp * nrv, mp * nrv + nrv + 1
         tile_m, tile_px = nrv * lanes, mp

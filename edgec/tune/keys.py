@@ -35,14 +35,3 @@ def task_options(task: dict) -> BuildOptions:
     """The build options a task's kernel is measured with (those not in the key: defaults)."""
     o = task.get("options", DEFAULT_TASK_OPTIONS)
     return BuildOptions(fast_math=bool(o["fast_math"]), weights=o["weights"], precision=o["precision"])
-
-
-def gemv_task(k: int, n: int, target: str, options: BuildOptions | None = None) -> dict:
-    return make_task("gemv", [[1, k], [k, n]], "float32", target, options)
-
-
-def conv_task(x_shape: tuple[int, ...], w_shape: tuple[int, ...], strides: list[int], pads: list[int],
-              dilations: list[int], group: int, target: str, options: BuildOptions | None = None) -> dict:
-    """Shapes: input, weights, then strides, pads (t, l, b, r), dilations and [group]."""
-    return make_task("conv2d", [list(x_shape), list(w_shape), list(strides), list(pads), list(dilations),
-                                [group]], "float32", target, options)

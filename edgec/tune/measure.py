@@ -17,6 +17,8 @@ import numpy as np
 from edgec.device.bench import _parse, build_harness, harness_inputs
 from edgec.device.ssh import CommandTimeout, Device, DeviceLost
 from edgec.errors import DeviceError
+from edgec.kernels.conv_direct.tuning import ConvTaskShapes
+from edgec.kernels.gemv.tuning import GemvTaskShapes
 from edgec.targets import get_profile
 from edgec.toolchain import run_binary
 from edgec.tune.tasks import reference_output, task_model
@@ -62,7 +64,7 @@ Emit = Callable[[MeasureResult], None]
 
 
 def _io_manifest(task: dict) -> dict:
-    shape = task["shapes"][0] if task["kernel"] != "gemv" else [1, task["shapes"][0][1]]
+    shape = ConvTaskShapes.of(task).x if task["kernel"] != "gemv" else [1, GemvTaskShapes.of(task).k]
     return {"inputs": [{"name": "input", "shape": shape, "dtype": "float32"}]}
 
 

@@ -56,31 +56,3 @@ class ConfigSpace:
             if cand in self._index:
                 return self._index[cand]
         return rng.randrange(len(self.configs))
-
-
-def gemv_space(k: int, n: int, lanes: int) -> ConfigSpace:
-    """NV column vectors per block x KU unroll x KA accumulator sets (KA divides KU)."""
-    max_nv = -(-n // lanes)
-    return ConfigSpace.product(
-        {"nv": [1, 2, 3, 4, 5, 6, 8], "ku": [1, 2, 4, 8], "ka": [1, 2, 4]},
-        lambda c: c["nv"] <= max_nv and c["ka"] <= c["ku"] and c["ku"] % c["ka"] == 0 and c["ka"] <= k
-        and c["nv"] * c["ka"] <= 24)
-
-
-def conv_space(out_channels: int, groups: int, lanes: int) -> ConfigSpace:
-    """Row kernel (MR output channels x NRV vectors of columns) and, for groups == 1 with at
-    least one vector of output channels, the channel-vectorized kernel (MP pixels x NRV vectors
-    of channels). Register spills are allowed: the cost model learns they are slow."""
-    rows = [("row", mr, nrv, None) for mr in range(1, 9) for nrv in range(1, 5)]
-    oc = [("ocvec", None, nrv, mp) for mp in range(1, 9) for nrv in range(1, 5)
-          if groups == 1 and out_channels >= lanes and nrv <= -(-out_channels // lanes)]
-    return ConfigSpace(("variant", "mr", "nrv", "mp"), rows + oc)
-
-
-def space_for(task: dict, lanes: int) -> ConfigSpace:
-    if task["kernel"] == "gemv":
-        (_, k), (_, n) = task["shapes"][:2]
-        return gemv_space(k, n, lanes)
-    if task["kernel"] == "conv2d":
-        return conv_space(task["shapes"][1][0], task["shapes"][5][0], lanes)
-    raise EdgecError(f"no config space for kernel template {task['kernel']!r}")

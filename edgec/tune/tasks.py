@@ -14,9 +14,12 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgec.errors import EdgecError
 from edgec.ir.graph import Node
+from edgec.kernels.conv_direct import tuning as conv_tuning
+from edgec.kernels.conv_direct.spec import DIRECT_CONV_OPS
+from edgec.kernels.gemv import tuning as gemv_tuning
 from edgec.options import BuildOptions
 from edgec.targets import get_profile
-from edgec.tune.space import ConfigSpace, space_for
+from edgec.tune.space import ConfigSpace
 
 
 @dataclass
@@ -33,31 +36,38 @@ class Task:
         return self.task["kernel"]
 
     def describe(self) -> str:
-        s = self.task["shapes"]
         if self.kernel == "gemv":
-            return f"gemv {s[0][1]}x{s[1][1]}"
-        x, w, st = s[0], s[1], s[2]
-        g = f" g{s[5][0]}" if s[5][0] > 1 else ""
-        return f"conv {w[2]}x{w[3]}/{st[0]} {x[1]}->{w[0]} @{x[2]}x{x[3]}{g}"
+            s = gemv_tuning.GemvTaskShapes.of(self.task)
+            return f"gemv {s.k}x{s.n}"
+        c = conv_tuning.ConvTaskShapes.of(self.task)
+        g = f" g{c.group}" if c.group > 1 else ""
+        return f"conv {c.w[2]}x{c.w[3]}/{c.strides[0]} {c.x[1]}->{c.w[0]} @{c.x[2]}x{c.x[3]}{g}"
 
     def space(self) -> ConfigSpace:
         return space_for(self.task, get_profile(self.task["target"]).fp32_lanes)
 
 
+def space_for(task: dict, lanes: int) -> ConfigSpace:
+    if task["kernel"] == "gemv":
+        s = gemv_tuning.GemvTaskShapes.of(task)
+        return gemv_tuning.gemv_space(s.k, s.n, lanes)
+    if task["kernel"] == "conv2d":
+        c = conv_tuning.ConvTaskShapes.of(task)
+        return conv_tuning.conv_space(c.w[0], c.group, lanes)
+    raise EdgecError(f"no config space for kernel template {task['kernel']!r}")
+
+
 def _default_knobs(n: Node) -> dict:
-    s = n.attrs["schedule"]
-    if n.op == "Gemv":
-        return {"nv": s["nv"], "ku": s["ku"], "ka": s["ka"]}
-    if "mp" in s:
-        return {"variant": "ocvec", "mp": s["mp"], "nrv": s["nrv"]}
-    return {"variant": "row", "mr": s["mr"], "nrv": s["nrv"]}
+    tuning = gemv_tuning if n.op == "Gemv" else conv_tuning
+    return tuning.knobs_from_schedule(n.attrs["schedule"])
 
 
 def task_flops(task: dict) -> int:
-    s = task["shapes"]
     if task["kernel"] == "gemv":
-        return 2 * s[1][0] * s[1][1]
-    (n, c, h, w), (m, cg, kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) = s[:5]
+        s = gemv_tuning.GemvTaskShapes.of(task)
+        return 2 * s.k * s.n
+    c = conv_tuning.ConvTaskShapes.of(task)
+    (n, _, h, w), (m, cg, kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) = c.x, c.w, c.strides, c.pads, c.dilations
     oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
     ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
     return 2 * n * m * oh * ow * cg * kh * kw
@@ -76,7 +86,7 @@ def extract_tasks(model: onnx.ModelProto | str | os.PathLike, device: str = "hos
     tasks: dict[str, Task] = {}
     for n in g.nodes:
         key = n.attrs.get("task")
-        if key is None or n.op not in ("ConvDirect", "Gemv"):
+        if key is None or n.op not in (*DIRECT_CONV_OPS, "Gemv"):
             continue
         if key in tasks:
             tasks[key].count += 1
@@ -106,7 +116,7 @@ def task_model(task: dict, seed: int = 0) -> onnx.ModelProto:
         nodes = [helper.make_node("MatMul", ["input", "w"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["output"])]
         x_shape, y_shape = [1, k], [1, n]
     elif task["kernel"] == "conv2d":
-        x_shape, wshape, strides, pads, dil, (group,) = s[:6]
+        x_shape, wshape, strides, pads, dil, group = conv_tuning.ConvTaskShapes.of(task)
         fan = wshape[1] * wshape[2] * wshape[3]
         w = (rng.standard_normal(wshape) / np.sqrt(fan)).astype(np.float32)
         b = rng.uniform(-0.1, 0.1, wshape[0]).astype(np.float32)

@@ -13,9 +13,9 @@ import pytest
 
 import edgec
 from edgec.codegen import kernel
-from edgec.codegen.kernels.elementwise import emit_elementwise
 from edgec.codegen.mathfn import c
 from edgec.errors import DeviceError, ModelError
+from edgec.kernels.generic.elementwise import emit_elementwise
 from edgec.packager.mobile import resolve_devices
 from edgec.targets import get_profile
 from tests.mobile.conftest import ANDROID_TOOLS, IOS_TOOLS, needs, tanh_model

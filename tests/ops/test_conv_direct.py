@@ -1,4 +1,4 @@
-"""The register-blocked conv paths (ConvDirect, DepthwiseDirect): chosen where they apply, and
+"""The register-blocked conv paths (ConvDirect, ConvOcvec, DepthwiseDirect): chosen where they apply, and
 exact against onnxruntime across tile tails, strides, dilations, fused activations and targets."""
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def _ops_after_target_passes(model, device: str = "host") -> set[str]:
 
 
 def test_dispatch() -> None:
-    assert "ConvDirect" in _ops_after_target_passes(_conv_model(8, 16, (9, 9), 3, 1, 1))
+    assert "ConvDirect" in _ops_after_target_passes(_conv_model(8, 16, (9, 40), 3, 1, 1))
+    assert "ConvOcvec" in _ops_after_target_passes(_conv_model(8, 16, (9, 9), 3, 1, 1))  # a short row
     assert "DepthwiseDirect" in _ops_after_target_passes(_conv_model(8, 8, (9, 9), 3, 1, 1, group=8))
     assert "Conv" in _ops_after_target_passes(_conv_model(8, 8, (9, 9), 3, 3, 0))  # stride 3: generic
 
@@ -68,7 +69,8 @@ def test_direct_paths_arm(device: str) -> None:
     init = {"w1": rand(6, 3, 3, 3, seed=6), "b1": rand(6, seed=7), "w2": rand(6, 1, 3, 3, seed=8),
             "b2": rand(6, seed=9), "w3": rand(5, 6, 1, 1, seed=10), "b3": rand(5, seed=11)}
     m = make_model(nodes, [("x", T.FLOAT, [1, 3, 13, 21])], [("y", T.FLOAT, None)], init)
-    assert {"ConvDirect", "DepthwiseDirect"} <= _ops_after_target_passes(m, device)
+    ops = _ops_after_target_passes(m, device)
+    assert "DepthwiseDirect" in ops and ops & {"ConvDirect", "ConvOcvec"}, ops
     check_model(m, {"x": np.asarray(rand(1, 3, 13, 21, seed=12))}, device=device)
 
 
@@ -76,7 +78,7 @@ def test_direct_paths_arm(device: str) -> None:
 def test_output_channel_vectorized_small_maps(c: int, m: int, hw: tuple, k: int, stride: int) -> None:
     model = _conv_model(c, m, hw, k, stride, 1, act="Relu")
     g = run_pipeline(run_pipeline(import_model(model)).copy(), target_passes(get_profile(AVX2)))
-    assert any("mp" in n.attrs.get("schedule", {}) for n in g.nodes)
+    assert any(n.op == "ConvOcvec" and "mp" in n.attrs["schedule"] for n in g.nodes)
     check_model(model, {"x": rand(1, c, *hw, seed=13)}, device=AVX2)
     check_model(model, {"x": rand(1, c, *hw, seed=13)})
     check_model(model, {"x": rand(1, c, *hw, seed=13)}, device="rpi4")
@@ -157,7 +159,7 @@ def test_pointwise_panels(c: int, m: int, hw: tuple, act: str | None, residual: 
     model = make_model(nodes, inputs, [("y", T.FLOAT, None)],
                        {"w": rand(m, c, 1, 1, seed=26, low=-0.2, high=0.2), "b": rand(m, seed=27)})
     g = run_pipeline(run_pipeline(import_model(model)).copy(), target_passes(get_profile(device)))
-    conv = next(n for n in g.nodes if n.op == "ConvDirect")
+    conv = next(n for n in g.nodes if n.op == "ConvOcvec")
     assert conv.attrs.get("panels") and "PackPanels" in {n.op for n in g.nodes}, conv.attrs
     feeds = {"x": rand(1, c, *hw, seed=28)} | ({"r": rand(1, m, *hw, seed=29)} if residual else {})
     check_model(model, feeds, device=device)
@@ -165,7 +167,8 @@ def test_pointwise_panels(c: int, m: int, hw: tuple, act: str | None, residual: 
 
 def test_k_blocked_override_3x3() -> None:
     # A tuned K block on a 3x3 row-kernel conv (dilation keeps it off Winograd): same numbers.
-    from edgec.tune.keys import conv_task, task_key
+    from edgec.kernels.conv_direct.tuning import conv_task
+    from edgec.tune.keys import task_key
 
     model = _conv_model(32, 12, (20, 40), 3, 1, 2, dil=2, act="Relu")
     key = task_key(conv_task((1, 32, 20, 40), (12, 32, 3, 3), [1, 1], [2, 2, 2, 2], [2, 2], 1, "host"))

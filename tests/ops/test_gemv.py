@@ -9,9 +9,10 @@ from onnx import TensorProto as T
 from onnx import helper
 
 from edgec.importer import import_model
+from edgec.kernels.gemv.tuning import gemv_task
 from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import get_profile
-from edgec.tune.keys import gemv_task, task_key
+from edgec.tune.keys import task_key
 from tests.helpers import check_model, make_model, rand
 
 F = T.FLOAT

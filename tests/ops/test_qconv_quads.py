@@ -14,7 +14,7 @@ from onnx import TensorProto as T
 from onnx import helper
 
 from edgec.importer import import_model
-from edgec.optimize.qconv_prepare import prepare_qconv
+from edgec.kernels.int8.prepare import prepare_qconv
 from edgec.pipeline import run_pipeline
 from edgec.targets.profiles import get_profile, host_profile
 from tests.helpers import check_model, make_model, run_edgec

@@ -236,7 +236,7 @@ def test_qgemv_byte_quads(at: str, k: int) -> None:
     """A row vector times 7-bit weights: QGemv on vpmaddubsw quads on AVX2 hosts (A's bytes are
     the broadcast words; a partial last quad pads with the zero point), the pairs elsewhere."""
     from edgec.importer import import_model
-    from edgec.optimize.qconv_prepare import prepare_qconv
+    from edgec.kernels.int8.prepare import prepare_qconv
     from edgec.pipeline import run_pipeline
     from edgec.targets.profiles import host_profile
 

@@ -10,7 +10,7 @@ from onnx import TensorProto as T
 from onnx import helper
 
 from edgec.importer import import_model
-from edgec.optimize.winograd import choose_tile, transform_weights, winograd_conv_reference
+from edgec.kernels.winograd.pack import choose_tile, transform_weights, winograd_conv_reference
 from edgec.options import BuildOptions
 from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import get_profile

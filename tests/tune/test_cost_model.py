@@ -8,9 +8,9 @@ import random
 
 import numpy as np
 
+from edgec.kernels.gemv.tuning import gemv_space
 from edgec.tune.cost_model import CostModel, features, spearman
 from edgec.tune.search import anneal, pick_batch
-from edgec.tune.space import gemv_space
 
 
 def _task(k: int, n: int) -> dict:

@@ -10,10 +10,11 @@ import numpy as np
 
 import edgec
 from edgec.importer import import_model
+from edgec.kernels.gemv.tuning import gemv_task
 from edgec.options import BuildOptions
 from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import get_profile
-from edgec.tune.keys import gemv_task, task_key
+from edgec.tune.keys import task_key
 from edgec.tune.log import (
     TuningLog,
     best_records,
@@ -65,9 +66,9 @@ def test_build_applies_best_config(tmp_path: Path) -> None:
     log.append(make_record(conv.task, 8, {"variant": "row", "mr": 1, "nrv": 1}, [], "timeout", "local"))
     overrides = load_overrides(p)
     g = run_pipeline(run_pipeline(import_model(model)).copy(), target_passes(get_profile("host"), overrides=overrides))
-    scheds = {n.op: n.attrs["schedule"] for n in g.nodes if n.op in ("Gemv", "ConvDirect")}
+    scheds = {n.op: n.attrs["schedule"] for n in g.nodes if n.op in ("Gemv", "ConvDirect", "ConvOcvec")}
     assert {k: scheds["Gemv"][k] for k in ("nv", "ku", "ka")} == {"nv": 2, "ku": 1, "ka": 1}
-    assert scheds["ConvDirect"]["mp"] == 3 and scheds["ConvDirect"]["nrv"] == 2
+    assert scheds["ConvOcvec"]["mp"] == 3 and scheds["ConvOcvec"]["nrv"] == 2 and "ConvDirect" not in scheds
     bundle = edgec.build(model, "host", tmp_path / "b", tuning_log=p)
     assert bundle.manifest["tuning_log"]["tasks"] == 2
     x = np.random.default_rng(0).standard_normal((1, 8, 12, 12)).astype(np.float32)

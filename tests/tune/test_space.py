@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from edgec.errors import EdgecError
+from edgec.kernels.conv_direct.tuning import conv_space
+from edgec.kernels.gemv.tuning import gemv_space
 from edgec.tune.keys import task_key
-from edgec.tune.space import conv_space, gemv_space
 from edgec.tune.tasks import extract_tasks, reference_output, task_model
 from tests.helpers import run_onnxruntime
 from tests.tune.conftest import small_model

@@ -1,7 +1,0 @@
-"""One module per op family; importing this package registers every lowering."""
-
-import importlib
-import pkgutil
-
-for _mod in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_mod.name}")

@@ -1,0 +1,206 @@
+"""QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QAdd, and the requantization helpers
+shared by the integer conv / matmul kernels.
+
+Numerics follow onnxruntime (MLAS) exactly:
+- quantize:   q = clamp(x / scale, qmin - zp, qmax - zp) rounded half to even, + zp
+- dequantize: x = float(int32(q) - zp) * scale
+- requantize: q = clamp(float(acc) * multiplier, qmin - zp, qmax - zp) rounded half to even, + zp
+Rounding needs no libm: after the clamp |v| < 2^16, so adding and subtracting 1.5 * 2^23 rounds
+to the nearest integer, ties to even, in the default floating-point mode (no fast-math flags on
+those two instructions, so LLVM keeps them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+
+from edgec.codegen.kernel import KernelContext, lowering
+from edgec.codegen.types import F32, I32, is_signed, llvm_type
+from edgec.kernels.generic.reduce import entry_alloca
+
+ROUND_MAGIC = 12582912.0  # 1.5 * 2**23
+
+
+def qrange(dtype: np.dtype | str) -> tuple[int, int]:
+    info = np.iinfo(np.dtype(dtype))
+    return int(info.min), int(info.max)
+
+
+def to_i32(b: ir.IRBuilder, v: ir.Value, dtype: np.dtype | str) -> ir.Value:
+    """Widen an integer (scalar or vector) of `dtype` to i32."""
+    ty = ir.VectorType(I32, v.type.count) if isinstance(v.type, ir.VectorType) else I32
+    if v.type == ty:
+        return v
+    return b.sext(v, ty) if is_signed(dtype) else b.zext(v, ty)
+
+
+def load_i32(kc: KernelContext, name: str, index: ir.Value | int) -> ir.Value:
+    """Element `index` of an integer value as i32; 0 when `name` is absent ("")."""
+    if not name:
+        return ir.Constant(I32, 0)
+    return to_i32(kc.b, kc.load(name, index), kc.dtype(name))
+
+
+def load_f32(kc: KernelContext, name: str, index: ir.Value | int) -> ir.Value:
+    v = kc.load(name, index)
+    return kc.b.fpext(v, F32) if v.type != F32 else v
+
+
+def per_index(kc: KernelContext, name: str, i: ir.Value) -> ir.Value | int:
+    """Index into a per-channel parameter: `i` when it has several values, else 0."""
+    return i if name and kc.value(name).size > 1 else 0
+
+
+def _splat(b: ir.IRBuilder, v: ir.Value | float, ty: ir.Type) -> ir.Value:
+    if not isinstance(ty, ir.VectorType):
+        return v if isinstance(v, ir.Value) else ir.Constant(ty, v)
+    if not isinstance(v, ir.Value):
+        return ir.Constant(ty, [v] * ty.count)
+    vec = b.insert_element(ir.Constant(ty, ir.Undefined), v, ir.Constant(I32, 0))
+    return b.shuffle_vector(vec, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(I32, ty.count), [0] * ty.count))
+
+
+def _minmax(b: ir.IRBuilder, name: str, x: ir.Value, y: ir.Value, finite: bool = False) -> ir.Value:
+    ty = x.type
+    suffix = f"v{ty.count}f32" if isinstance(ty, ir.VectorType) else "f32"
+    fname = f"llvm.{name}.{suffix}"
+    fn = b.module.globals.get(fname) or ir.Function(b.module, ir.FunctionType(ty, [ty, ty]), fname)
+    return b.call(fn, [x, y], fastmath=("nnan",) if finite else ())
+
+
+def round_clamp(b: ir.IRBuilder, v: ir.Value, zp: ir.Value, qmin: int, qmax: int,
+                finite: bool = False) -> ir.Value:
+    """clamp(v, qmin - zp, qmax - zp), round half to even, + zp: i32 (vector if `v` is one).
+    `zp` is an i32 of the same shape. NaN goes to qmin - zp, like MLAS on x86. After the clamp
+    |v| < 2^17, so the low mantissa bits of v + 1.5 * 2^23 are the rounded integer.
+    `finite`: v cannot be NaN (an int32 sum times a finite multiplier): plain min/max, without
+    the compare-and-blend pair per bound that NaN ordering costs on x86."""
+    ty = v.type
+    vec = isinstance(ty, ir.VectorType)
+    ity = ir.VectorType(I32, ty.count) if vec else I32
+    lo = b.sitofp(b.sub(_splat(b, ir.Constant(I32, qmin), ity) if vec else ir.Constant(I32, qmin), zp), ty)
+    hi = b.sitofp(b.sub(_splat(b, ir.Constant(I32, qmax), ity) if vec else ir.Constant(I32, qmax), zp), ty)
+    v = _minmax(b, "minnum", _minmax(b, "maxnum", v, lo, finite), hi, finite)  # NaN -> lo
+    bits = b.bitcast(b.fadd(v, _splat(b, ROUND_MAGIC, ty)), ity)
+    return b.add(b.sub(bits, _splat(b, ir.Constant(I32, 0x4B400000), ity) if vec else ir.Constant(I32, 0x4B400000)), zp)
+
+
+def narrow(b: ir.IRBuilder, v: ir.Value, dtype: np.dtype | str) -> ir.Value:
+    t = llvm_type(dtype)
+    if isinstance(v.type, ir.VectorType):
+        t = ir.VectorType(t, v.type.count)
+    return v if v.type == t else b.trunc(v, t)
+
+
+def _axis_nest(kc: KernelContext, name: str, axis: int | None) -> tuple[int, int, int]:
+    shape = kc.shape(name)
+    if axis is None:
+        return 1, 1, int(np.prod(shape, dtype=np.int64))
+    outer = int(np.prod(shape[:axis], dtype=np.int64))
+    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    return outer, shape[axis], inner
+
+
+@lowering("QuantizeLinear")
+def lower_quantize(kc: KernelContext) -> None:
+    x, scale, zp = kc.inputs[0], kc.inputs[1], kc.inputs[2] if len(kc.inputs) > 2 else ""
+    y = kc.outputs[0]
+    b = kc.b
+    qmin, qmax = qrange(kc.dtype(y))
+    outer, dim, inner = _axis_nest(kc, x, kc.attrs.get("axis"))
+    with kc.loop(outer, "o") as o, kc.loop(dim, "c") as c:
+        s = load_f32(kc, scale, per_index(kc, scale, c))
+        z = load_i32(kc, zp, per_index(kc, zp, c))
+        base = b.mul(b.add(b.mul(o, kc.idx(dim)), c), kc.idx(inner))
+        with kc.loop(inner, "i") as i:
+            idx = b.add(base, i)
+            q = round_clamp(b, b.fdiv(kc.load(x, idx), s), z, qmin, qmax)
+            kc.store(y, idx, narrow(b, q, kc.dtype(y)))
+
+
+@lowering("DequantizeLinear")
+def lower_dequantize(kc: KernelContext) -> None:
+    x, scale, zp = kc.inputs[0], kc.inputs[1], kc.inputs[2] if len(kc.inputs) > 2 else ""
+    y = kc.outputs[0]
+    b = kc.b
+    outer, dim, inner = _axis_nest(kc, x, kc.attrs.get("axis"))
+    with kc.loop(outer, "o") as o, kc.loop(dim, "c") as c:
+        s = load_f32(kc, scale, per_index(kc, scale, c))
+        z = load_i32(kc, zp, per_index(kc, zp, c))
+        base = b.mul(b.add(b.mul(o, kc.idx(dim)), c), kc.idx(inner))
+        with kc.loop(inner, "i") as i:
+            idx = b.add(base, i)
+            v = b.sitofp(b.sub(load_i32(kc, x, idx), z), F32)
+            kc.store(y, idx, b.fmul(v, s))
+
+
+@lowering("DynamicQuantizeLinear")
+def lower_dynamic_quantize(kc: KernelContext) -> None:
+    """uint8, as onnxruntime: range widened to include 0, scale = (max - min) / 255 (1 when the
+    range is empty), zero point = round(clamp(0 - min / scale, 0, 255)), then QuantizeLinear."""
+    x = kc.inputs[0]
+    y, ys, yz = kc.outputs
+    b = kc.b
+    n = kc.value(x).size
+    zero = ir.Constant(F32, 0.0)
+    lo_slot, hi_slot = entry_alloca(kc, F32), entry_alloca(kc, F32)
+    b.store(zero, lo_slot)
+    b.store(zero, hi_slot)
+    with kc.loop(n, "r") as i:
+        v = kc.load(x, i)
+        lo, hi = b.load(lo_slot), b.load(hi_slot)
+        b.store(b.select(b.fcmp_ordered("<", v, lo), v, lo), lo_slot)
+        b.store(b.select(b.fcmp_ordered(">", v, hi), v, hi), hi_slot)
+    lo, hi = b.load(lo_slot), b.load(hi_slot)
+    same = b.fcmp_ordered("==", lo, hi)
+    scale = b.select(same, ir.Constant(F32, 1.0), b.fdiv(b.fsub(hi, lo), ir.Constant(F32, 255.0)))
+    zpf = b.fsub(zero, b.fdiv(lo, scale))
+    zpi = round_clamp(b, zpf, ir.Constant(I32, 0), 0, 255)
+    kc.store(ys, 0, scale)
+    kc.store(yz, 0, b.trunc(zpi, llvm_type(kc.dtype(yz))))
+    with kc.loop(n, "q") as i:
+        q = round_clamp(b, b.fdiv(kc.load(x, i), scale), zpi, 0, 255)
+        kc.store(y, i, b.trunc(q, llvm_type(kc.dtype(y))))
+
+
+@lowering("QAdd")
+def lower_qadd(kc: KernelContext) -> None:
+    """Add of two quantized tensors of the output's shape (the qdq pass makes it only then):
+    dequantize both, add in float, quantize, as onnxruntime's QDQ Add computes it. Optional
+    `qmin`/`qmax` attributes narrow the clamp (a fused Relu)."""
+    a, as_, az, c, cs, cz, ys, yz = kc.inputs[:8]
+    y = kc.outputs[0]
+    b = kc.b
+    qmin, qmax = qrange(kc.dtype(y))
+    qmin, qmax = max(qmin, kc.attrs.get("qmin", qmin)), min(qmax, kc.attrs.get("qmax", qmax))
+    sa, sc, sy = load_f32(kc, as_, 0), load_f32(kc, cs, 0), load_f32(kc, ys, 0)
+    za, zc, zy = load_i32(kc, az, 0), load_i32(kc, cz, 0), load_i32(kc, yz, 0)
+    with kc.loop(kc.value(y).size, "i") as i:
+        fa = b.fmul(b.sitofp(b.sub(load_i32(kc, a, i), za), F32), sa)
+        fc = b.fmul(b.sitofp(b.sub(load_i32(kc, c, i), zc), F32), sc)
+        q = round_clamp(b, b.fdiv(b.fadd(fa, fc), sy), zy, qmin, qmax)
+        kc.store(y, i, narrow(b, q, kc.dtype(y)))
+
+
+@lowering("QGlobalAveragePool")
+def lower_qglobal_avg(kc: KernelContext) -> None:
+    """Mean over H*W of quantized NCHW data: int32 sum of (x - zp), then one multiply by
+    x_scale / (y_scale * H*W), rounded half to even (onnxruntime's QLinearGlobalAveragePool)."""
+    x, xs, xz, ys, yz = kc.inputs[:5]
+    y = kc.outputs[0]
+    b = kc.b
+    n_, c_, h_, w_ = kc.shape(x)
+    hw = h_ * w_
+    qmin, qmax = qrange(kc.dtype(y))
+    mult = b.fdiv(load_f32(kc, xs, 0), b.fmul(load_f32(kc, ys, 0), ir.Constant(F32, float(hw))))
+    zx, zy = load_i32(kc, xz, 0), load_i32(kc, yz, 0)
+    slot = entry_alloca(kc, I32)
+    with kc.loop(n_ * c_, "nc") as nc:
+        b.store(ir.Constant(I32, 0), slot)
+        base = b.mul(nc, kc.idx(hw))
+        with kc.loop(hw, "i") as i:
+            b.store(b.add(b.load(slot), load_i32(kc, x, b.add(base, i))), slot)
+        acc = b.sub(b.load(slot), b.mul(zx, ir.Constant(I32, hw)))
+        q = round_clamp(b, b.fmul(b.sitofp(acc, F32), mult), zy, qmin, qmax, finite=True)
+        kc.store(y, nc, narrow(b, q, kc.dtype(y)))

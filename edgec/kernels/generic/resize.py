@@ -1,0 +1,187 @@
+"""Resize kernels. Source coordinates are computed per axis at compile time, in float32 with
+onnxruntime's formula order so nearest-mode ties round the same way:
+
+- nearest: per-axis source index tables -> the shared gather-copy emitter (any dtype);
+- linear:  per-axis (lo offset, hi offset, w_lo, w_hi) tables; an output element is the
+  multilinear blend of the 2^k corners of its k interpolated axes (bilinear when only H and W
+  are resized, trilinear for three, any k in general). Axes that map 1:1 are plain loops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+from edgec.codegen.broadcast import contiguous_strides
+from edgec.codegen.kernel import KernelContext, lowering
+from edgec.codegen.mathfn import FM
+from edgec.kernels.generic.elementwise import load_compute, store_result
+from edgec.kernels.generic.gather_copy import emit_gather_copy
+
+f32 = np.float32
+
+
+def source_coords(mode: str, n_out: int, n_in: int, scale: float) -> np.ndarray:
+    """x_original for every output index along one axis (float32 like onnxruntime)."""
+    x = np.arange(n_out, dtype=f32)
+    s = f32(scale)
+    if s == 1 and n_out == n_in:  # onnxruntime and onnx.reference: identity, whatever the mode
+        return x
+    if mode == "asymmetric":
+        return x / s
+    if mode == "half_pixel":
+        return (x + f32(0.5)) / s - f32(0.5)
+    if mode == "pytorch_half_pixel":
+        return (x + f32(0.5)) / s - f32(0.5) if n_out > 1 else np.zeros(n_out, f32)
+    if mode == "tf_half_pixel_for_nn":
+        return (x + f32(0.5)) / s
+    if mode == "align_corners":
+        if n_out == 1:
+            return np.zeros(1, f32)
+        return x * f32(n_in - 1) / f32(n_out - 1)
+    if mode == "half_pixel_symmetric":
+        out_w = s * f32(n_in)
+        adjustment = f32(n_out) / out_w
+        offset = f32(n_in) / f32(2) * (f32(1) - adjustment)
+        # onnxruntime does this last step in double and rounds once to float.
+        return (np.float64(offset) + (x.astype(np.float64) + 0.5) / np.float64(s) - 0.5).astype(f32)
+    raise NotImplementedError(f"Resize coordinate_transformation_mode {mode}")
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    """std::round on float32 values: floor(|x| + 0.5) in float64 is exact (no float32 carry)."""
+    x64 = x.astype(np.float64)
+    return np.sign(x64) * np.floor(np.abs(x64) + 0.5)
+
+
+def nearest_index(x: np.ndarray, rule: str, downsample: bool, n_in: int) -> np.ndarray:
+    if rule == "simple":  # opset-10 Resize / Upsample
+        idx = np.ceil(x) if downsample else np.trunc(x)
+    elif rule == "round_prefer_floor":
+        half = x == np.trunc(x) + f32(0.5)
+        idx = np.where(half, np.floor(x), _round_half_away(x))
+    elif rule == "round_prefer_ceil":  # std::round: halves away from zero
+        idx = _round_half_away(x)
+    elif rule == "floor":
+        idx = np.floor(x)
+    elif rule == "ceil":
+        idx = np.ceil(x)
+    else:
+        raise NotImplementedError(f"Resize nearest_mode {rule}")
+    return np.clip(idx.astype(np.int64), 0, n_in - 1)
+
+
+@dataclass
+class LinearAxis:
+    n: int
+    dst_stride: int
+    step: int = 0  # plain axis: src offset = step * i
+    lo: np.ndarray | None = None  # interpolated axis: src offsets and weights per index
+    hi: np.ndarray | None = None
+    w_lo: np.ndarray | None = None
+    w_hi: np.ndarray | None = None
+
+
+def linear_axis(x: np.ndarray, n_in: int, stride: int, dst_stride: int) -> LinearAxis:
+    """onnxruntime's bilinear setup: clamp x into the input, lo = trunc, hi = lo + 1 (clamped),
+    weights are the distances to the other neighbour (0.5/0.5 when both are the edge pixel)."""
+    n = len(x)
+    xc = np.clip(x, f32(0), f32(n_in - 1))
+    lo = np.minimum(xc.astype(np.int64), n_in - 1)
+    hi = np.minimum(lo + 1, n_in - 1)
+    w_lo = np.abs(xc - hi.astype(f32)).astype(f32)
+    w_hi = np.abs(xc - lo.astype(f32)).astype(f32)
+    same = lo == hi
+    w_lo[same], w_hi[same] = f32(0.5), f32(0.5)
+    # 1:1 mapping (lo == i, no weight on hi; lo == hi only at the last pixel, 0.5a + 0.5a == a).
+    if n == n_in and (lo == np.arange(n)).all() and (w_hi[~same] == 0).all():
+        return LinearAxis(n, dst_stride, step=stride)
+    return LinearAxis(n, dst_stride, lo=lo * stride, hi=hi * stride, w_lo=w_lo, w_hi=w_hi)
+
+
+def _merge_plain(axes: list[LinearAxis]) -> list[LinearAxis]:
+    out: list[LinearAxis] = []
+    for a in axes:
+        if a.lo is None and a.n == 1:
+            continue
+        p = out[-1] if out else None
+        if (p is not None and p.lo is None and a.lo is None and p.step == a.step * a.n
+                and p.dst_stride == a.dst_stride * a.n):
+            out[-1] = LinearAxis(p.n * a.n, a.dst_stride, step=a.step)
+        else:
+            out.append(a)
+    return out
+
+
+class _Linear:
+    def __init__(self, kc: KernelContext, src: str, dst: str, axes: list[LinearAxis]):
+        self.kc, self.b, self.src, self.dst, self.axes = kc, kc.b, src, dst, axes
+
+    def tload(self, data: np.ndarray, i: ir.Value, hint: str) -> ir.Value:
+        if data.dtype.kind == "i":
+            data = data.astype(np.int32)
+        v = self.b.load(self.b.gep(self.kc.table(data, hint), [i], inbounds=True))
+        isz = self.kc.isize
+        if isinstance(v.type, ir.IntType) and v.type.width < isz.width:
+            v = self.b.sext(v, isz)
+        return v
+
+    def add(self, x: ir.Value, y: ir.Value) -> ir.Value:
+        return self.b.add(x, y, flags=["nsw"])
+
+    def level(self, d: int, bases: list[ir.Value], weights: list[tuple[ir.Value, ir.Value]],
+              dst_off: ir.Value) -> None:
+        a, b, kc = self.axes[d], self.b, self.kc
+        with kc.loop(a.n, name=f"r{d}") as i:
+            o = self.add(dst_off, b.mul(i, kc.idx(a.dst_stride), flags=["nsw"]))
+            if a.lo is None:
+                off = b.mul(i, kc.idx(a.step), flags=["nsw"])
+                nb, nw = [self.add(p, off) for p in bases], weights
+            else:
+                lo, hi = self.tload(a.lo, i, "lo"), self.tload(a.hi, i, "hi")
+                nb = [self.add(p, lo) for p in bases] + [self.add(p, hi) for p in bases]
+                nw = [*weights, (self.tload(a.w_lo, i, "wl"), self.tload(a.w_hi, i, "wh"))]
+            if d + 1 < len(self.axes):
+                self.level(d + 1, nb, nw, o)
+            else:
+                self.blend(nb, nw, o)
+
+    def blend(self, bases: list[ir.Value], weights: list[tuple[ir.Value, ir.Value]],
+              dst_off: ir.Value) -> None:
+        b = self.b
+        vals = [load_compute(self.kc, self.src, p) for p in bases]
+        # The newest (innermost) interpolated axis is the top bit of the corner index.
+        for w_lo, w_hi in reversed(weights):
+            half = len(vals) // 2
+            vals = [b.fadd(b.fmul(w_lo, vals[k], flags=FM), b.fmul(w_hi, vals[k + half], flags=FM),
+                           flags=FM) for k in range(half)]
+        store_result(self.kc, self.dst, dst_off, vals[0])
+
+
+@lowering("Resize")
+def lower_resize(kc: KernelContext) -> None:
+    x, y = kc.inputs[0], kc.outputs[0]
+    in_shape, out_shape = kc.shape(x), kc.shape(y)
+    if 0 in out_shape:
+        return
+    st = contiguous_strides(in_shape)
+    mode, coord = kc.attrs["mode"], kc.attrs["coordinate_transformation_mode"]
+    scales = kc.attrs["scales"]
+    coords = [source_coords(coord, o, i, s) for o, i, s in zip(out_shape, in_shape, scales)]
+    if mode == "nearest":
+        tables = [nearest_index(c, kc.attrs["nearest_mode"], s < 1, i) * stride
+                  for c, s, i, stride in zip(coords, scales, in_shape, st)]
+        emit_gather_copy(kc, x, y, tables)
+        return
+    if kc.dtype(x) != np.float32:
+        raise NotImplementedError(f"linear Resize of {kc.dtype(x)}")
+    axes = [linear_axis(c, i, s, ds)
+            for c, i, s, ds in zip(coords, in_shape, st, contiguous_strides(out_shape))]
+    axes = _merge_plain(axes)
+    if not axes:  # a single element
+        kc.store(y, 0, kc.load(x, 0))
+        return
+    _Linear(kc, x, y, axes).level(0, [kc.idx(0)], [], kc.idx(0))
+

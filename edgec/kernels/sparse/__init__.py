@@ -1,0 +1,1 @@
+"""See edgec/kernels/__init__.py and ./spec.py."""
