@@ -71,9 +71,11 @@ class Carried:
 
 @contextmanager
 def for_range_carried(b: ir.IRBuilder, count: int | ir.Value, ity: ir.IntType, init: Sequence[ir.Value],
-                      name: str = "k", start: int | ir.Value = 0) -> Iterator[Carried]:
-    """A counted loop whose body updates SSA values (accumulators stay in registers). After the
-    block, `carried.values` are the final values (the header phis, valid on the exit edge)."""
+                      name: str = "k", start: int | ir.Value = 0, step: int = 1,
+                      nsw: bool = True) -> Iterator[Carried]:
+    """`for (i = start; i < count; i += step)` whose body updates SSA values (accumulators stay in
+    registers). After the block, `carried.values` are the final values (the header phis, valid
+    on the exit edge). `nsw`: the index add cannot overflow (lets LLVM widen and unroll)."""
     pre = b.block
     cond = b.append_basic_block(f"{name}.cond")
     body = b.append_basic_block(f"{name}.body")
@@ -95,7 +97,7 @@ def for_range_carried(b: ir.IRBuilder, count: int | ir.Value, ity: ir.IntType, i
     if carried.next is None or len(carried.next) != len(phis):
         raise RuntimeError("for_range_carried: the body must set .next to one value per carried value")
     latch = b.block
-    idx.add_incoming(b.add(idx, ir.Constant(ity, 1), flags=["nsw"]), latch)
+    idx.add_incoming(b.add(idx, ir.Constant(ity, step), flags=["nsw"] if nsw else []), latch)
     for p, v in zip(phis, carried.next):
         p.add_incoming(v, latch)
     b.branch(cond)

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from edgec.codegen.isa.x86 import dot4_u8s8, pshufb
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.loops import opaque
 from edgec.codegen.types import F32, I8, I32, llvm_type
-from edgec.codegen.vector import intrinsic, splat, vtype
+from edgec.codegen.vector import splat, vtype
 from edgec.kernels.generic.quant import round_clamp
 from edgec.kernels.generic.reduce import entry_alloca
-from edgec.kernels.int8.lower_quads import dot4
 from edgec.kernels.int8.requant_x86 import pack_store
 
 LANES = 8
@@ -108,7 +108,6 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
         if min(m) < 0 or max(m) > 15:
             raise ValueError(f"QDepthwiseBytes: kernel width {kw_} at stride {sw} exceeds a 16-byte half")
         masks.append(ir.Constant(b8(32), m))
-    pshufb = intrinsic(b, "llvm.x86.avx2.pshuf.b", b8(32), [b8(32), b8(32)])
     natural = ir.Constant(vtype(I32, 16), [0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15])
 
     def emit_rows(in_ptrs: list[ir.Value], outs: list[tuple[ir.Value, list[int]]], wv: list[ir.Value],
@@ -124,11 +123,11 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
                     for i in sorted({i for _, rows_ in outs for i in rows_}):
                         src = at(in_ptrs[i], b.add(b.mul(ow0, kc.idx(sw)), kc.idx(16 * u * sw + off)))
                         raw = b.load(b.bitcast(src, b8(32).as_pointer()), align=1)
-                        quads[i] = b.bitcast(b.call(pshufb, [raw, mask]), vtype(I32, LANES))
+                        quads[i] = b.bitcast(pshufb(b, raw, mask), vtype(I32, LANES))
                     for o, (_, rows_) in enumerate(outs):
                         acc = ir.Constant(vtype(I32, LANES), [0] * LANES)
                         for ky, i in enumerate(rows_):
-                            acc = b.add(acc, dot4(b, quads[i], wv[ky], LANES), flags=["nsw"])
+                            acc = b.add(acc, dot4_u8s8(b, quads[i], wv[ky], LANES), flags=["nsw"])
                         scaled[o].append(b.fmul(b.sitofp(b.add(acc, bv), vtype(F32, LANES)), mv))
             for (out_row, _), sc in zip(outs, scaled):
                 store(kc.gep(y, b.add(out_row, ow0)), sc, n, count)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from edgec.codegen.isa.x86 import dot4_u8s8
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.loops import for_range_carried
 from edgec.codegen.types import F32, I8, I16, I32
 from edgec.codegen.vector import splat, vtype
 from edgec.kernels.generic.quant import load_i32, round_clamp
 from edgec.kernels.int8.lower_direct import _madd
-from edgec.kernels.int8.lower_quads import dot4
 
 NB = 4  # column vectors per pass over A
 
@@ -74,7 +74,7 @@ def lower_qgemv(kc: KernelContext) -> None:
             for j, acc in enumerate(accs):
                 off = b.mul(b.add(b.mul(b.add(nb0, kc.idx(j)), kc.idx(kp_)), kp), kc.idx(lanes))
                 wv = b.load(b.bitcast(kc.gep(bpk, off), vty.as_pointer()), align=4)
-                prod = dot4(b, av, wv, lanes) if quads else _madd(b, wv, av, lanes)
+                prod = dot4_u8s8(b, av, wv, lanes) if quads else _madd(b, wv, av, lanes)
                 out.append(b.add(acc, prod, flags=["nsw"]))
             return out
 

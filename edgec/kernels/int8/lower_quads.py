@@ -12,9 +12,7 @@
   whole kernel row, so a 3x3 depthwise tap row is one vpmaddubsw per 8 output pixels.
 The interior is built 16 pixels at a time with vector byte shuffles (scalar tail).
 
-`dot4(b, x, w, lanes)`: per int32 lane, the sum of the 4 products u8(x) * s8(w), via
-vpmaddubsw (u8 x s8 pairs summed to int16) + vpmaddwd by ones. Exact only if every |w| <= 64:
-the pass checks that (2 * 255 * 64 < 32768, nothing saturates).
+The dot products themselves are edgec/codegen/isa/x86.py:dot4_u8s8 and isa/aarch64.py:sdot4.
 """
 
 from __future__ import annotations
@@ -22,34 +20,13 @@ from __future__ import annotations
 from llvmlite import ir
 
 from edgec.codegen.kernel import KernelContext, lowering
-from edgec.codegen.types import I8, I16, I32
-from edgec.codegen.vector import intrinsic, vtype
+from edgec.codegen.types import I8, I32
+from edgec.codegen.vector import vtype
 from edgec.kernels.generic.reduce import entry_alloca
 from edgec.kernels.int8.spec import QUADS_CHUNK
 
 CHUNK = QUADS_CHUNK  # pixels per vector step of the layout builder (the pass sizes buffers by it)
 
-
-
-def dot4(b: ir.IRBuilder, xv: ir.Value, wv: ir.Value, lanes: int) -> ir.Value:
-    """<lanes x i32> words of u8 quads (xv) . s8 quads (wv) -> <lanes x i32> (x86 AVX2)."""
-    if lanes != 8:
-        raise ValueError("dot4: the AVX2 path has 8 int32 lanes")
-    t8, t16 = vtype(I8, 32), vtype(I16, 16)
-    ubsw = intrinsic(b, "llvm.x86.avx2.pmadd.ub.sw", t16, [t8, t8])
-    wd = intrinsic(b, "llvm.x86.avx2.pmadd.wd", vtype(I32, 8), [t16, t16])
-    p16 = b.call(ubsw, [b.bitcast(xv, t8), b.bitcast(wv, t8)])
-    return b.call(wd, [p16, ir.Constant(t16, [1] * 16)])
-
-
-def sdot4(b: ir.IRBuilder, xv: ir.Value, wv: ir.Value, lanes: int) -> ir.Value:
-    """<lanes x i32> words of s8 quads (xv) . s8 quads (wv) -> <lanes x i32> (aarch64 sdot;
-    LLVM folds the add of the caller's accumulator into the instruction)."""
-    if lanes != 4:
-        raise ValueError("sdot4: the aarch64 path has 4 int32 lanes")
-    t8, t32 = vtype(I8, 16), vtype(I32, 4)
-    fn = intrinsic(b, "llvm.aarch64.neon.sdot.v4i32.v16i8", t32, [t32, t8, t8])
-    return b.call(fn, [ir.Constant(t32, [0] * 4), b.bitcast(xv, t8), b.bitcast(wv, t8)])
 
 
 def _interleave(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from edgec.codegen.isa.x86 import cvt_ps2dq, packs_bytes, packssdw
 from edgec.codegen.types import I8, I16, I32
 from edgec.codegen.vector import intrinsic, splat, vtype
 
@@ -36,16 +37,13 @@ def pack_bytes(b: ir.IRBuilder, scaled: list[ir.Value], zp: ir.Value, qmin: int,
     if n not in (1, 2, 4):
         raise ValueError("pack_bytes packs 1, 2 or 4 vectors")
     v8i, v16s, v32b = vtype(I32, LANES), vtype(I16, 16), vtype(I8, 32)
-    cvt = intrinsic(b, "llvm.x86.avx.cvt.ps2dq.256", v8i, [scaled[0].type])
-    ints = [b.call(cvt, [v]) for v in scaled]
-    pack32 = intrinsic(b, "llvm.x86.avx2.packssdw", v16s, [v8i, v8i])
-    words = [b.call(pack32, [ints[i], ints[min(i + 1, n - 1)]]) for i in range(0, n, 2)]
+    ints = [cvt_ps2dq(b, v) for v in scaled]
+    words = [packssdw(b, ints[i], ints[min(i + 1, n - 1)]) for i in range(0, n, 2)]
     z16 = b.trunc(zp, I16)
     zv = splat(b, z16, 16)
     sat = intrinsic(b, "llvm.sadd.sat.v16i16", v16s, [v16s, v16s])
     words = [b.call(sat, [w, zv]) for w in words]
-    name = "llvm.x86.avx2.packsswb" if signed else "llvm.x86.avx2.packuswb"
-    packed = b.call(intrinsic(b, name, v32b, [v16s, v16s]), [words[0], words[-1]])
+    packed = packs_bytes(b, words[0], words[-1], signed)
     lo, hi = (-128, 127) if signed else (0, 255)
     if qmin > lo:
         op = "smax" if signed else "umax"

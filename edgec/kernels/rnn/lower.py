@@ -21,41 +21,13 @@ from contextlib import contextmanager
 from llvmlite import ir
 
 from edgec.codegen.kernel import KernelContext, lowering
-from edgec.codegen.loops import Carried, for_range_carried
+from edgec.codegen.loops import for_range_carried
 from edgec.codegen.mathfn import FM
 from edgec.codegen.types import F32, I32
 from edgec.codegen.vector import Vec
 from edgec.importer.rnn_layout import BSR_BLOCK, BSR_UNROLL
 from edgec.kernels.generic.weight_load import load_weights
 from edgec.kernels.rnn import cell
-
-
-@contextmanager
-def carried_range(b: ir.IRBuilder, lo: ir.Value, hi: ir.Value, step: int,
-                  init: list[ir.Value]) -> Iterator[Carried]:
-    """`for (i = lo; i < hi; i += step)` with loop-carried SSA values (run-time bounds)."""
-    pre = b.block
-    cond, body, end = (b.append_basic_block(f"e.{n}") for n in ("cond", "body", "end"))
-    b.branch(cond)
-    b.position_at_end(cond)
-    idx = b.phi(lo.type)
-    idx.add_incoming(lo, pre)
-    phis = []
-    for v in init:
-        p = b.phi(v.type)
-        p.add_incoming(v, pre)
-        phis.append(p)
-    b.cbranch(b.icmp_signed("<", idx, hi), body, end)
-    b.position_at_end(body)
-    carried = Carried(idx, list(phis))
-    yield carried
-    latch = b.block
-    idx.add_incoming(b.add(idx, ir.Constant(lo.type, step)), latch)
-    for p, v in zip(phis, carried.next or []):
-        p.add_incoming(v, latch)
-    b.branch(cond)
-    b.position_at_end(end)
-    carried.values = list(phis)
 
 
 class _Rnn:
@@ -162,7 +134,7 @@ class _Rnn:
             first = [vec.zeros() if scale is not None else
                      vec.load(self.at(init, b.add(col, kc.idx(v * vec.lanes)))) for v in range(per)]
             sets = first + [vec.zeros()] * (per * (BSR_UNROLL - 1))
-            with carried_range(b, lo, hi, BSR_UNROLL, sets) as lp:
+            with for_range_carried(b, hi, lo.type, sets, name="e", start=lo, step=BSR_UNROLL, nsw=False) as lp:
                 nxt = list(lp.values)
                 for u in range(BSR_UNROLL):
                     e = b.add(lp.index, kc.idx(u))

@@ -10,35 +10,9 @@ from llvmlite import ir
 
 from edgec.codegen.common import vector_activation
 from edgec.codegen.kernel import KernelContext
+from edgec.codegen.loops import for_range_carried
 from edgec.codegen.mathfn import FM
 from edgec.codegen.vector import Vec
-
-
-def _carried_loop(kc: KernelContext, start: ir.Value, end: ir.Value, step: int, init: list[ir.Value],
-                  body) -> list[ir.Value]:  # noqa: ANN001
-    """for (p = start; p < end; p += step) values = body(p, values); returns the final values."""
-    b = kc.b
-    pre = b.block
-    cond, loop, done = (b.append_basic_block(f"bsr.{s}") for s in ("cond", "body", "end"))
-    b.branch(cond)
-    b.position_at_end(cond)
-    p = b.phi(kc.isize)
-    p.add_incoming(start, pre)
-    phis = []
-    for v in init:
-        phi = b.phi(v.type)
-        phi.add_incoming(v, pre)
-        phis.append(phi)
-    b.cbranch(b.icmp_signed("<", p, end), loop, done)
-    b.position_at_end(loop)
-    nxt = body(p, list(phis))
-    latch = b.block
-    p.add_incoming(b.add(p, kc.idx(step), flags=["nsw"]), latch)
-    for phi, v in zip(phis, nxt):
-        phi.add_incoming(v, latch)
-    b.branch(cond)
-    b.position_at_end(done)
-    return phis
 
 
 def lower_bsr(kc: KernelContext) -> None:
@@ -62,7 +36,10 @@ def lower_bsr(kc: KernelContext) -> None:
 
     def column(v: ir.Value, count: int) -> None:
         start, end = to_index(kc.load(ptr, v)), to_index(kc.load(ptr, b.add(v, kc.idx(1))))
-        accs = _carried_loop(kc, start, end, unroll, [vec.zeros()] * unroll, step)
+        with for_range_carried(b, end, kc.isize, [vec.zeros()] * unroll, name="bsr", start=start,
+                               step=unroll) as lp:
+            lp.next = step(lp.index, list(lp.values))
+        accs = lp.values
         while len(accs) > 1:  # pairwise sum of the partial accumulators
             accs = [b.fadd(accs[i], accs[i + 1], flags=FM) if i + 1 < len(accs) else accs[i]
                     for i in range(0, len(accs), 2)]
