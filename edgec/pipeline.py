@@ -15,6 +15,7 @@ from edgec.kernels.conv_direct.pack import fuse_residual_add, prepare_direct_con
 from edgec.kernels.depthwise.pool import prepare_max_pool
 from edgec.kernels.gemv.pack import prepare_gemv
 from edgec.kernels.int8.prepare import prepare_qconv
+from edgec.kernels.rnn.pack import pack_rnn
 from edgec.kernels.specs import check_attrs
 from edgec.kernels.winograd.pack import prepare_winograd
 from edgec.optimize.elementwise_fusion import fuse_elementwise
@@ -69,6 +70,7 @@ def _const(p: Pass) -> Callable[[PassContext], Pass]:
 
 
 TARGET_PASSES: list[TargetPass] = [
+    TargetPass("pack-rnn", _const(pack_rnn)),  # first: the RNN passes below read the packed layout
     TargetPass("sparsify-dense", lambda cx: sparsify_dense(cx.profile, cx.options.sparse)),
     TargetPass("sparsify-rnn", lambda cx: sparsify_rnn(cx.profile, cx.options.sparse)),
     TargetPass("prepare-winograd", lambda cx: prepare_winograd(cx.profile, cx.options.threads)),

@@ -54,7 +54,7 @@ def _packed_scale(scale: np.ndarray, d: int) -> np.ndarray:
 
 
 def bsr_scales(ptr: np.ndarray, vals: np.ndarray, d: int, n: int) -> np.ndarray:
-    """Per packed column scale [D][N] of block-sparse rows (rnn_layout.bsr_rows)."""
+    """Per packed column scale [D][N] of block-sparse rows (edgec/kernels/rnn/layout.py: bsr_rows)."""
     nblk = n // 8
     scale = np.ones((d, n), np.float32)
     for di in range(d):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgec.importer import rnn_layout as lay
 from edgec.ir.graph import Graph
+from edgec.kernels.rnn import layout as lay
 from edgec.options import SparseOptions
 from edgec.sparsity.blocks import BlockMatrix
 from edgec.sparsity.cost import choose

@@ -1,11 +1,11 @@
 """ONNX GRU, LSTM and RNN -> one fused IR node each (op "GRU" / "LSTM" / "RNN").
 
-IR node: inputs [X, Wt, Rt, bx, br, initial_h, initial_c, P, sequence_lens] ("" when absent),
-then [Rptr, Ridx, Rval] when the target pass sparsify-rnn reads R block-sparse (Rt is "" then),
-outputs [Y, Y_h, (Y_c for LSTM), scratch]. Wt/Rt/bx/br/P are in the packed layout of
-edgec/importer/rnn_layout.py: packed here with numpy when constant, else by an `RNNPack` node at
-run time. Missing optional outputs become temporaries; `scratch` holds the hoisted input
-projection and the recurrent state (the memory planner places it like any other value).
+IR node: inputs [X, W, R, B, initial_h, initial_c, P, sequence_lens] as in ONNX ("" when
+absent; a constant all-zero P is dropped), outputs [Y, Y_h, (Y_c for LSTM), scratch]. The target
+pass pack-rnn (edgec/kernels/rnn/pack.py) then puts the weights into the kernel's packed layout
+(edgec/kernels/rnn/layout.py). Missing optional outputs become temporaries; `scratch` holds the
+hoisted input projection and the recurrent state (the memory planner places it like any other
+value).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import numpy as np
 import onnx
 
 from edgec.errors import ModelError
-from edgec.importer import rnn_layout as lay
 from edgec.importer.context import ConvertContext
 from edgec.importer.registry import converter
 from edgec.importer.validate import show, where
+from edgec.kernels.rnn import layout as lay
 
 GATES = {"GRU": 3, "LSTM": 4, "RNN": 1}
 DEFAULT_ACTS = {"GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"], "RNN": ["Tanh"]}
@@ -49,17 +49,6 @@ def _activations(op: str, node: onnx.NodeProto, at: dict, dirs: int) -> list[lis
         beta = (float(betas.pop(0)) if betas else db) if db is not None else 0.0
         out.append((key, alpha, beta))
     return [out[k * per:(k + 1) * per] for k in range(dirs)]
-
-
-def _packed(cx: ConvertContext, src: str, tables: list[np.ndarray], hint: str) -> str:
-    """`src` in a packed layout: folded now when constant, else an RNNPack node."""
-    data = cx.const(src)
-    if data is not None:
-        return cx.add_const(hint, lay.apply_table(data, *tables))
-    idx = [cx.add_const(f"{hint}_idx", t) for t in tables]
-    out = cx.temp(hint, np.float32, tables[0].shape)
-    cx.emit("RNNPack", [src, *idx], [out], hint)
-    return out
 
 
 @converter("GRU", "LSTM", "RNN")
@@ -110,26 +99,14 @@ def convert_rnn(cx: ConvertContext, node: onnx.NodeProto) -> None:
                 seq = ""
 
     hp = lay.padded_hidden(h_)
-    wt = _packed(cx, w, [lay.matrix_table(dirs, g_, h_, i_)], f"{name}_Wt")
-    rt = _packed(cx, r, [lay.matrix_table(dirs, g_, h_, h_)], f"{name}_Rt")
-    # Whether a constant R is read block-sparse is decided per target by the sparsity cost rule
-    # (target pass sparsify-rnn, edgec/sparsity/rnn.py): it appends [Rptr, Ridx, Rval].
-    bx1, bx2, br1 = lay.bias_tables(dirs, g_, h_, 2 if lbr else None)
-    if b:
-        if cx.shape(b) != (dirs, 2 * g_ * h_):
-            raise ModelError(f"{where(node)}: B has shape {cx.shape(b)}, expected "
-                             f"{(dirs, 2 * g_ * h_)}")
-        bx = _packed(cx, b, [bx1, bx2], f"{name}_bx")
-        br = _packed(cx, b, [br1], f"{name}_br")
-    else:
-        bx = br = cx.add_const(f"{name}_bias0", np.zeros((dirs, g_ * hp), np.float32))
+    if b and cx.shape(b) != (dirs, 2 * g_ * h_):
+        raise ModelError(f"{where(node)}: B has shape {cx.shape(b)}, expected {(dirs, 2 * g_ * h_)}")
     if pp:
         if cx.shape(pp) != (dirs, 3 * h_):
             raise ModelError(f"{where(node)}: P has shape {cx.shape(pp)}, expected "
                              f"{(dirs, 3 * h_)}")
         pc = cx.const(pp)
-        pp = "" if pc is not None and not pc.any() else _packed(cx, pp, [lay.peephole_table(dirs, h_)],
-                                                                 f"{name}_P")
+        pp = "" if pc is not None and not pc.any() else pp
     state_shape = (b_, dirs, h_) if layout else (dirs, b_, h_)
     for v, what in ((h0, "initial_h"), (c0, "initial_c")):
         if v and cx.shape(v) != state_shape:
@@ -143,7 +120,7 @@ def convert_rnn(cx: ConvertContext, node: onnx.NodeProto) -> None:
     outs = [o or cx.temp(f"{name}_out{k}", np.float32, shapes[k]) for k, o in enumerate(outs)]
     n_ = g_ * hp
     scratch = cx.temp(f"{name}_scratch", np.float32, (t_ * b_ * n_ + n_ + 2 * b_ * hp + hp,))
-    cx.emit(op, [x, wt, rt, bx, br, h0, c0, pp, seq], [*outs, scratch], node.name,
+    cx.emit(op, [x, w, r, b, h0, c0, pp, seq], [*outs, scratch], node.name,
             seq_length=t_, batch=b_, input_size=i_, hidden=h_, hidden_padded=hp, gates=g_,
             directions=dirs, reverse=direction == "reverse", layout=layout,
             linear_before_reset=lbr, clip=None if clip is None else float(clip),

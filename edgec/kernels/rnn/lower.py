@@ -4,7 +4,7 @@ batch rows; no per-gate op dispatch.
 Per direction: the input projection Wx + bias for all time steps is hoisted into one GEMM
 before the recurrence. Per step and batch row: the recurrent GEMV R h_{t-1} (register tiles of
 NV vectors of columns, one broadcast of h[j] feeding NV FMAs, weights streamed from the packed
-panels of edgec/importer/rnn_layout.py), then the cell (edgec/kernels/rnn/cell.py)
+panels of edgec/kernels/rnn/layout.py), then the cell (edgec/kernels/rnn/cell.py)
 vectorized over hidden units, which updates the state and writes Y. GRU with
 linear_before_reset = 0 needs r before its h-gate product: z/r columns first, then r * h, then
 the h columns. Scratch (an extra output value): [gx: T*B*N][ga: N][h: B*Hp][c: B*Hp][rh: Hp].
@@ -25,9 +25,9 @@ from edgec.codegen.loops import for_range_carried
 from edgec.codegen.mathfn import FM
 from edgec.codegen.types import F32, I32
 from edgec.codegen.vector import Vec
-from edgec.importer.rnn_layout import BSR_BLOCK, BSR_UNROLL
 from edgec.kernels.generic.weight_load import load_weights
 from edgec.kernels.rnn import cell
+from edgec.kernels.rnn.layout import BSR_BLOCK, BSR_UNROLL
 
 
 class _Rnn:
@@ -119,7 +119,7 @@ class _Rnn:
 
     def gemv_bsr(self, x: ir.Value, d: int, col0: int, col1: int, init: ir.Value, out: ir.Value,
                  scale: ir.Value | None = None) -> None:
-        """out[col0:col1] = init + R x with R as block-sparse rows (rnn_layout.block_sparse): per
+        """out[col0:col1] = init + R x with R as block-sparse rows (edgec/kernels/rnn/layout.py: block_sparse): per
         8-column block, its non-zero (j, 8 values) entries, BSR_UNROLL at a time into as many
         accumulator sets (independent FMA chains)."""
         b, kc = self.b, self.kc
@@ -285,7 +285,7 @@ def lower_rnn(kc: KernelContext) -> None:
 @lowering("RNNPack")
 def lower_rnn_pack(kc: KernelContext) -> None:
     """out[k] = sum over tables of (src[t[k]] if t[k] >= 0 else 0): weights fed at run time
-    packed into the fused kernels' layout (the tables come from edgec/importer/rnn_layout.py)."""
+    packed into the fused kernels' layout (the tables come from edgec/kernels/rnn/layout.py)."""
     b, src, out = kc.b, kc.inputs[0], kc.outputs[0]
     zero = ir.Constant(F32, 0.0)
     with kc.loop(kc.value(out).size, "k") as k:

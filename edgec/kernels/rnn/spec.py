@@ -1,5 +1,5 @@
 """The RNN family's contract: `GRU`, `LSTM`, `RNN` as the importer normalizes them (weights in
-the packed panel layout of edgec/importer/rnn_layout.py, one node for all directions) and
+the packed panel layout of edgec/kernels/rnn/layout.py, one node for all directions) and
 `RNNPack` (that layout applied at run time to weights that are not constant)."""
 
 from typing import Any, Literal, NotRequired, TypedDict
