@@ -106,3 +106,19 @@ def test_the_cycle_check_sees_local_imports() -> None:
     graph = import_graph()
     assert "edgec.driver" in graph["edgec.compiler"]
     assert "edgec.compiler" in graph["edgec.cli"]  # a local import inside the build command
+
+
+def test_kernel_families_do_not_import_each_other() -> None:
+    """A family (edgec/kernels/<family>/) builds on codegen, ir, tune's key/space helpers and the
+    generic kernels; never on another family, so each one's contract stays in its own package."""
+    graph = import_graph()
+    wrong = []
+    for mod, deps in graph.items():
+        parts = mod.split(".")
+        if len(parts) < 4 or parts[:2] != ["edgec", "kernels"]:
+            continue
+        for dep in deps:
+            dp = dep.split(".")
+            if len(dp) >= 3 and dp[:2] == ["edgec", "kernels"] and dp[2] not in (parts[2], "generic", "spec"):
+                wrong.append(f"{mod} -> {dep}")
+    assert not wrong, "\n".join(wrong)

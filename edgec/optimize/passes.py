@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.codegen.activations import FLOAT_UNARY
-from edgec.ir.graph import Graph, Node
+from edgec.ir.graph import Graph, Node, Value
 
 # Activations a Conv/MatMul epilogue can apply (all float unary rules without state).
 FUSABLE_ACTIVATIONS = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
@@ -158,3 +158,15 @@ def materialize_outputs(g: Graph) -> Graph:
             prod.op, prod.attrs = "Copy", {}
             prod.inputs = [src]
     return g
+
+
+def zero_pad(g: Graph, nodes: list[Node], x: str, pads: tuple[int, int, int, int], name: str) -> str:
+    """Append a Pad node zero-padding the H/W borders of NCHW `x` by (top, left, bottom, right);
+    returns the padded value's name."""
+    pt, pl, pb, pr = pads
+    xs = g.values[x].shape
+    padded = g.fresh(f"{x}_padded")
+    g.values[padded] = Value(padded, np.dtype(np.float32), (xs[0], xs[1], xs[2] + pt + pb, xs[3] + pl + pr))
+    nodes.append(Node("Pad", [x], [padded], {"pads": [0, 0, pt, pl, 0, 0, pb, pr], "mode": "constant",
+                                              "value": 0.0}, name))
+    return padded

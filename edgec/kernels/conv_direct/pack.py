@@ -19,6 +19,7 @@ from edgec.kernels.conv_direct.tuning import (
     ocvec_schedule,
     schedule_from_knobs,
 )
+from edgec.optimize.passes import FUSABLE_ACTIVATIONS, zero_pad
 from edgec.options import BuildOptions
 from edgec.targets import TargetProfile
 from edgec.tune.keys import Overrides, task_key
@@ -36,18 +37,6 @@ def _eligible(g: Graph, n: Node) -> bool:
     bias = g.values[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
     return (x.dtype == np.float32 and len(x.shape) == 4 and w.is_const and w.dtype == np.float32
             and (bias is None or bias.is_const) and all(s in (1, 2) for s in n.attrs["strides"]))
-
-
-def zero_pad(g: Graph, nodes: list[Node], x: str, pads: tuple[int, int, int, int], name: str) -> str:
-    """Append a Pad node zero-padding the H/W borders of NCHW `x` by (top, left, bottom, right);
-    returns the padded value's name."""
-    pt, pl, pb, pr = pads
-    xs = g.values[x].shape
-    padded = g.fresh(f"{x}_padded")
-    g.values[padded] = Value(padded, np.dtype(np.float32), (xs[0], xs[1], xs[2] + pt + pb, xs[3] + pl + pr))
-    nodes.append(Node("Pad", [x], [padded], {"pads": [0, 0, pt, pl, 0, 0, pb, pr], "mode": "constant",
-                                              "value": 0.0}, name))
-    return padded
 
 
 def pack_panels(g: Graph, nodes: list[Node], x: str, width: int, name: str) -> str:
@@ -202,7 +191,6 @@ def fuse_residual_add(g: Graph) -> Graph:
     """ConvDirect -> Add(other of the same shape) [-> activation]  ==>  one ConvDirect whose
     epilogue adds the residual, then applies the activation (ResNet/MobileNetV2 shortcuts):
     saves a full read and write of the feature map per shortcut."""
-    from edgec.optimize.passes import FUSABLE_ACTIVATIONS
 
     _sink_before_residual_adds(g)
     uses = g.consumers()

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.ir.graph import Graph, Node, Value
-from edgec.kernels.conv_direct.pack import zero_pad
 from edgec.kernels.winograd.lower import TRANSFORMS, scratch_per_task
+from edgec.optimize.passes import zero_pad
 from edgec.targets import TargetProfile
 
 MIN_CHANNELS = 16  # below this the input/output transforms cost more than the multiplies saved
