@@ -24,7 +24,7 @@ from edgec.packager.bundle import (
     finish_bundle,
     make_staging_dir,
 )
-from edgec.packager.cglue import header, source, weights_checksum
+from edgec.packager.cglue import SliceInfo, header, slices_source, weights_checksum
 from edgec.targets import PROFILES, TargetProfile, get_profile
 from edgec.toolchain import find_toolchain
 
@@ -127,17 +127,32 @@ endif()
 """
 
 
+_ARCH_MACRO = {"aarch64": "defined(__aarch64__)", "armv7": "defined(__arm__)", "x86_64": "defined(__x86_64__)"}
+
+
+def slice_condition(p: TargetProfile) -> str:
+    """The C preprocessor condition that holds when the app's toolchain compiles for `p`'s slice
+    (Android: one ABI per architecture; iOS: the arm64 device and simulator share one)."""
+    cond = _ARCH_MACRO[p.arch]
+    if p.platform == "ios" and p.arch == "aarch64":
+        cond += " && TARGET_OS_SIMULATOR" if "simulator" in p.name else " && !TARGET_OS_SIMULATOR"
+    return cond
+
+
 def build_bundle(compiled: list[CompiledModel], *, name: str, out_dir: str | Path, version: str,
                  manifest_extra: dict) -> Bundle:
-    """One bundle from the compiled slices (one per device, edgec/driver.py). The shared glue
-    takes the I/O and arena size of the last slice's memory plan (every slice compiles the
-    same graph; see the closing note of issue 15 on slices whose arenas differ)."""
+    """One bundle from the compiled slices (one per device, edgec/driver.py). Slices compile the
+    same graph, but each target packs its weights and plans its arena its own way: the glue
+    holds one model table per slice (chosen by the compiler's target macros) and the arena size
+    the header, the JNI and Swift wrappers and the manifest give callers is the largest."""
     from edgec.packager import android, ios
 
     profiles = [c.profile for c in compiled]
-    plan = compiled[-1].plan
-    inputs, outputs = compiled[-1].inputs, compiled[-1].outputs
+    arena_bytes = max(c.plan.arena_bytes for c in compiled)
+    inputs, outputs = compiled[0].inputs, compiled[0].outputs
     slices = [(c.profile, c.kernels_obj, c.weights_obj) for c in compiled]
+    infos = [SliceInfo(slice_condition(c.profile), c.plan.arena_bytes, len(c.plan.weights),
+                       weights_checksum(c.plan.weights), c.inputs, c.outputs) for c in compiled]
 
     out = Path(out_dir).resolve()
     tmp = make_staging_dir(out)
@@ -146,9 +161,8 @@ def build_bundle(compiled: list[CompiledModel], *, name: str, out_dir: str | Pat
             (tmp / d).mkdir()
         shutil.copyfile(RUNTIME_DIR / "edgec_runtime.h", tmp / "include" / "edgec_runtime.h")
         shutil.copyfile(RUNTIME_DIR / "edgec_runtime.c", tmp / "src" / "edgec_runtime.c")
-        (tmp / "include" / f"{name}.h").write_text(header(name, plan.arena_bytes, inputs, outputs))
-        (tmp / "src" / f"{name}_model.c").write_text(source(
-            name, version, plan.arena_bytes, len(plan.weights), weights_checksum(plan.weights), inputs, outputs))
+        (tmp / "include" / f"{name}.h").write_text(header(name, arena_bytes, inputs, outputs))
+        (tmp / "src" / f"{name}_model.c").write_text(slices_source(name, version, infos))
         (tmp / "examples" / "main.c").write_text(templates.example_main(name))
         (tmp / "CMakeLists.txt").write_text(cmakelists(name, [p.abi for p in profiles]))
         for p, kobj, wobj in slices:
@@ -156,7 +170,9 @@ def build_bundle(compiled: list[CompiledModel], *, name: str, out_dir: str | Pat
             (tmp / "obj" / p.abi / f"{name}_kernels.o").write_bytes(kobj)
             (tmp / "obj" / p.abi / f"{name}_weights.o").write_bytes(wobj)
         writer = android.build_android if profiles[0].platform == "android" else ios.build_ios
-        slice_entries = writer(tmp, name, version, profiles, inputs, outputs, plan.arena_bytes)
+        slice_entries = writer(tmp, name, version, profiles, inputs, outputs, arena_bytes)
+        for entry, info in zip(slice_entries, infos):
+            entry |= {"arena_bytes": info.arena_bytes, "weight_bytes": info.weight_bytes}
         code_bytes = compiled[0].text_bytes
 
         manifest = {
@@ -165,7 +181,7 @@ def build_bundle(compiled: list[CompiledModel], *, name: str, out_dir: str | Pat
             "platform": profiles[0].platform, "target": profiles[0].summary(),
             "slices": slice_entries,
             "inputs": [t.to_json() for t in inputs], "outputs": [t.to_json() for t in outputs],
-            "arena_bytes": plan.arena_bytes, "weight_bytes": len(plan.weights),
+            "arena_bytes": arena_bytes, "weight_bytes": max(i.weight_bytes for i in infos),
             "code_bytes": len(slices[0][1]), **manifest_extra, "code_text_bytes": code_bytes,
         }
         finish_bundle(tmp, out, manifest)

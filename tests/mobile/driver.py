@@ -66,6 +66,7 @@ static int io_all(long nr, int fd, unsigned char *p, size_t n) {
 static int drive(void) {
   edgec_ctx ctx;
   int i;
+  if (model_verify_weights() != EDGEC_OK) return 7; /* this slice's blob vs its own table */
   if (model_init(&ctx, arena, sizeof arena, 1) != EDGEC_OK) return 3;
   for (i = 0; i < model_info.num_inputs; ++i)
     if (!io_all(SYS_READ, 0, (unsigned char *)model_input_ptr(&ctx, i), model_info.inputs[i].bytes)) return 4;

@@ -72,6 +72,49 @@ def test_layout_and_manifest(bundle: Path) -> None:
     assert 'jniLibs.srcDir("path/to/bundle/android/jniLibs")' in readme and "externalNativeBuild" in readme
 
 
+@pytest.fixture(scope="module")
+def conv_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A conv whose slices differ: arm64 (32 registers) packs its weights in other blocks and
+    needs a larger arena than armv7/x86_64."""
+    out = tmp_path_factory.mktemp("android-conv") / "b"
+    edgec.build(_conv_model(), device=DEVICES, out_dir=out)
+    return out
+
+
+def _conv_model():  # noqa: ANN202
+    from onnx import TensorProto as T
+    from onnx import helper
+
+    from tests.helpers import make_model, rand
+
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1] * 4), helper.make_node("Relu", ["c"], ["y"])]
+    return make_model(nodes, [("x", T.FLOAT, [1, 16, 14, 14])], [("y", T.FLOAT, None)],
+                      {"w": rand(32, 16, 3, 3, seed=1, low=-0.3, high=0.3), "b": rand(32, seed=2)})
+
+
+def test_slices_with_their_own_plans(conv_bundle: Path) -> None:
+    """Each slice's model table (arena, weight blob size and checksum, I/O offsets) is its own;
+    the header's arena is the largest. Every slice verifies its weights and matches onnxruntime."""
+    m = json.loads((conv_bundle / "manifest.json").read_text())
+    per = {s["abi"]: (s["arena_bytes"], s["weight_bytes"]) for s in m["slices"]}
+    assert per["arm64-v8a"] != per["x86_64"], per  # the case this test is about
+    assert m["arena_bytes"] == max(a for a, _ in per.values())
+    assert f"#define MODEL_ARENA_BYTES {m['arena_bytes']}u" in (conv_bundle / "include/model.h").read_text()
+    glue = (conv_bundle / "src/model_model.c").read_text()
+    assert "#if defined(__aarch64__)" in glue and "#elif defined(__arm__)" in glue and "#error" in glue
+    x = np.random.default_rng(3).standard_normal((1, 16, 14, 14)).astype(np.float32)
+    want = run_onnxruntime(_conv_model(), {"x": x})[0]
+    for device in ABIS:
+        if tools_missing(QEMU[device]):
+            continue
+        drv = Driver(conv_bundle, device, dynamic=False)
+        try:
+            got = drv.run([x], [((1, 32, 14, 14), np.float32)])[0]
+        finally:
+            drv.close()
+        assert_close(got, want, what=f"{device} conv")
+
+
 @pytest.mark.parametrize("device", list(ABIS))
 def test_shared_library_elf(bundle: Path, device: str) -> None:
     elf = ELFFile(io.BytesIO(_so(bundle, ABIS[device])))
