@@ -12,10 +12,12 @@ from edgec.ir.graph import Graph, Node, Value
 from edgec.kernels.conv_direct.spec import DIRECT_CONV_OPS
 from edgec.kernels.conv_direct.tuning import (
     PANEL_MAX_PLANE,
+    VARIANT_OPS,
     column_chunk,
     conv_task,
     default_schedule,
     k_block,
+    knobs_from_schedule,
     ocvec_schedule,
     schedule_from_knobs,
 )
@@ -127,7 +129,7 @@ def prepare_direct_conv(profile: TargetProfile, overrides: Overrides | None = No
                      for k in range(groups)]
             packed = np.concatenate([p for p, _ in parts]) if groups > 1 else parts[0][0]
             bias = np.concatenate([bb for _, bb in parts]) if groups > 1 else parts[0][1]
-            op = "ConvOcvec" if "mp" in attrs["schedule"] else "ConvDirect"
+            op = VARIANT_OPS[knobs_from_schedule(attrs["schedule"])["variant"]]
             nodes.append(Node(op, [x, g.add_const(f"{n.inputs[1]}_packed{block}", packed),
                                              g.add_const(f"{n.outputs[0]}_bias{block}", bias)],
                               list(n.outputs), attrs, n.name))
