@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgec.cli_args import load_input, output_file_names, parse_shapes
+from edgec.cli_args import load_input, output_file_names, parse_bind, parse_shapes
 from edgec.cli_devices import register as register_devices
 from edgec.cli_quant import register as register_quant
 from edgec.cli_sparse import register as register_sparse
@@ -45,6 +45,9 @@ def build(
     name: Annotated[str, typer.Option(help="C symbol prefix of the model")] = "model",
     input_shape: Annotated[Optional[list[str]], typer.Option(
         "--input-shape", help="fix a dynamic input shape: NAME=D0,D1,... (repeatable)")] = None,
+    bind: Annotated[Optional[list[str]], typer.Option(
+        "--bind", help="freeze a graph input that decides shapes (axes, pads, starts, sizes, ...) "
+                       "to constants: NAME=V1,V2,... (repeatable)")] = None,
     threads: Annotated[int, typer.Option(help="default thread count of the bundle")] = 1,
     dump_ir: Annotated[bool, typer.Option("--dump-ir", help="print the IR after every pass")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the build summary as JSON on stdout")] = False,
@@ -70,7 +73,8 @@ def build(
 
     with err.status("[bold]edgec build[/]") as status:
         bundle = do_build(model, device=device, out_dir=output, name=name,
-                          input_shapes=parse_shapes(input_shape or []), threads=threads,
+                          input_shapes=parse_shapes(input_shape or []), bind=parse_bind(bind or []),
+                          threads=threads,
                           dump_ir=(lambda s: err.print(s, markup=False, highlight=False)) if dump_ir else False,
                           progress=lambda msg: status.update(f"[bold]edgec build[/]: {msg}"),
                           tuning_log=tuning_log, fast_math=fast_math, sparsity=sparsity,

@@ -31,6 +31,21 @@ def parse_shapes(specs: list[str]) -> dict[str, list[int]]:
     return shapes
 
 
+def parse_bind(specs: list[str]) -> dict[str, list[float | int]]:
+    """--bind NAME=V1,V2,...: numbers (an empty list binds an empty tensor)."""
+    out: dict[str, list[float | int]] = {}
+    for spec in specs:
+        name, _, vals = spec.rpartition("=")
+        try:
+            if not name:
+                raise ValueError
+            out[name] = [float(v) if any(c in v.lower() for c in ".en") else int(v)
+                         for v in (x.strip() for x in vals.split(",")) if v]
+        except ValueError:
+            raise EdgecError(f"--bind {spec[:100]!r}: expected NAME=V1,V2,... (e.g. axes=1 or shape=1,-1)") from None
+    return out
+
+
 def _read_header(f, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:  # noqa: ANN001
     try:
         version = np.lib.format.read_magic(f)

@@ -30,12 +30,15 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
           tuning_log: str | os.PathLike | None = None, schedule_overrides: dict | None = None,
           fast_math: str | bool = True, sparsity: str = "auto", sparse_threshold: float = 0.0,
           sparse_code_limit: int = 64 * 1024, quantize: str | None = None,
-          calibration: str | os.PathLike | None = None, weights: str = "fp32") -> Bundle:
+          calibration: str | os.PathLike | None = None, weights: str = "fp32",
+          bind: dict[str, object] | None = None) -> Bundle:
     """Compile `model` for `device` and write a bundle to `out_dir` (default: ./<name>-<device>).
     `tuning_log` (from `edgec tune`) applies the best measured schedule per task;
     `schedule_overrides` (task key -> knobs) does the same from memory (the tuner's measure).
     `weights` ("fp32", "int8", "fp16"): weight-only compression of the batch-1 dense and RNN
-    layers (edgec/optimize/weight_quant.py)."""
+    layers (edgec/optimize/weight_quant.py). `bind` (input name -> values) freezes graph inputs
+    that decide shapes (Reshape's shape, Slice's starts, Reduce axes, ...) to constants: the
+    bundle is specialised to those values and no longer has those inputs."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     _check_arguments(model, device, out_dir, threads, tuning_log, calibration, schedule_overrides)
@@ -65,7 +68,7 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
         proto = quantize_model(proto, load_calibration(calibration, proto),
                                QuantOptions(weight_bits=default_weight_bits(profiles[0])))
     dump = (print if dump_ir is True else dump_ir) or None
-    front = front_end(proto, input_shapes, say, dump)
+    front = front_end(proto, input_shapes, say, dump, bind)
     g = front.graph
     t_opt = time.perf_counter()
     say("generating code")
@@ -73,7 +76,7 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     t_cg = time.perf_counter()
     say("packaging")
     opts = {"input_shapes": {k: list(map(int, v)) for k, v in sorted((input_shapes or {}).items())},
-            **options.manifest()}
+            **options.manifest(), **({"bind": _bound(bind)} if bind else {})}
     extra = {"model_sha256": front.model_sha256, "build_options": opts, "ops": g.op_counts(),
              "tuning_log": log_info}
     first = compiled[0]
@@ -89,6 +92,13 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     report.seconds = {**front.seconds, "codegen": t_cg - t_opt, "package": t_end - t_cg, "total": t_end - t0}
     bundle.report = report  # type: ignore[attr-defined]
     return bundle
+
+
+def _bound(bind: dict[str, object]) -> dict[str, list]:
+    """The bound values as the manifest records them (JSON numbers)."""
+    import numpy as np
+
+    return {k: np.asarray(v).reshape(-1).tolist() for k, v in sorted(bind.items())}
 
 
 def _check_arguments(model: object, device: object, out_dir: object, threads: object,

@@ -94,12 +94,13 @@ def text_bytes(obj: bytes) -> int:
 
 
 def front_end(proto: onnx.ModelProto, input_shapes: dict[str, list[int]] | None,
-              say: Callable[[str], None], dump: Dump | None) -> FrontEnd:
+              say: Callable[[str], None], dump: Dump | None,
+              bind: dict[str, object] | None = None) -> FrontEnd:
     """Import and run the generic passes (quantization, if asked, has made `proto` already)."""
     t0 = time.perf_counter()
     model_sha = hashlib.sha256(proto.SerializeToString(deterministic=True)).hexdigest()
     say("importing")
-    g = import_model(proto, input_shapes)
+    g = import_model(proto, input_shapes, bind)
     t_import = time.perf_counter()
     say("optimizing")
     g = run_pipeline(g, dump=dump)

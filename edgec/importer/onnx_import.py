@@ -17,6 +17,7 @@ import onnx
 from onnx import helper, shape_inference
 
 from edgec.errors import ModelError, UnsupportedOpsError
+from edgec.importer.bind import bind_inputs, check_bound
 from edgec.importer.context import ConvertContext
 from edgec.importer.external_data import load_external_data, model_path, read_model_file
 from edgec.importer.fold import _static_shape, fold_constants
@@ -163,7 +164,10 @@ def _check_names_are_text(model: onnx.ModelProto) -> None:
 
 
 def import_model(model: onnx.ModelProto | str | os.PathLike,
-                 input_shapes: dict[str, list[int]] | None = None) -> Graph:
+                 input_shapes: dict[str, list[int]] | None = None,
+                 bind: dict[str, object] | None = None) -> Graph:
+    """The IR of `model`. `input_shapes` fixes dynamic input dims; `bind` freezes graph inputs
+    that decide shapes to constants (edgec/importer/bind.py)."""
     from edgec.importer import converters  # noqa: F401  (fills CONVERTERS)
 
     shapes = check_input_shapes(input_shapes)
@@ -175,6 +179,8 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     _check_names_are_text(proto)
     proto = inline_functions(proto)
     check_graph(proto.graph)  # again after inlining: a function body may break it
+    bind_inputs(proto, bind)
+    check_bound(proto)
     check_graph_operands(proto.graph, opset)
     _fix_input_shapes(proto, shapes)
     _clear_negative_dims(proto)
@@ -234,7 +240,8 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     if missing:
         names = ", ".join(map(show, sorted(set(missing))[:5]))
         raise ModelError(f"could not infer a static shape for {names}; "
-                         "fix dynamic inputs with --input-shape")
+                         "fix dynamic inputs with --input-shape, and freeze graph inputs that decide "
+                         "shapes with --bind NAME=V1,V2,...")
     check_ir_values(graph.values)
 
     cx = ConvertContext(graph, opset)

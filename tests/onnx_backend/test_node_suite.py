@@ -22,17 +22,7 @@ def _selected_tests() -> list[str]:
         ops = {n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx")}
         if ops and ops <= supported and all(n.domain in ("", "ai.onnx") for n in model.graph.node):
             names.append(case.name)
-            if _runtime_reduce_axes(model):
-                EXPECTED_FAILURES.setdefault(case.name, "Reduce* axes fed at run time (a graph input): edgec "
-                                             "compiles static graphs and needs constant axes")
     return names
-
-
-def _runtime_reduce_axes(model: onnx.ModelProto) -> bool:
-    """Most opset-18+ reduce tests feed `axes` as a graph input; edgec rejects that by design."""
-    runtime = {i.name for i in model.graph.input} - {i.name for i in model.graph.initializer}
-    return any(n.op_type.startswith("Reduce") and len(n.input) > 1 and n.input[1] in runtime
-               for n in model.graph.node)
 
 
 backend_test = onnx.backend.test.BackendTest(EdgecBackend, __name__)
