@@ -85,6 +85,15 @@ def clamp(b: ir.IRBuilder, x: ir.Value, lo: float, hi: float) -> ir.Value:
     return fmin_keep_nan(b, fmax_keep_nan(b, x, c(x, lo)), c(x, hi))
 
 
+# ONNX Max/Min and ReduceMax/ReduceMin as onnxruntime computes them: a NaN on either side wins.
+def fmax_nan(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.fcmp_unordered("uno", x, x), x, fmax(b, x, y))
+
+
+def fmin_nan(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.fcmp_unordered("uno", x, x), x, fmin(b, x, y))
+
+
 def floor(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """floor without libm (llvm.floor becomes a floorf call on armv7)."""
     wide = getattr(x.type, "element", x.type) == ir.DoubleType()

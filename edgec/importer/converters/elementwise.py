@@ -95,15 +95,32 @@ def convert_clip(cx: ConvertContext, node: onnx.NodeProto) -> None:
     else:
         lo_c = cx.const(cx.input(node, 1))
         hi_c = cx.const(cx.input(node, 2))
-        if (cx.input(node, 1) and lo_c is None) or (cx.input(node, 2) and hi_c is None):
-            cx.require_const(node, 1 if lo_c is None else 2, "min/max")
-        for bound in (lo_c, hi_c):
-            if bound is not None and bound.size != 1:
+        for k in (1, 2):
+            if cx.input(node, k) and cx.value(cx.input(node, k)).size != 1:
                 raise ModelError(f"{where(node)}: min/max must be scalars, got shape "
-                                 f"{list(bound.shape)}")
+                                 f"{list(cx.shape(cx.input(node, k)))}")
+        if (cx.input(node, 1) and lo_c is None) or (cx.input(node, 2) and hi_c is None):
+            _clip_runtime(cx, node)  # a bound computed at run time (log-mel: ReduceMax(x) - 80)
+            return
         lo = float(lo_c.reshape(-1)[0]) if lo_c is not None else float(info.min)
         hi = float(hi_c.reshape(-1)[0]) if hi_c is not None else float(info.max)
     cx.emit("Clip", [node.input[0]], [node.output[0]], node.name, min=float(lo), max=float(hi))
+
+
+def _clip_runtime(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    """Clip with a bound known only at run time: min(max(x, lo), hi), as onnxruntime computes it
+    (hi wins when lo > hi; NaN in x stays NaN)."""
+    x, out = node.input[0], node.output[0]
+    acc = x
+    bounds = [(op, cx.input(node, k)) for op, k in (("Max", 1), ("Min", 2)) if cx.input(node, k)]
+    for j, (op, bound) in enumerate(bounds):
+        if cx.shape(bound) != ():  # [1] -> a scalar, so broadcasting keeps x's shape
+            scalar = cx.temp(f"{bound}_scalar", cx.value(bound).dtype, ())
+            cx.emit("Reshape", [bound], [scalar], node.name)
+            bound = scalar
+        dst = out if j == len(bounds) - 1 else cx.temp(f"{out}_{op.lower()}", cx.value(x).dtype, cx.shape(x))
+        cx.emit(op, [acc, bound], [dst], node.name, clip=True)
+        acc = dst
 
 
 @converter("Where")

@@ -77,10 +77,10 @@ def float_binary(op: str, b: B, x: ir.Value, y: ir.Value, attrs: dict) -> ir.Val
         return _pow(b, x, y)
     if op == "PRelu":
         return b.select(b.fcmp_ordered("<", x, c(x, 0.0)), b.fmul(x, y, flags=FM), x)
-    if op == "Max":
-        return m.fmax(b, x, y)
-    if op == "Min":
-        return m.fmin(b, x, y)
+    if op in ("Max", "Min"):
+        if attrs.get("clip"):  # Clip with a run-time bound: a NaN x stays, a NaN bound is ignored
+            return (m.fmax_keep_nan if op == "Max" else m.fmin_keep_nan)(b, x, y)
+        return (m.fmax_nan if op == "Max" else m.fmin_nan)(b, x, y)  # NaN wins, as onnxruntime
     if op == "Mod":
         if attrs.get("fmod"):  # C fmod: the sign of the dividend, x - trunc(x/y)*y
             q = b.fdiv(x, y)

@@ -74,13 +74,13 @@ class Reducer:
 
 def _max(b: B, x: ir.Value, y: ir.Value, signed: bool) -> ir.Value:
     if is_float_type(x.type):
-        return m.fmax(b, x, y)
+        return m.fmax_nan(b, x, y)  # a NaN element makes the result NaN, as in onnxruntime
     return b.select((b.icmp_signed if signed else b.icmp_unsigned)(">", x, y), x, y)
 
 
 def _min(b: B, x: ir.Value, y: ir.Value, signed: bool) -> ir.Value:
     if is_float_type(x.type):
-        return m.fmin(b, x, y)
+        return m.fmin_nan(b, x, y)
     return b.select((b.icmp_signed if signed else b.icmp_unsigned)("<", x, y), x, y)
 
 

@@ -1,0 +1,49 @@
+"""Operands that are data, not shapes, may be computed at run time: Clip's min/max (a log-mel
+front end clamps to ReduceMax(x) - 80). And Max/Min/ReduceMax/ReduceMin treat NaN as
+onnxruntime does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto as T
+from onnx import helper
+
+from tests.helpers import check_model, make_model, rand
+
+
+def test_clip_to_a_data_dependent_floor() -> None:
+    nodes = [helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0),
+             helper.make_node("Sub", ["m", "c80"], ["lo"]),
+             helper.make_node("Clip", ["x", "lo"], ["y"])]
+    model = make_model(nodes, [("x", T.FLOAT, [2, 64])], [("y", T.FLOAT, None)],
+                       {"c80": np.array(80, np.float32)})
+    check_model(model, {"x": rand(2, 64, seed=1, low=-150, high=20)})
+
+
+@pytest.mark.parametrize("which", ["min", "max", "both"])
+def test_clip_bounds_as_graph_inputs(which: str) -> None:
+    ins = ["x", "lo" if which != "max" else "", "hi" if which != "min" else ""]
+    inputs = [("x", T.FLOAT, [3, 7])] + [(n, T.FLOAT, []) for n in ins[1:] if n]
+    model = make_model([helper.make_node("Clip", ins, ["y"])], inputs, [("y", T.FLOAT, None)], {})
+    x = rand(3, 7, seed=2)
+    x[1, 2] = np.nan  # stays NaN
+    feeds = {"x": x, "lo": np.array(-0.5, np.float32), "hi": np.array(0.7, np.float32)}
+    check_model(model, {k: v for k, v in feeds.items() if k in ins})
+
+
+@pytest.mark.parametrize("op", ["Max", "Min"])
+def test_max_min_nan_from_either_side(op: str) -> None:
+    model = make_model([helper.make_node(op, ["a", "b"], ["y"])], [("a", T.FLOAT, [4]), ("b", T.FLOAT, [4])],
+                       [("y", T.FLOAT, None)], {})
+    check_model(model, {"a": np.array([np.nan, 1, np.nan, 2], np.float32),
+                        "b": np.array([1, np.nan, np.nan, 3], np.float32)})
+
+
+@pytest.mark.parametrize("op", ["ReduceMax", "ReduceMin"])
+def test_reduce_max_min_with_a_leading_nan(op: str) -> None:
+    """A NaN makes the result NaN (onnx.reference; onnxruntime agrees when the NaN comes first in
+    its reduction order, and skips later ones: docs/hostile-input.md)."""
+    model = make_model([helper.make_node(op, ["a"], ["y"], keepdims=0, axes=[1])], [("a", T.FLOAT, [2, 4])],
+                       [("y", T.FLOAT, None)], {})
+    check_model(model, {"a": np.array([[np.nan, 1, 5, 2], [3, 4, 5, 6]], np.float32)})
