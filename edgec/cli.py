@@ -221,6 +221,7 @@ def version() -> None:
 
 def main() -> None:
     _quiet_thread_tracebacks()
+    _one_line_warnings()
     try:
         rc = app(standalone_mode=False)  # returns typer.Exit codes instead of raising
         if isinstance(rc, int) and rc:
@@ -243,6 +244,21 @@ def main() -> None:
         if os.environ.get("EDGEC_DEBUG"):
             raise
         _fail(wrap_unexpected(exc))
+
+
+def _one_line_warnings() -> None:
+    """edgec's warnings as one line each ("warning: ..."), shown once; others stay silent."""
+    import warnings
+
+    from edgec.errors import EdgecWarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        if issubclass(category, EdgecWarning):
+            err.print(f"[bold yellow]warning:[/] {escape(' '.join(str(message).splitlines()))}",
+                      highlight=False, soft_wrap=True)
+
+    warnings.showwarning = show
+    warnings.simplefilter("once", EdgecWarning)
 
 
 def _fail(exc: EdgecError) -> None:

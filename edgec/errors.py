@@ -17,6 +17,10 @@ class EdgecError(Exception):
     exit_code = 2
 
 
+class EdgecWarning(UserWarning):
+    """Something edgec worked around in the user's input (the CLI prints it as one line)."""
+
+
 class ModelError(EdgecError):
     """The model file is not a valid ONNX model, or cannot be compiled as given."""
 

@@ -11,12 +11,13 @@ with a ModelError before anything trusts them.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import onnx
 from onnx import helper, shape_inference
 
-from edgec.errors import ModelError, UnsupportedOpsError
+from edgec.errors import EdgecWarning, ModelError, UnsupportedOpsError
 from edgec.importer.bind import bind_inputs, check_bound
 from edgec.importer.context import ConvertContext
 from edgec.importer.external_data import load_external_data, model_path, read_model_file
@@ -145,6 +146,28 @@ def _infer(model: onnx.ModelProto, check: bool = False) -> onnx.ModelProto:
     return out
 
 
+def _infer_trusting_inference(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Shape inference with the checker. A model whose declared shapes (graph outputs,
+    value_info) disagree with what its ops compute, as some exporters write them, runs in
+    onnxruntime with a warning: here too, the declared shapes are dropped and inference trusted,
+    with one warning naming the first disagreement."""
+    try:
+        return _infer(model, check=True)
+    except ModelError as exc:
+        if "existing shape differ" not in str(exc):
+            raise
+        first = exc
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(model)
+    for vi in [*stripped.graph.output, *stripped.graph.value_info]:
+        if vi.type.HasField("tensor_type"):
+            vi.type.tensor_type.ClearField("shape")
+    out = _infer(stripped, check=True)
+    warnings.warn(EdgecWarning(f"the model's declared shapes disagree with its ops ({clean_message(first, 160)}); "
+                               "using the inferred ones"), stacklevel=2)
+    return out
+
+
 def _value_infos(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
     g = model.graph
     return {vi.name: vi for vi in list(g.input) + list(g.value_info) + list(g.output)}
@@ -184,7 +207,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     check_graph_operands(proto.graph, opset)
     _fix_input_shapes(proto, shapes)
     _clear_negative_dims(proto)
-    proto = _infer(proto, check=True)
+    proto = _infer_trusting_inference(proto)
     check_value_infos(_value_infos(proto).values())
 
     # Fold, re-infer shapes on the folded graph, and fold again until nothing changes: a Shape

@@ -1,0 +1,43 @@
+"""A model whose declared shapes (graph outputs, value_info) disagree with its ops, as some
+exporters write them: onnxruntime warns and runs it, so edgec trusts inference with one warning."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto as T
+from onnx import helper
+
+import edgec
+from edgec.errors import EdgecWarning
+from tests.cli.test_errors import edgec_cli
+from tests.helpers import check_model, rand
+
+
+def _model() -> onnx.ModelProto:
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Flatten", ["r"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", T.FLOAT, [2, 3, 4])],
+                          [helper.make_tensor_value_info("y", T.FLOAT, [2, 3, 4])],  # rank 3: wrong
+                          value_info=[helper.make_tensor_value_info("r", T.FLOAT, [5])])  # wrong too
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_inference_is_trusted_with_one_warning(tmp_path: Path) -> None:
+    with pytest.warns(EdgecWarning, match="declared shapes disagree") as record:
+        bundle = edgec.build(_model(), out_dir=tmp_path / "b")
+    assert len(record) == 1
+    assert bundle.manifest["outputs"][0]["shape"] == [2, 12]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EdgecWarning)
+        check_model(_model(), {"x": rand(2, 3, 4, seed=1)}, reference=False)
+
+
+def test_cli_prints_one_warning_line(tmp_path: Path) -> None:
+    onnx.save(_model(), tmp_path / "m.onnx")
+    proc = edgec_cli("build", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "b"))
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "declared shapes" in ln]
+    assert len(lines) == 1 and lines[0].startswith("warning:") and "Traceback" not in proc.stderr
