@@ -64,6 +64,25 @@ def load_onnx(model: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
     return proto
 
 
+def _upgrade(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """An opset 1-6 model converted to opset 7 by onnx's version converter (in the sandbox: it
+    is C++ fed with hostile data), so the converters see one set of op definitions (opset 7
+    dropped the old `broadcast`/`axis` attributes of the arithmetic ops, and BatchNormalization's
+    `spatial`/`is_test`)."""
+    from onnx import version_converter
+
+    try:
+        out = isolated(lambda m: version_converter.convert_version(m, MIN_OPSET), model,
+                       "the ONNX version converter")
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - onnx raises several error types here
+        raise ModelError(f"cannot convert the opset {opset} model to opset {MIN_OPSET}: "
+                         f"{clean_message(exc, 160)}") from None
+    assert out is not None
+    return out
+
+
 def _opset(model: onnx.ModelProto) -> int:
     for imp in model.opset_import:
         if imp.domain in ("", "ai.onnx"):
@@ -197,9 +216,11 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     proto = onnx.ModelProto()
     proto.CopyFrom(load_onnx(model))
     opset = _opset(proto)
-    if opset < MIN_OPSET or opset > MAX_OPSET:
-        raise ModelError(f"ONNX opset {opset} is outside the supported range {MIN_OPSET}-{MAX_OPSET}")
+    if opset < 1 or opset > MAX_OPSET:
+        raise ModelError(f"ONNX opset {opset} is outside the supported range 1-{MAX_OPSET}")
     _check_names_are_text(proto)
+    if opset < MIN_OPSET:
+        proto, opset = _upgrade(proto, opset), MIN_OPSET
     proto = inline_functions(proto)
     check_graph(proto.graph)  # again after inlining: a function body may break it
     bind_inputs(proto, bind)
