@@ -47,15 +47,31 @@ def _runtime_inputs(graph: onnx.GraphProto) -> dict[str, onnx.ValueInfoProto]:
 
 
 def shape_operand_inputs(model: onnx.ModelProto) -> dict[str, list[str]]:
-    """Graph inputs (not initializers) that some node reads as a shape operand -> where."""
+    """Graph inputs (not initializers) whose values decide a shape -> where: read directly as a
+    shape operand, or through the small computation that makes one (exporters expand
+    CenterCropPad into Shape/Max/Sub/Div/Concat feeding Pad and Slice). Shape and Size are not
+    followed: their output depends on their input's shape, not its values."""
     runtime = _runtime_inputs(model.graph)
+    producer = {o: n for n in model.graph.node for o in n.output if o}
     found: dict[str, list[str]] = {}
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             continue
         for k in SHAPE_OPERANDS.get(node.op_type, ()):
-            if k < len(node.input) and node.input[k] in runtime:
-                found.setdefault(node.input[k], []).append(f"input {k} of {where(node)}")
+            if k >= len(node.input) or not node.input[k]:
+                continue
+            use = f"input {k} of {where(node)}"
+            stack, seen = [node.input[k]], set()
+            while stack:
+                v = stack.pop()
+                if v in seen:
+                    continue
+                seen.add(v)
+                if v in runtime:
+                    if use not in found.setdefault(v, []):
+                        found[v].append(use)
+                elif v in producer and producer[v].op_type not in ("Shape", "Size"):
+                    stack.extend(i for i in producer[v].input if i)
     return found
 
 
