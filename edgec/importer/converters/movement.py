@@ -168,7 +168,8 @@ def convert_pad(cx: ConvertContext, node: onnx.NodeProto) -> None:
         axes = list(range(rank))
     else:
         raw = _ints(cx.require_const(node, 1, "pads"))
-        if cx.input(node, 2):
+        runtime_value = cx.input(node, 2) if cx.input(node, 2) and cx.const(cx.input(node, 2)) is None else ""
+        if cx.input(node, 2) and not runtime_value:
             cv = np.asarray(cx.require_const(node, 2, "constant_value")).ravel()
             value = cv[0].item() if cv.size else 0
         axes = [_axis(node, int(v), rank) for v in cx.require_const(node, 3, "axes").ravel()] \
@@ -193,7 +194,32 @@ def convert_pad(cx: ConvertContext, node: onnx.NodeProto) -> None:
     if not any(pads):
         cx.emit("Reshape", [x], [node.output[0]], node.name)
         return
+    if cx.opset >= 11 and mode == "constant" and runtime_value:
+        _pad_runtime_value(cx, node, pads, tuple(out), runtime_value)
+        return
     cx.emit("Pad", [x], [node.output[0]], node.name, pads=pads, mode=mode, value=value)
+
+
+def _pad_runtime_value(cx: ConvertContext, node: onnx.NodeProto, pads: list[int], out: tuple[int, ...],
+                       value: str) -> None:
+    """Pad with a value known only at run time: pad with 0, then Where(inside, padded, value)
+    with `inside` a constant mask of the copied region."""
+    x, y = node.input[0], node.output[0]
+    dtype, rank = cx.value(x).dtype, len(out)
+    if cx.value(value).size != 1:
+        raise ModelError(f"{where(node)}: constant_value must be a scalar")
+    zero = cx.temp(f"{y}_zero_padded", dtype, out)
+    cx.emit("Pad", [x], [zero], node.name, pads=pads, mode="constant",
+            value=False if dtype == np.bool_ else (0.0 if np.issubdtype(dtype, np.floating) else 0))
+    inside = np.zeros(out, np.bool_)
+    src = tuple(slice(max(pads[d], 0), max(pads[d], 0) + cx.shape(x)[d] + min(pads[d], 0) + min(pads[rank + d], 0))
+                for d in range(rank))
+    inside[src] = True
+    if cx.shape(value) != ():
+        scalar = cx.temp(f"{value}_scalar", cx.value(value).dtype, ())
+        cx.emit("Reshape", [value], [scalar], node.name)
+        value = scalar
+    cx.emit("Where", [cx.add_const(f"{y}_inside", inside), zero, value], [y], node.name)
 
 
 @converter("Expand")
