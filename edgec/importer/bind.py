@@ -18,11 +18,12 @@ from onnx import helper, numpy_helper
 from edgec.errors import ModelError
 from edgec.importer.validate import show, where
 
-# op -> input positions whose *values* decide the output shape (not data)
+# op -> input positions whose *values* decide the output shape or which computation runs (not data)
 SHAPE_OPERANDS: dict[str, tuple[int, ...]] = {
     "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "Split": (1,),
     "Squeeze": (1,), "Unsqueeze": (1,), "Pad": (1, 3), "Resize": (2, 3), "Upsample": (1,),
     "ConstantOfShape": (0,), "Range": (0, 1, 2), "TopK": (1,), "OneHot": (1,), "CenterCropPad": (1,),
+    "Dropout": (1, 2),  # ratio and training_mode decide what runs (only ratio 0 or inference compiles)
     **{op: (1,) for op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
                            "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")},
 }
@@ -37,7 +38,8 @@ class UnboundShapeOperandError(ModelError):
         example = names[0]
         super().__init__(
             f"{', '.join(uses[:4])}{' ...' if len(uses) > 4 else ''}: graph input(s) "
-            f"{', '.join(map(show, names[:6]))} decide output shapes, and edgec compiles static graphs; "
+            f"{', '.join(map(show, names[:6]))} decide output shapes (or what runs), and edgec compiles "
+            "static graphs; "
             f"freeze them with --bind {example}=V1,V2,... (Python: bind={{{example!r}: [...]}})")
 
 

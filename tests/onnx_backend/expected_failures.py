@@ -171,8 +171,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     'test_training_dropout_default': 'Dropout: training mode (random masks) is not supported; export the model for inference',
     'test_training_dropout_default_mask': 'Dropout: training mode (random masks) is not supported; export the model for inference',
     'test_training_dropout_mask': 'Dropout: training mode (random masks) is not supported; export the model for inference',
-    'test_training_dropout_zero_ratio': 'Dropout: training mode (random masks) is not supported; export the model for inference',
-    'test_training_dropout_zero_ratio_mask': 'Dropout: training mode (random masks) is not supported; export the model for inference',
     # QuantizeLinear / DequantizeLinear: float8/float4/int4/int2 element types and blocked scales
     'test_dequantizelinear_blocked': 'blocked quantization (block_size) is not supported',
     'test_dequantizelinear_e4m3fn': 'float8 quantized element types are not supported (8/16-bit integers only)',

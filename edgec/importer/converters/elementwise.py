@@ -140,7 +140,10 @@ def convert_identity(cx: ConvertContext, node: onnx.NodeProto) -> None:
     """Identity and inference-mode Dropout are aliases: no kernel, no copy."""
     if node.op_type == "Dropout":
         training = cx.const(cx.input(node, 2))
-        if cx.input(node, 2) and (training is None or bool(np.asarray(training).reshape(-1)[0])):
+        ratio = cx.const(cx.input(node, 1)) if cx.input(node, 1) else np.array(0.5)
+        # training mode with ratio 0 drops nothing: deterministic, the same as inference
+        zero_ratio = ratio is not None and float(np.asarray(ratio).reshape(-1)[0]) == 0.0
+        if cx.input(node, 2) and (training is None or bool(np.asarray(training).reshape(-1)[0])) and not zero_ratio:
             raise ModelError(f"{where(node)}: training mode (random masks) is not supported; "
                              "export the model for inference")
     if node.op_type == "Dropout" and len(node.output) > 1 and node.output[1]:
