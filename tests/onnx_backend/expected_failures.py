@@ -1,7 +1,7 @@
 """ONNX backend node tests that edgec is expected to fail, each with the reason.
 
 Made from a run of the suite and reviewed: every entry is a missing feature (float8/int4
-types, 3-D pooling, cubic Resize, ...) or a graph that is dynamic by design (shape parameters
+types, 3-D pooling, Resize antialias, ...) or a graph that is dynamic by design (shape parameters
 fed as graph inputs). The suite runs them as xfail, so an entry that starts passing is
 reported and must be removed here."""
 
@@ -149,24 +149,16 @@ EXPECTED_FAILURES: dict[str, str] = {
     'test_pow_types_int64_float32': 'cannot generate code: integer Pow',
     'test_pow_types_int64_int64': 'cannot generate code: integer Pow',
     'test_range_bfloat16_type_positive_delta': 'Range depends on a runtime input (dynamic shape)',
-    'test_resize_downsample_scales_cubic': "Resize: mode 'cubic' is not supported (nearest and linear are)",
-    'test_resize_downsample_scales_cubic_A_n0p5_exclude_outside': "Resize: mode 'cubic' is not supported (nearest and linear are)",
-    'test_resize_downsample_scales_cubic_align_corners': "Resize: mode 'cubic' is not supported (nearest and linear are)",
-    'test_resize_downsample_scales_cubic_antialias': "Resize: mode 'cubic' is not supported (nearest and linear are)",
+    'test_resize_downsample_scales_cubic_align_corners': "Resize: downsampling with align_corners: edgec follows onnx.reference's coordinates; onnxruntime differs from the expected output too",
+    'test_resize_downsample_scales_cubic_antialias': "Resize: antialias=1 (downsampling filter) is not supported",
     'test_resize_downsample_scales_linear_align_corners': 'Resize: scales (input 2) must be a constant; edgec compiles static graphs',
     'test_resize_downsample_scales_linear_antialias': 'Resize: scales (input 2) must be a constant; edgec compiles static graphs',
-    'test_resize_downsample_sizes_cubic': "Resize: mode 'cubic' is not supported (nearest and linear are)",
-    'test_resize_downsample_sizes_cubic_antialias': "Resize: mode 'cubic' is not supported (nearest and linear are)",
+    'test_resize_downsample_sizes_cubic_antialias': "Resize: antialias=1 (downsampling filter) is not supported",
     'test_resize_downsample_sizes_linear_antialias': 'Resize: sizes (input 3) must be a constant; edgec compiles static graphs',
     'test_resize_tf_crop_and_resize': "Resize: coordinate_transformation_mode 'tf_crop_and_resize' is not supported",
     'test_resize_tf_crop_and_resize_axes_2_3': "Resize: coordinate_transformation_mode 'tf_crop_and_resize' is not supported",
     'test_resize_tf_crop_and_resize_axes_3_2': "Resize: coordinate_transformation_mode 'tf_crop_and_resize' is not supported",
     'test_resize_tf_crop_and_resize_extrapolation_value': "Resize: coordinate_transformation_mode 'tf_crop_and_resize' is not supported",
-    'test_resize_upsample_scales_cubic': "Resize: mode 'cubic' is not supported (nearest and linear are)",
-    'test_resize_upsample_scales_cubic_A_n0p5_exclude_outside': "Resize: mode 'cubic' is not supported (nearest and linear are)",
-    'test_resize_upsample_scales_cubic_align_corners': "Resize: mode 'cubic' is not supported (nearest and linear are)",
-    'test_resize_upsample_scales_cubic_asymmetric': "Resize: mode 'cubic' is not supported (nearest and linear are)",
-    'test_resize_upsample_sizes_cubic': "Resize: mode 'cubic' is not supported (nearest and linear are)",
     'test_training_dropout': 'Dropout: training mode (random masks) is not supported; export the model for inference',
     'test_training_dropout_default': 'Dropout: training mode (random masks) is not supported; export the model for inference',
     'test_training_dropout_default_mask': 'Dropout: training mode (random masks) is not supported; export the model for inference',

@@ -184,8 +184,16 @@ def test_upsample(opset: int, mode: str) -> None:
         check_model(m, feeds())
 
 
+@pytest.mark.parametrize("coord", COORDS)
+def test_cubic(coord: str) -> None:
+    scales = AC_SCALES if coord == "align_corners" else SCALES
+    cases = [{"mode": "cubic", "coordinate_transformation_mode": coord, "scales": s, **extra}
+             for s in scales for extra in ({}, {"cubic_coeff_a": -0.5, "exclude_outside": 1})]
+    cases += [{"mode": "cubic", "coordinate_transformation_mode": coord, "sizes": s} for s in SIZES[:3]]
+    check_model(resize_model(cases, opset=13), feeds(), tol=1e-3)
+
+
 @pytest.mark.parametrize("attrs,match", [
-    ({"mode": "cubic"}, "cubic"),
     ({"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize"}, "tf_crop_and_resize"),
 ])
 def test_unsupported_modes(attrs: dict, match: str) -> None:

@@ -1,6 +1,7 @@
 """Resize (opsets 10-19) and Upsample (7-9) -> one normalized IR op:
 
-  Resize{mode: nearest|linear, coordinate_transformation_mode, nearest_mode, scales}
+  Resize{mode: nearest|linear|cubic, coordinate_transformation_mode, nearest_mode, scales,
+         cubic_coeff_a, exclude_outside}
 
 `scales` is one float32 value per axis, already resolved from the scales or sizes input, the
 opset-18 `axes` attribute and keep_aspect_ratio_policy; the output shape comes from shape
@@ -25,16 +26,14 @@ NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
 
 def _check_mode(node: onnx.NodeProto, mode: str, dtype: np.dtype) -> None:
-    if mode == "cubic":
-        raise ModelError(f"{where(node)}: mode 'cubic' is not supported (nearest and linear are)")
-    if mode not in ("nearest", "linear"):
+    if mode not in ("nearest", "linear", "cubic"):
         raise ModelError(f"{where(node)}: unknown mode {show(mode)}")
-    if mode == "linear" and dtype != np.float32:
-        raise ModelError(f"{where(node)}: linear mode is supported for float32 only, not {dtype}")
+    if mode != "nearest" and dtype != np.float32:
+        raise ModelError(f"{where(node)}: {mode} mode is supported for float32 only, not {dtype}")
 
 
 def _emit(cx: ConvertContext, node: onnx.NodeProto, mode: str, coord: str, nearest: str,
-          scales: list[float]) -> None:
+          scales: list[float], cubic: tuple[float, int] = (-0.75, 0)) -> None:
     x, y = node.input[0], node.output[0]
     in_shape, out_shape = cx.shape(x), cx.shape(y)
     if any(s <= 0 or not np.isfinite(s) for s in scales):
@@ -43,8 +42,9 @@ def _emit(cx: ConvertContext, node: onnx.NodeProto, mode: str, coord: str, neare
         raise ModelError(f"{where(node)}: cannot resize an empty axis to a non-empty one")
     # No shortcut for "same shape": tf_half_pixel_for_nn with scale 1 still moves pixels; the
     # kernel sees identity tables and emits a plain copy when the mapping really is one.
+    extra = {"cubic_coeff_a": float(cubic[0]), "exclude_outside": int(cubic[1])} if mode == "cubic" else {}
     cx.emit("Resize", [x], [y], node.name, mode=mode, coordinate_transformation_mode=coord,
-            nearest_mode=nearest, scales=[float(s) for s in scales])
+            nearest_mode=nearest, scales=[float(s) for s in scales], **extra)
 
 
 def _const_or_none(cx: ConvertContext, node: onnx.NodeProto, index: int,
@@ -116,7 +116,8 @@ def convert_resize(cx: ConvertContext, node: onnx.NodeProto) -> None:
                                     if i != o):
             raise ModelError(f"{where(node)}: antialias=1 is not supported for downsampling "
                              "(or nearest mode)")
-    _emit(cx, node, mode, coord, nearest, scales)
+    cubic = (float(a.get("cubic_coeff_a", -0.75)), int(a.get("exclude_outside", 0)))
+    _emit(cx, node, mode, coord, nearest, scales, cubic)
 
 
 @converter("Upsample")

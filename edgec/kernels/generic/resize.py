@@ -5,6 +5,8 @@ onnxruntime's formula order so nearest-mode ties round the same way:
 - linear:  per-axis (lo offset, hi offset, w_lo, w_hi) tables; an output element is the
   multilinear blend of the 2^k corners of its k interpolated axes (bilinear when only H and W
   are resized, trilinear for three, any k in general). Axes that map 1:1 are plain loops.
+- cubic:   the same with 4 taps per interpolated axis (Keys' kernel with cubic_coeff_a, taps
+  clamped to the edge, or dropped and the weights renormalized with exclude_outside).
 """
 
 from __future__ import annotations
@@ -78,10 +80,12 @@ class LinearAxis:
     n: int
     dst_stride: int
     step: int = 0  # plain axis: src offset = step * i
-    lo: np.ndarray | None = None  # interpolated axis: src offsets and weights per index
-    hi: np.ndarray | None = None
-    w_lo: np.ndarray | None = None
-    w_hi: np.ndarray | None = None
+    taps: list[np.ndarray] | None = None  # interpolated axis: src offsets per tap and index
+    weights: list[np.ndarray] | None = None  # and the tap weights
+
+    @property
+    def lo(self) -> np.ndarray | None:  # an interpolated axis has taps
+        return None if self.taps is None else self.taps[0]
 
 
 def linear_axis(x: np.ndarray, n_in: int, stride: int, dst_stride: int) -> LinearAxis:
@@ -98,7 +102,34 @@ def linear_axis(x: np.ndarray, n_in: int, stride: int, dst_stride: int) -> Linea
     # 1:1 mapping (lo == i, no weight on hi; lo == hi only at the last pixel, 0.5a + 0.5a == a).
     if n == n_in and (lo == np.arange(n)).all() and (w_hi[~same] == 0).all():
         return LinearAxis(n, dst_stride, step=stride)
-    return LinearAxis(n, dst_stride, lo=lo * stride, hi=hi * stride, w_lo=w_lo, w_hi=w_hi)
+    return LinearAxis(n, dst_stride, taps=[lo * stride, hi * stride], weights=[w_lo, w_hi])
+
+
+def cubic_axis(x: np.ndarray, n_in: int, stride: int, dst_stride: int, a: float,
+               exclude_outside: bool) -> LinearAxis:
+    """Keys' cubic convolution as onnxruntime/onnx.reference: taps floor(x) - 1 .. floor(x) + 2,
+    weights from the fractional part (in float64), out-of-range taps clamped to the edge pixel,
+    or given weight 0 and the rest renormalized when `exclude_outside`."""
+    x64 = x.astype(np.float64)
+    base = np.floor(x64)
+    r = x64 - base
+    dist = [r + 1, r, 1 - r, 2 - r]
+
+    def kernel(d: np.ndarray) -> np.ndarray:
+        d = np.abs(d)
+        near = ((a + 2) * d - (a + 3)) * d * d + 1
+        far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+        return np.where(d <= 1, near, np.where(d < 2, far, 0.0))
+
+    w = np.stack([kernel(d) for d in dist])  # [4][n]
+    idx = np.stack([base.astype(np.int64) - 1 + j for j in range(4)])
+    if exclude_outside:
+        w = np.where((idx < 0) | (idx >= n_in), 0.0, w)
+        w = w / w.sum(axis=0, keepdims=True)
+    idx = np.clip(idx, 0, n_in - 1)
+    if len(x) == n_in and (idx[1] == np.arange(n_in)).all() and (w[1] == 1).all() and not w[[0, 2, 3]].any():
+        return LinearAxis(len(x), dst_stride, step=stride)
+    return LinearAxis(len(x), dst_stride, taps=[t * stride for t in idx], weights=[wj.astype(f32) for wj in w])
 
 
 def _merge_plain(axes: list[LinearAxis]) -> list[LinearAxis]:
@@ -131,32 +162,40 @@ class _Linear:
     def add(self, x: ir.Value, y: ir.Value) -> ir.Value:
         return self.b.add(x, y, flags=["nsw"])
 
-    def level(self, d: int, bases: list[ir.Value], weights: list[tuple[ir.Value, ir.Value]],
+    def level(self, d: int, bases: list[ir.Value], weights: list[tuple[ir.Value, ...]],
               dst_off: ir.Value) -> None:
         a, b, kc = self.axes[d], self.b, self.kc
         with kc.loop(a.n, name=f"r{d}") as i:
             o = self.add(dst_off, b.mul(i, kc.idx(a.dst_stride), flags=["nsw"]))
-            if a.lo is None:
+            if a.taps is None:
                 off = b.mul(i, kc.idx(a.step), flags=["nsw"])
                 nb, nw = [self.add(p, off) for p in bases], weights
             else:
-                lo, hi = self.tload(a.lo, i, "lo"), self.tload(a.hi, i, "hi")
-                nb = [self.add(p, lo) for p in bases] + [self.add(p, hi) for p in bases]
-                nw = [*weights, (self.tload(a.w_lo, i, "wl"), self.tload(a.w_hi, i, "wh"))]
+                k = len(a.taps)
+                names = (("lo", "hi"), ("wl", "wh")) if k == 2 else \
+                    (tuple(f"t{j}" for j in range(k)), tuple(f"w{j}" for j in range(k)))
+                offs = [self.tload(t, i, nm) for t, nm in zip(a.taps, names[0])]
+                nb = [self.add(p, off) for off in offs for p in bases]
+                nw = [*weights, tuple(self.tload(w, i, nm) for w, nm in zip(a.weights, names[1]))]
             if d + 1 < len(self.axes):
                 self.level(d + 1, nb, nw, o)
             else:
                 self.blend(nb, nw, o)
 
-    def blend(self, bases: list[ir.Value], weights: list[tuple[ir.Value, ir.Value]],
+    def blend(self, bases: list[ir.Value], weights: list[tuple[ir.Value, ...]],
               dst_off: ir.Value) -> None:
         b = self.b
         vals = [load_compute(self.kc, self.src, p) for p in bases]
-        # The newest (innermost) interpolated axis is the top bit of the corner index.
-        for w_lo, w_hi in reversed(weights):
-            half = len(vals) // 2
-            vals = [b.fadd(b.fmul(w_lo, vals[k], flags=FM), b.fmul(w_hi, vals[k + half], flags=FM),
-                           flags=FM) for k in range(half)]
+        # The newest (innermost) interpolated axis is the most significant digit of the tap index.
+        for ws in reversed(weights):
+            size = len(vals) // len(ws)
+            out = []
+            for q in range(size):
+                acc = b.fmul(ws[0], vals[q], flags=FM)
+                for j in range(1, len(ws)):
+                    acc = b.fadd(acc, b.fmul(ws[j], vals[q + j * size], flags=FM), flags=FM)
+                out.append(acc)
+            vals = out
         store_result(self.kc, self.dst, dst_off, vals[0])
 
 
@@ -176,9 +215,14 @@ def lower_resize(kc: KernelContext) -> None:
         emit_gather_copy(kc, x, y, tables)
         return
     if kc.dtype(x) != np.float32:
-        raise NotImplementedError(f"linear Resize of {kc.dtype(x)}")
-    axes = [linear_axis(c, i, s, ds)
-            for c, i, s, ds in zip(coords, in_shape, st, contiguous_strides(out_shape))]
+        raise NotImplementedError(f"{mode} Resize of {kc.dtype(x)}")
+    if mode == "cubic":
+        a, excl = kc.attrs["cubic_coeff_a"], bool(kc.attrs["exclude_outside"])
+        axes = [cubic_axis(c, i, s, ds, a, excl)
+                for c, i, s, ds in zip(coords, in_shape, st, contiguous_strides(out_shape))]
+    else:
+        axes = [linear_axis(c, i, s, ds)
+                for c, i, s, ds in zip(coords, in_shape, st, contiguous_strides(out_shape))]
     axes = _merge_plain(axes)
     if not axes:  # a single element
         kc.store(y, 0, kc.load(x, 0))
