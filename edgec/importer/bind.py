@@ -21,7 +21,7 @@ from edgec.importer.validate import show, where
 # op -> input positions whose *values* decide the output shape or which computation runs (not data)
 SHAPE_OPERANDS: dict[str, tuple[int, ...]] = {
     "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "Split": (1,),
-    "Squeeze": (1,), "Unsqueeze": (1,), "Pad": (1, 3), "Resize": (2, 3), "Upsample": (1,),
+    "Squeeze": (1,), "Unsqueeze": (1,), "Pad": (1, 3), "Resize": (1, 2, 3), "Upsample": (1,),
     "ConstantOfShape": (0,), "Range": (0, 1, 2), "TopK": (1,), "OneHot": (1,), "CenterCropPad": (1,),
     "Dropout": (1, 2),  # ratio and training_mode decide what runs (only ratio 0 or inference compiles)
     **{op: (1,) for op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",

@@ -193,13 +193,13 @@ def test_cubic(coord: str) -> None:
     check_model(resize_model(cases, opset=13), feeds(), tol=1e-3)
 
 
-@pytest.mark.parametrize("attrs,match", [
-    ({"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize"}, "tf_crop_and_resize"),
-])
-def test_unsupported_modes(attrs: dict, match: str) -> None:
-    m = resize_model([{**attrs, "scales": [1, 1, 2, 2]}])
-    with pytest.raises(ModelError, match=match):
-        run_edgec(m, feeds())
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+def test_tf_crop_and_resize(mode: str) -> None:
+    """A crop box partly outside the input: those outputs are extrapolation_value."""
+    nodes = [helper.make_node("Resize", ["x", "roi", "", "sz"], ["y"], mode=mode,
+                              coordinate_transformation_mode="tf_crop_and_resize", extrapolation_value=-9.0)]
+    inits = {"roi": f32(0, 0, -0.2, 0.1, 1, 1, 0.7, 1.3), "sz": i64(1, 2, 6, 9)}
+    check_model(make_model(nodes, [("x", F, X_SHAPE)], [("y", F, None)], inits, opset=13), feeds(), tol=1e-3)
 
 
 def test_unsupported_antialias_and_int_linear() -> None:

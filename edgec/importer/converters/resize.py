@@ -33,7 +33,7 @@ def _check_mode(node: onnx.NodeProto, mode: str, dtype: np.dtype) -> None:
 
 
 def _emit(cx: ConvertContext, node: onnx.NodeProto, mode: str, coord: str, nearest: str,
-          scales: list[float], cubic: tuple[float, int] = (-0.75, 0)) -> None:
+          scales: list[float], cubic: tuple[float, int] = (-0.75, 0), crop: dict | None = None) -> None:
     x, y = node.input[0], node.output[0]
     in_shape, out_shape = cx.shape(x), cx.shape(y)
     if any(s <= 0 or not np.isfinite(s) for s in scales):
@@ -43,6 +43,7 @@ def _emit(cx: ConvertContext, node: onnx.NodeProto, mode: str, coord: str, neare
     # No shortcut for "same shape": tf_half_pixel_for_nn with scale 1 still moves pixels; the
     # kernel sees identity tables and emits a plain copy when the mapping really is one.
     extra = {"cubic_coeff_a": float(cubic[0]), "exclude_outside": int(cubic[1])} if mode == "cubic" else {}
+    extra |= crop or {}
     cx.emit("Resize", [x], [y], node.name, mode=mode, coordinate_transformation_mode=coord,
             nearest_mode=nearest, scales=[float(s) for s in scales], **extra)
 
@@ -72,10 +73,7 @@ def convert_resize(cx: ConvertContext, node: onnx.NodeProto) -> None:
 
     coord = a.get("coordinate_transformation_mode", "half_pixel")
     nearest = a.get("nearest_mode", "round_prefer_floor")
-    if coord == "tf_crop_and_resize":
-        raise ModelError(f"{where(node)}: coordinate_transformation_mode 'tf_crop_and_resize' "
-                         "is not supported")
-    if coord not in COORD_MODES or (coord == "half_pixel_symmetric" and cx.opset < 19):
+    if coord not in (*COORD_MODES, "tf_crop_and_resize") or (coord == "half_pixel_symmetric" and cx.opset < 19):
         raise ModelError(f"{where(node)}: coordinate_transformation_mode {show(coord)} is not "
                          f"supported at opset {cx.opset}")
     if mode == "nearest" and nearest not in NEAREST_MODES:
@@ -117,7 +115,22 @@ def convert_resize(cx: ConvertContext, node: onnx.NodeProto) -> None:
             raise ModelError(f"{where(node)}: antialias=1 is not supported for downsampling "
                              "(or nearest mode)")
     cubic = (float(a.get("cubic_coeff_a", -0.75)), int(a.get("exclude_outside", 0)))
-    _emit(cx, node, mode, coord, nearest, scales, cubic)
+    crop = _crop_attrs(cx, node, axes, float(a.get("extrapolation_value", 0.0))) \
+        if coord == "tf_crop_and_resize" else {}
+    _emit(cx, node, mode, coord, nearest, scales, cubic, crop)
+
+
+def _crop_attrs(cx: ConvertContext, node: onnx.NodeProto, axes: list[int], extrapolation: float) -> dict:
+    """tf_crop_and_resize: the roi input as (starts of every axis, ends of every axis)."""
+    rank = len(cx.shape(node.input[0]))
+    roi = cx.require_const(node, 1, "roi") if cx.input(node, 1) else np.zeros(0)
+    vals = np.asarray(roi, np.float32).ravel()
+    if vals.size != 2 * len(axes) or not np.isfinite(vals).all():
+        raise ModelError(f"{where(node)}: roi has {vals.size} values, expected {2 * len(axes)} finite ones")
+    starts, ends = [0.0] * rank, [1.0] * rank
+    for k, ax in enumerate(axes):
+        starts[ax], ends[ax] = float(vals[k]), float(vals[len(axes) + k])
+    return {"roi": starts + ends, "extrapolation_value": extrapolation}
 
 
 @converter("Upsample")

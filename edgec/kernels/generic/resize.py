@@ -20,15 +20,21 @@ from edgec.codegen.broadcast import contiguous_strides
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.mathfn import FM
 from edgec.kernels.generic.elementwise import load_compute, store_result
-from edgec.kernels.generic.gather_copy import emit_gather_copy
+from edgec.kernels.generic.gather_copy import PAD, emit_gather_copy
 
 f32 = np.float32
 
 
-def source_coords(mode: str, n_out: int, n_in: int, scale: float) -> np.ndarray:
+def source_coords(mode: str, n_out: int, n_in: int, scale: float,
+                  roi: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """x_original for every output index along one axis (float32 like onnxruntime)."""
     x = np.arange(n_out, dtype=f32)
     s = f32(scale)
+    if mode == "tf_crop_and_resize":  # `roi` (start, end) in normalized input coordinates
+        start, end = f32(roi[0]), f32(roi[1])
+        if n_out == 1:
+            return np.full(1, f32(0.5) * (start + end) * f32(n_in - 1), f32)
+        return start * f32(n_in - 1) + x * (end - start) * f32(n_in - 1) / f32(n_out - 1)
     if s == 1 and n_out == n_in:  # onnxruntime and onnx.reference: identity, whatever the mode
         return x
     if mode == "asymmetric":
@@ -208,11 +214,18 @@ def lower_resize(kc: KernelContext) -> None:
     st = contiguous_strides(in_shape)
     mode, coord = kc.attrs["mode"], kc.attrs["coordinate_transformation_mode"]
     scales = kc.attrs["scales"]
-    coords = [source_coords(coord, o, i, s) for o, i, s in zip(out_shape, in_shape, scales)]
+    rank = len(in_shape)
+    roi = kc.attrs.get("roi") or [0.0] * rank + [1.0] * rank
+    coords = [source_coords(coord, o, i, s, (roi[d], roi[rank + d]))
+              for d, (o, i, s) in enumerate(zip(out_shape, in_shape, scales))]
+    # tf_crop_and_resize: an output whose source lies outside the input is extrapolation_value
+    outside = [(c < 0) | (c > i - 1) if coord == "tf_crop_and_resize" else np.zeros(len(c), bool)
+               for c, i in zip(coords, in_shape)]
+    extrapolation = float(kc.attrs.get("extrapolation_value", 0.0))
     if mode == "nearest":
-        tables = [nearest_index(c, kc.attrs["nearest_mode"], s < 1, i) * stride
-                  for c, s, i, stride in zip(coords, scales, in_shape, st)]
-        emit_gather_copy(kc, x, y, tables)
+        tables = [np.where(out, PAD, nearest_index(c, kc.attrs["nearest_mode"], s < 1, i) * stride)
+                  for c, s, i, stride, out in zip(coords, scales, in_shape, st, outside)]
+        emit_gather_copy(kc, x, y, tables, pad_value=extrapolation)
         return
     if kc.dtype(x) != np.float32:
         raise NotImplementedError(f"{mode} Resize of {kc.dtype(x)}")
@@ -226,6 +239,26 @@ def lower_resize(kc: KernelContext) -> None:
     axes = _merge_plain(axes)
     if not axes:  # a single element
         kc.store(y, 0, kc.load(x, 0))
-        return
-    _Linear(kc, x, y, axes).level(0, [kc.idx(0)], [], kc.idx(0))
+    else:
+        _Linear(kc, x, y, axes).level(0, [kc.idx(0)], [], kc.idx(0))
+    _fill_outside(kc, x, y, outside, extrapolation)
+
+
+def _fill_outside(kc: KernelContext, x: str, y: str, outside: list[np.ndarray], value: float) -> None:
+    """Overwrite the outputs whose source lies outside the input along some axis, one slab per
+    contiguous run of such indices (the interpolation wrote clamped values there first)."""
+    shape = kc.shape(y)
+    ost = contiguous_strides(shape)
+    for d, out in enumerate(outside):
+        k = 0
+        while k < len(out):
+            if not out[k]:
+                k += 1
+                continue
+            j = k
+            while j < len(out) and out[j]:
+                j += 1
+            tables = [np.full(j - k if e == d else n, PAD, np.int64) for e, n in enumerate(shape)]
+            emit_gather_copy(kc, x, y, tables, dst_strides=ost, dst_offset=k * ost[d], pad_value=value)
+            k = j
 
