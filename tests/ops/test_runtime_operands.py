@@ -57,3 +57,17 @@ def test_pad_value_as_a_graph_input(pads: list[int]) -> None:
     # (onnx.reference's Pad cannot crop: negative pads are checked against onnxruntime only)
     check_model(model, {"x": rand(2, 3, 5, seed=4), "v": np.array(7.5, np.float32)},
                 reference=min(pads) >= 0)
+
+
+@pytest.mark.parametrize("xt,yt", [(T.INT32, T.INT32), (T.INT64, T.INT64), (T.INT64, T.FLOAT), (T.INT32, T.INT64)])
+def test_integer_pow(xt: int, yt: int) -> None:
+    """Integer base: exact for whole exponents, 0/+-1 for negative ones, truncated float pow for
+    fractional ones, as onnxruntime's static_cast<T>(std::pow(x, y))."""
+    from onnx import helper as h
+
+    model = make_model([h.make_node("Pow", ["x", "y"], ["z"])], [("x", xt, [8]), ("y", yt, [8])],
+                       [("z", xt, None)], {})
+    xd, yd = h.tensor_dtype_to_np_dtype(xt), h.tensor_dtype_to_np_dtype(yt)
+    x = np.array([2, 3, -2, 1, -1, 5, 7, 0], xd)
+    y = np.array([10, 3, 5, -3, -3, 0, 2.5 if yd == np.float32 else 2, 4], yd)
+    check_model(model, {"x": x, "y": y}, reference=False)

@@ -156,10 +156,42 @@ def lower_binary(kc: KernelContext) -> None:
     if is_float(dt):
         rule = lambda v: float_binary(op, b, v[0], v[1], kc.attrs)  # noqa: E731
     elif op == "Pow":
-        raise NotImplementedError("integer Pow")
+        rule = lambda v: _int_pow(b, v[0], v[1], is_signed(dt))  # noqa: E731
     else:
         rule = lambda v: _int_binary(op, b, v[0], v[1], kc.attrs, is_signed(dt))  # noqa: E731
     emit_elementwise(kc, [a, bname], kc.outputs[0], rule)
+
+
+def _int_pow(b: B, x: ir.Value, y: ir.Value, signed: bool) -> ir.Value:
+    """Integer base to an integer or float exponent, in the base's type, as onnxruntime's
+    static_cast<T>(std::pow(x, y)): exact square-and-multiply for a whole exponent >= 0 (the
+    product wraps like C when it overflows); for a negative one only |x| == 1 gives a nonzero
+    integer; a fractional float exponent goes through float pow, truncated."""
+    ity = x.type
+    zero, one = ir.Constant(ity, 0), ir.Constant(ity, 1)
+    frac = None
+    if isinstance(y.type, (ir.FloatType, ir.HalfType, ir.DoubleType)):
+        fx = b.sitofp(x, y.type) if signed else b.uitofp(x, y.type)
+        via_float = b.fptosi(float_binary("Pow", b, fx, y, {}), ity)
+        whole = b.fcmp_ordered("==", y, m.floor(b, y))
+        frac = (whole, via_float)
+        y = b.fptosi(b.select(whole, y, ir.Constant(y.type, 0.0)), ity)
+    elif y.type.width != ity.width:
+        y = b.trunc(y, ity) if y.type.width > ity.width else (b.sext(y, ity) if signed else b.zext(y, ity))
+    r, base = one, x
+    for i in range(ity.width - (1 if signed else 0)):
+        bit = b.trunc(b.lshr(y, ir.Constant(ity, i)), ir.IntType(1))
+        r = b.select(bit, b.mul(r, base), r)
+        base = b.mul(base, base)
+    if signed:  # a negative exponent: 1 for x == 1, +-1 for x == -1, else 0 (1 / x^n truncated)
+        minus = ir.Constant(ity, -1)
+        odd = b.trunc(y, ir.IntType(1))
+        neg = b.select(b.icmp_signed("==", x, one), one,
+                       b.select(b.icmp_signed("==", x, minus), b.select(odd, minus, one), zero))
+        r = b.select(b.icmp_signed("<", y, zero), neg, r)
+    if frac is not None:
+        r = b.select(frac[0], r, frac[1])
+    return r
 
 
 def _int_unary(op: str, b: B, x: ir.Value, attrs: dict, signed: bool) -> ir.Value:
