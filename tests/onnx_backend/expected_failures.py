@@ -1,17 +1,11 @@
 """ONNX backend node tests that edgec is expected to fail, each with the reason.
 
 Made from a run of the suite and reviewed: every entry is a missing feature (float8/int4
-types, 3-D pooling, Resize antialias, ...) or a graph that is dynamic by design (shape parameters
+types, 3-D ConvTranspose, Resize antialias, ...) or a graph that is dynamic by design (shape parameters
 fed as graph inputs). The suite runs them as xfail, so an entry that starts passing is
 reported and must be removed here."""
 
 EXPECTED_FAILURES: dict[str, str] = {
-    'test_averagepool_3d_default': '3-D AveragePool is not supported (AveragePool)',
-    'test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False': '3-D AveragePool is not supported (AveragePool)',
-    'test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True': '3-D AveragePool is not supported (AveragePool)',
-    'test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False': '3-D AveragePool is not supported (AveragePool)',
-    'test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True': '3-D AveragePool is not supported (AveragePool)',
-    'test_averagepool_3d_dilations_small': '3-D AveragePool is not supported (AveragePool)',
     'test_batchnorm_epsilon_training_mode': 'BatchNormalization: training_mode=1 (batch statistics) is not supported; export the model in inference mode',
     'test_batchnorm_example_training_mode': 'BatchNormalization: training_mode=1 (batch statistics) is not supported; export the model in inference mode',
     'test_cast_BFLOAT16_to_FLOAT': 'element type bfloat16 is not supported',
@@ -135,10 +129,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     'test_flexattention_fp16_expanded_ver26': 'element type float16 is not supported',
     'test_identity_opt': 'dynamic input dims in opt_in (no shape): fix them with --input-shape NAME=D0,D1,...',
     'test_identity_sequence': 'dynamic input dims in x (no shape): fix them with --input-shape NAME=D0,D1,...',
-    'test_maxpool_3d_default': '3-D MaxPool is not supported (MaxPool)',
-    'test_maxpool_3d_dilations': '3-D MaxPool is not supported (MaxPool)',
-    'test_maxpool_3d_dilations_use_ref_impl': '3-D MaxPool is not supported (MaxPool)',
-    'test_maxpool_3d_dilations_use_ref_impl_large': '3-D MaxPool is not supported (MaxPool)',
     'test_maxpool_with_argmax_2d_precomputed_pads': 'MaxPool: the Indices output is not supported',
     'test_maxpool_with_argmax_2d_precomputed_strides': 'MaxPool: the Indices output is not supported',
     'test_mod_float_edge_cases_fmod_0_float16': 'float Mod with infinite or NaN operands is not handled like numpy.fmod',

@@ -39,7 +39,7 @@ def pool_out_size(size: int, k_eff: int, stride: int, head: int, tail: int, ceil
 
 @converter("MaxPool", "AveragePool")
 def convert_pool(cx: ConvertContext, node: onnx.NodeProto) -> None:
-    nsp = spatial_rank(cx, node)
+    nsp = 3 if len(cx.shape(node.input[0])) == 5 else spatial_rank(cx, node)
     check_dtype(cx, node, POOL_DTYPES[node.op_type])
     if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
         raise ModelError(f"{where(node)}: the Indices output is not supported")
@@ -62,11 +62,36 @@ def convert_pool(cx: ConvertContext, node: onnx.NodeProto) -> None:
                          f"padded input {sizes}; expected an output of at least 1 pixel")
     check_out_shape(cx, node, out, " (with ceil_mode, a window that would start in the end "
                     "padding is dropped)" if ceil else "")
+    include = {"count_include_pad": int(a.get("count_include_pad", 0))} if node.op_type == "AveragePool" else {}
+    if nsp == 3:
+        _pool_3d(cx, node, kernel, strides, dils, pads, out, include)
+        return
     attrs = dict(kernel=to_2d(kernel, 1), strides=to_2d(strides, 1), pads=pads_2d(pads),
                  dilations=to_2d(dils, 1))
-    if node.op_type == "AveragePool":
-        attrs["count_include_pad"] = int(a.get("count_include_pad", 0))
-    cx.emit(node.op_type, [node.input[0]], [node.output[0]], node.name, **attrs)
+    cx.emit(node.op_type, [node.input[0]], [node.output[0]], node.name, **attrs, **include)
+
+
+def _pool_3d(cx: ConvertContext, node: onnx.NodeProto, kernel: list[int], strides: list[int],
+             dils: list[int], pads: list[int], out: list[int], include: dict) -> None:
+    """A 3-D pool is separable: a 2-D pool over (H, W) of every depth slice, then a pool over D
+    (as a 2-D pool of kernel (KD, 1) over (D, OH*OW)). Max of maxes is the max; for the
+    average, AveragePool's divisor is a product of per-axis counts, so the mean of the per-slice
+    means is the mean."""
+    x, y = node.input[0], node.output[0]
+    n, c, d, h, w = cx.shape(x)
+    od, oh, ow = out
+    dt = cx.value(x).dtype
+    slices = cx.temp(f"{x}_slices", dt, (n, c * d, h, w))
+    cx.emit("Reshape", [x], [slices], node.name)
+    hw = cx.temp(f"{y}_hw", dt, (n, c * d, oh, ow))
+    cx.emit(node.op_type, [slices], [hw], node.name, kernel=kernel[1:], strides=strides[1:],
+            pads=[pads[1], pads[2], pads[4], pads[5]], dilations=dils[1:], **include)
+    cols = cx.temp(f"{y}_cols", dt, (n, c, d, oh * ow))
+    cx.emit("Reshape", [hw], [cols], node.name)
+    deep = cx.temp(f"{y}_deep", dt, (n, c, od, oh * ow))
+    cx.emit(node.op_type, [cols], [deep], node.name, kernel=[kernel[0], 1], strides=[strides[0], 1],
+            pads=[pads[0], 0, pads[3], 0], dilations=[dils[0], 1], **include)
+    cx.emit("Reshape", [deep], [y], node.name)
 
 
 @converter("GlobalAveragePool", "GlobalMaxPool")
