@@ -20,6 +20,7 @@ from onnx import helper, shape_inference
 from edgec.errors import EdgecWarning, ModelError, UnsupportedOpsError
 from edgec.importer.bind import bind_inputs, check_bound
 from edgec.importer.context import ConvertContext
+from edgec.importer.control_flow import check_branch_shapes, inline_ifs
 from edgec.importer.external_data import load_external_data, model_path, read_model_file
 from edgec.importer.fold import _static_shape, fold_constants
 from edgec.importer.functions import inline_functions
@@ -222,6 +223,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     if opset < MIN_OPSET:
         proto, opset = _upgrade(proto, opset), MIN_OPSET
     proto = inline_functions(proto)
+    if_pairs = inline_ifs(proto)  # If -> the chosen branch, or both and Where (control_flow.py)
     check_graph(proto.graph)  # again after inlining: a function body may break it
     bind_inputs(proto, bind)
     check_bound(proto)
@@ -230,6 +232,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     _clear_negative_dims(proto)
     proto = _infer_trusting_inference(proto)
     check_value_infos(_value_infos(proto).values())
+    check_branch_shapes(if_pairs, _value_infos(proto))
 
     # Fold, re-infer shapes on the folded graph, and fold again until nothing changes: a Shape
     # node may only become static once an earlier folded value fixed its input's shape.
