@@ -71,3 +71,14 @@ def test_integer_pow(xt: int, yt: int) -> None:
     x = np.array([2, 3, -2, 1, -1, 5, 7, 0], xd)
     y = np.array([10, 3, 5, -3, -3, 0, 2.5 if yd == np.float32 else 2, 4], yd)
     check_model(model, {"x": x, "y": y}, reference=False)
+
+
+def test_dequantize_one_value_scale_ignores_axis() -> None:
+    """A one-value scale is per-tensor whatever `axis` says (quantize_static writes axis=1 on
+    the rank-1 bias of a BatchNormalization it did not fold; onnxruntime runs it)."""
+    nodes = [helper.make_node("DequantizeLinear", ["q", "s", "z"], ["w"], axis=1),
+             helper.make_node("Add", ["x", "w"], ["y"])]
+    model = make_model(nodes, [("x", T.FLOAT, [2, 4])], [("y", T.FLOAT, None)],
+                       {"q": np.array([3, -7, 100, 0], np.int8), "s": np.array([0.05], np.float32),
+                        "z": np.array([2], np.int8)})
+    check_model(model, {"x": rand(2, 4, seed=7)}, reference=False)

@@ -38,7 +38,9 @@ def _axis(cx: ConvertContext, node: onnx.NodeProto, x: str, scale: str) -> int |
     if len(sshape) > 1:
         raise ModelError(f"{where(node)}: a scale of rank {len(sshape)} (blocked quantization) "
                          "is not supported")
-    if int(np.prod(sshape, dtype=np.int64)) == 1 and not sshape:
+    if int(np.prod(sshape, dtype=np.int64)) == 1:
+        # per-tensor (a scalar or one value): `axis` is ignored, as the spec says and
+        # onnxruntime does (quantize_static writes axis=1 on the 1-D bias of an unfolded BN)
         return None
     rank = len(cx.shape(x))
     axis = int(at.get("axis", 1))
