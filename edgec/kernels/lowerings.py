@@ -11,6 +11,7 @@ from edgec.kernels.generic import (  # noqa: F401
     elementwise,
     fused_elementwise,
     gather_copy,
+    gather_elements,
     matmul,
     normalization,
     pool,

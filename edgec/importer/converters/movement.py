@@ -148,6 +148,23 @@ def convert_gather(cx: ConvertContext, node: onnx.NodeProto) -> None:
     cx.emit("Gather", [data, indices], [node.output[0]], node.name, axis=axis)
 
 
+@converter("GatherElements")
+def convert_gather_elements(cx: ConvertContext, node: onnx.NodeProto) -> None:
+    data, indices = node.input[0], node.input[1]
+    shape, ishape = cx.shape(data), cx.shape(indices)
+    axis = _axis(node, int(cx.attrs(node).get("axis", 0)), len(shape))
+    if len(ishape) != len(shape) or any(i > d for k, (i, d) in enumerate(zip(ishape, shape)) if k != axis):
+        raise ModelError(f"{where(node)}: indices of shape {list(ishape)} do not fit data of shape {list(shape)}")
+    idx = cx.const(indices)
+    if idx is not None:
+        flat = np.asarray(idx, dtype=np.int64).ravel()
+        bad = flat[(flat < -shape[axis]) | (flat >= shape[axis])]
+        if bad.size:
+            raise ModelError(f"{where(node)}: index {int(bad[0])} is out of range for axis {axis} "
+                             f"of size {shape[axis]}")
+    cx.emit("GatherElements", [data, indices], [node.output[0]], node.name, axis=axis)
+
+
 _PAD_MODES = ("constant", "reflect", "edge", "wrap")
 
 
