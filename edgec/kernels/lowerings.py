@@ -18,6 +18,7 @@ from edgec.kernels.generic import (  # noqa: F401
     quant,
     reduce,
     resize,
+    topk,
 )
 from edgec.kernels.int8 import (  # noqa: F401
     lower_depthwise,
