@@ -9,6 +9,7 @@ from typing import Any
 from llvmlite import ir
 
 from edgec.codegen import mathfn as m
+from edgec.codegen import trig
 from edgec.codegen.mathfn import FM, c
 
 B = ir.IRBuilder
@@ -90,6 +91,8 @@ FLOAT_UNARY: dict[str, Rule] = {
     "Log": lambda b, x, a: m.log(b, x),
     "Sqrt": lambda b, x, a: m.sqrt(b, x),
     "Erf": lambda b, x, a: m.erf(b, x),
+    "Sin": lambda b, x, a: trig.sin(b, x),
+    "Cos": lambda b, x, a: trig.cos(b, x),
     "Neg": lambda b, x, a: b.fneg(x),
     "Abs": lambda b, x, a: m.fabs(b, x),
     "Reciprocal": lambda b, x, a: b.fdiv(c(x, 1.0), x, flags=FM),

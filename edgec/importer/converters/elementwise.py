@@ -12,7 +12,7 @@ from edgec.importer.registry import converter
 from edgec.importer.validate import where
 
 UNARY = ["Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Neg", "Abs", "Reciprocal", "Erf",
-         "Floor", "Ceil", "Not", "Softplus", "Softsign", "Sign", "Round"]
+         "Floor", "Ceil", "Not", "Softplus", "Softsign", "Sign", "Round", "Sin", "Cos"]
 BINARY = ["Add", "Sub", "Mul", "Div", "Pow", "PRelu", "Equal", "Less", "Greater",
           "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Mod", "BitShift"]
 
