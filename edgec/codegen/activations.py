@@ -91,6 +91,8 @@ FLOAT_UNARY: dict[str, Rule] = {
     "Log": lambda b, x, a: m.log(b, x),
     "Sqrt": lambda b, x, a: m.sqrt(b, x),
     "Erf": lambda b, x, a: m.erf(b, x),
+    "Mish": lambda b, x, a: b.fmul(x, m.tanh(b, _softplus(b, x, a)), flags=FM),
+    "Swish": lambda b, x, a: b.fmul(x, m.sigmoid(b, b.fmul(x, c(x, a["alpha"]), flags=FM)), flags=FM),
     "Sin": lambda b, x, a: trig.sin(b, x),
     "Cos": lambda b, x, a: trig.cos(b, x),
     "Neg": lambda b, x, a: b.fneg(x),

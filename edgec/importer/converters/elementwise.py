@@ -12,7 +12,7 @@ from edgec.importer.registry import converter
 from edgec.importer.validate import where
 
 UNARY = ["Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Neg", "Abs", "Reciprocal", "Erf",
-         "Floor", "Ceil", "Not", "Softplus", "Softsign", "Sign", "Round", "Sin", "Cos"]
+         "Floor", "Ceil", "Not", "Softplus", "Softsign", "Sign", "Round", "Sin", "Cos", "Mish"]
 BINARY = ["Add", "Sub", "Mul", "Div", "Pow", "PRelu", "Equal", "Less", "Greater",
           "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Mod", "BitShift"]
 
@@ -73,13 +73,13 @@ def convert_variadic(cx: ConvertContext, node: onnx.NodeProto) -> None:
         cx.emit("Mul", [acc, scale], [out], node.name)
 
 
-@converter("LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "HardSigmoid", "HardSwish", "Gelu")
+@converter("LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "HardSigmoid", "HardSwish", "Gelu", "Swish")
 def convert_param_activation(cx: ConvertContext, node: onnx.NodeProto) -> None:
     a = cx.attrs(node)
     defaults = {"LeakyRelu": {"alpha": 0.01}, "Elu": {"alpha": 1.0}, "Celu": {"alpha": 1.0},
                 "Selu": {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875},
                 "ThresholdedRelu": {"alpha": 1.0}, "HardSigmoid": {"alpha": 0.2, "beta": 0.5},
-                "HardSwish": {}, "Gelu": {"approximate": "none"}}[node.op_type]
+                "HardSwish": {}, "Gelu": {"approximate": "none"}, "Swish": {"alpha": 1.0}}[node.op_type]
     attrs = {k: a.get(k, v) for k, v in defaults.items()}
     attrs = {k: (float(v) if not isinstance(v, str) else v) for k, v in attrs.items()}
     cx.emit(node.op_type, [node.input[0]], [node.output[0]], node.name, **attrs)
