@@ -1,7 +1,7 @@
 """ONNX backend node tests that edgec is expected to fail, each with the reason.
 
 Made from a run of the suite and reviewed: every entry is a missing feature (float8/int4
-types, 3-D ConvTranspose, Resize antialias, ...) or a graph that is dynamic by design (shape parameters
+types, 3-D ConvTranspose, ...) or a graph that is dynamic by design (shape parameters
 fed as graph inputs). The suite runs them as xfail, so an entry that starts passing is
 reported and must be removed here."""
 
@@ -126,11 +126,7 @@ EXPECTED_FAILURES: dict[str, str] = {
     'test_mod_float_edge_cases_fmod_0_float64': 'float Mod with infinite or NaN operands is not handled like numpy.fmod',
     'test_range_bfloat16_type_positive_delta': 'Range depends on a runtime input (dynamic shape)',
     'test_resize_downsample_scales_cubic_align_corners': "Resize: downsampling with align_corners: edgec follows onnx.reference's coordinates; onnxruntime differs from the expected output too",
-    'test_resize_downsample_scales_cubic_antialias': "Resize: antialias=1 (downsampling filter) is not supported",
     'test_resize_downsample_scales_linear_align_corners': 'Resize: scales (input 2) must be a constant; edgec compiles static graphs',
-    'test_resize_downsample_scales_linear_antialias': 'Resize: scales (input 2) must be a constant; edgec compiles static graphs',
-    'test_resize_downsample_sizes_cubic_antialias': "Resize: antialias=1 (downsampling filter) is not supported",
-    'test_resize_downsample_sizes_linear_antialias': 'Resize: sizes (input 3) must be a constant; edgec compiles static graphs',
     'test_training_dropout': 'Dropout: training mode (random masks) is not supported; export the model for inference',
     'test_training_dropout_default': 'Dropout: training mode (random masks) is not supported; export the model for inference',
     'test_training_dropout_default_mask': 'Dropout: training mode (random masks) is not supported; export the model for inference',

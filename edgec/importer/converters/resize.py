@@ -60,7 +60,7 @@ def _const_or_none(cx: ConvertContext, node: onnx.NodeProto, index: int,
 def convert_resize(cx: ConvertContext, node: onnx.NodeProto) -> None:
     a = cx.attrs(node)
     x = node.input[0]
-    in_shape, out_shape = cx.shape(x), cx.shape(node.output[0])
+    in_shape = cx.shape(x)
     rank = len(in_shape)
     mode = a.get("mode", "nearest")
     _check_mode(node, mode, cx.value(x).dtype)
@@ -109,14 +109,15 @@ def convert_resize(cx: ConvertContext, node: onnx.NodeProto) -> None:
             scales[ax] = s
     else:
         raise ModelError(f"{where(node)}: needs a scales or a sizes input")
-    if int(a.get("antialias", 0)):
-        if mode == "nearest" or any(s < 1 for s, i, o in zip(scales, in_shape, out_shape)
-                                    if i != o):
-            raise ModelError(f"{where(node)}: antialias=1 is not supported for downsampling "
-                             "(or nearest mode)")
+    antialias = int(a.get("antialias", 0)) if cx.opset >= 18 else 0
+    if antialias and mode == "nearest":
+        raise ModelError(f"{where(node)}: antialias=1 applies to linear and cubic modes only")
     cubic = (float(a.get("cubic_coeff_a", -0.75)), int(a.get("exclude_outside", 0)))
     crop = _crop_attrs(cx, node, axes, float(a.get("extrapolation_value", 0.0))) \
         if coord == "tf_crop_and_resize" else {}
+    if antialias and any(s < 1 for s in scales):
+        crop["antialias"] = 1
+        crop.setdefault("exclude_outside", int(a.get("exclude_outside", 0)))
     _emit(cx, node, mode, coord, nearest, scales, cubic, crop)
 
 

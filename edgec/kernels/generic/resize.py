@@ -138,6 +138,45 @@ def cubic_axis(x: np.ndarray, n_in: int, stride: int, dst_stride: int, a: float,
     return LinearAxis(len(x), dst_stride, taps=[t * stride for t in idx], weights=[wj.astype(f32) for wj in w])
 
 
+def antialias_axis(x: np.ndarray, n_in: int, scale: float, stride: int, dst_stride: int, cubic_a: float | None,
+                   exclude_outside: bool) -> LinearAxis:
+    """Resize with antialias=1 as the ONNX spec (onnx.reference) defines it: when downsampling,
+    the linear (triangle) or cubic filter is stretched by 1/scale, so each output averages
+    ~1/scale inputs; taps are the n input pixels nearest x (edge pixels repeat past the
+    border), weights normalized to sum 1."""
+    s = min(float(scale), 1.0)
+    if cubic_a is None:
+        start = int(np.floor(-1 / s) + 1)
+        offsets = np.arange(start, 2 - start)
+    else:
+        start = int(np.floor(-2 / s) + 1)
+        offsets = np.arange(start, 2 - start)
+
+    def coeffs(ratio: float) -> np.ndarray:
+        args = (offsets - ratio) * s
+        if cubic_a is None:
+            w = np.clip(1 - np.abs(args), 0, 1)
+        else:
+            a, d = cubic_a, np.abs(args)
+            w = np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                         np.where(d < 2, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a, 0.0))
+        return w / w.sum()
+
+    n = len(offsets)
+    pad = -(-n // 2)
+    taps, weights = np.zeros((n, len(x)), np.int64), np.zeros((n, len(x)), np.float64)
+    for i, xo in enumerate(x.astype(np.float64)):
+        base = np.floor(xo)
+        w = coeffs(1.0 if xo == base else xo - base)
+        cand = range(max(-pad, int(base) - n - 1), min(n_in + pad, int(base) + n + 2))
+        idx = np.array(sorted(sorted(cand, key=lambda j: (abs(xo - j), j))[:n]))
+        if exclude_outside:
+            w = np.where((idx < 0) | (idx >= n_in), 0.0, w)
+            w = w / w.sum()
+        taps[:, i], weights[:, i] = np.clip(idx, 0, n_in - 1), w
+    return LinearAxis(len(x), dst_stride, taps=[t * stride for t in taps], weights=[w.astype(f32) for w in weights])
+
+
 def _merge_plain(axes: list[LinearAxis]) -> list[LinearAxis]:
     out: list[LinearAxis] = []
     for a in axes:
@@ -229,7 +268,13 @@ def lower_resize(kc: KernelContext) -> None:
         return
     if kc.dtype(x) != np.float32:
         raise NotImplementedError(f"{mode} Resize of {kc.dtype(x)}")
-    if mode == "cubic":
+    if kc.attrs.get("antialias"):
+        a = kc.attrs["cubic_coeff_a"] if mode == "cubic" else None
+        excl = bool(kc.attrs.get("exclude_outside", 0))
+        axes = [antialias_axis(c, i, sc, s, ds, a, excl) if sc < 1 else
+                (linear_axis(c, i, s, ds) if a is None else cubic_axis(c, i, s, ds, a, excl))
+                for c, i, sc, s, ds in zip(coords, in_shape, scales, st, contiguous_strides(out_shape))]
+    elif mode == "cubic":
         a, excl = kc.attrs["cubic_coeff_a"], bool(kc.attrs["exclude_outside"])
         axes = [cubic_axis(c, i, s, ds, a, excl)
                 for c, i, s, ds in zip(coords, in_shape, st, contiguous_strides(out_shape))]
