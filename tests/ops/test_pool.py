@@ -166,8 +166,8 @@ def test_pool_errors() -> None:
                    [("x", F, [1, 2, 4, 4])], [("y", F, None), ("i", T.INT64, None)])
     with pytest.raises(ModelError, match="Indices"):
         import_model(m)
-    with pytest.raises(ModelError, match="3-D MaxPool is not supported"):
-        import_model(pool_model("MaxPool", [1, 2, 4, 4, 4], kernel_shape=[2, 2, 2]))
+    with pytest.raises(ModelError, match="input rank 6 is not supported"):
+        import_model(pool_model("MaxPool", [1, 2, 3, 3, 3, 3], kernel_shape=[2, 2, 2, 2]))
     with pytest.raises(ModelError, match="float64 is not supported"):
         import_model(pool_model("AveragePool", [1, 2, 4, 4], elem=T.DOUBLE, kernel_shape=[2, 2]))
 
