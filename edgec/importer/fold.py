@@ -8,12 +8,15 @@ Range/Expand/Tile/ConstantOfShape disappear before they ever need a kernel.
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from edgec.errors import ModelError
+from edgec.importer.control_flow import is_if, select_branch
 from edgec.importer.operands import check_fold, check_operands, too_costly_to_fold
 from edgec.importer.validate import clean_message, value_nbytes, where
 
@@ -52,8 +55,9 @@ def _evaluate(node: onnx.NodeProto, feeds: dict[str, np.ndarray], opsets: list) 
 
 
 def fold_constants(model: onnx.ModelProto, value_infos: dict[str, onnx.ValueInfoProto],
-                   supported: set[str]) -> tuple[list[onnx.NodeProto], dict[str, np.ndarray]]:
-    """Return (nodes that stay, constants by name) for the main graph."""
+                   supported: set[str]) -> tuple[list[onnx.NodeProto], dict[str, np.ndarray], bool]:
+    """Return (nodes that stay, constants by name, whether anything was folded or inlined) for
+    the main graph."""
     # Initializers were checked (edgec/importer/validate.py): to_array cannot fail on them.
     consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     kept: list[onnx.NodeProto] = []
@@ -63,7 +67,24 @@ def fold_constants(model: onnx.ModelProto, value_infos: dict[str, onnx.ValueInfo
     def shape_of(name: str) -> tuple[int, ...] | None:
         return tuple(consts[name].shape) if name in consts else _static_shape(value_infos.get(name))
 
-    for node in model.graph.node:
+    work = deque(model.graph.node)
+    changed = False
+    while work:
+        node = work.popleft()
+        if is_if(node):  # resolved here once its condition is a constant (control_flow.py)
+            if node.input and node.input[0] in consts:
+                nodes, inits = select_branch(node, consts[node.input[0]])
+                for t in inits:
+                    try:
+                        consts[t.name] = numpy_helper.to_array(t)
+                    except Exception as exc:  # noqa: BLE001 - a branch tensor not checked before
+                        raise ModelError(f"{where(node)}: a branch initializer is malformed: "
+                                         f"{clean_message(exc)}") from None
+                work.extendleft(reversed(nodes))
+                changed = True
+            else:
+                kept.append(node)
+            continue
         if node.domain not in ("", "ai.onnx"):
             kept.append(node)
             continue
@@ -101,8 +122,9 @@ def fold_constants(model: onnx.ModelProto, value_infos: dict[str, onnx.ValueInfo
         if result is None:
             kept.append(node)
             continue
+        changed = True
         for name, arr in zip([o for o in node.output if o], result):
             if name:
                 consts[name] = np.asarray(arr)
                 value_nbytes(name, consts[name].shape, consts[name].dtype)
-    return kept, consts
+    return kept, consts, changed

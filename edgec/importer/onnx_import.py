@@ -20,7 +20,7 @@ from onnx import helper, shape_inference
 from edgec.errors import EdgecWarning, ModelError, UnsupportedOpsError
 from edgec.importer.bind import bind_inputs, check_bound
 from edgec.importer.context import ConvertContext
-from edgec.importer.control_flow import check_branch_shapes, inline_ifs
+from edgec.importer.control_flow import check_branch_shapes, inline_runtime_ifs, is_if
 from edgec.importer.external_data import load_external_data, model_path, read_model_file
 from edgec.importer.fold import _static_shape, fold_constants
 from edgec.importer.functions import inline_functions
@@ -166,25 +166,75 @@ def _infer(model: onnx.ModelProto, check: bool = False) -> onnx.ModelProto:
     return out
 
 
-def _infer_trusting_inference(model: onnx.ModelProto) -> onnx.ModelProto:
+class _DeclaredShapes:
     """Shape inference with the checker. A model whose declared shapes (graph outputs,
     value_info) disagree with what its ops compute, as some exporters write them, runs in
     onnxruntime with a warning: here too, the declared shapes are dropped and inference trusted,
-    with one warning naming the first disagreement."""
-    try:
-        return _infer(model, check=True)
-    except ModelError as exc:
-        if "existing shape differ" not in str(exc):
-            raise
-        first = exc
-    stripped = onnx.ModelProto()
-    stripped.CopyFrom(model)
-    for vi in [*stripped.graph.output, *stripped.graph.value_info]:
-        if vi.type.HasField("tensor_type"):
-            vi.type.tensor_type.ClearField("shape")
-    out = _infer(stripped, check=True)
-    warnings.warn(EdgecWarning(f"the model's declared shapes disagree with its ops ({clean_message(first, 160)}); "
-                               "using the inferred ones"), stacklevel=2)
+    with one warning naming the first disagreement. The disagreement may show only after
+    folding (a Reshape whose target was computed): every round of inference goes through here."""
+
+    def __init__(self) -> None:
+        self.warned = False
+
+    def infer(self, model: onnx.ModelProto) -> onnx.ModelProto:
+        try:
+            return _infer(model, check=True)
+        except ModelError as exc:
+            if "existing shape differ" not in str(exc):
+                raise
+            first = exc
+        stripped = onnx.ModelProto()
+        stripped.CopyFrom(model)
+        for vi in [*stripped.graph.output, *stripped.graph.value_info]:
+            if vi.type.HasField("tensor_type"):
+                vi.type.tensor_type.ClearField("shape")
+        out = _infer(stripped, check=True)
+        if not self.warned:
+            self.warned = True
+            warnings.warn(EdgecWarning(f"the model's declared shapes disagree with its ops "
+                                       f"({clean_message(first, 160)}); using the inferred ones"), stacklevel=3)
+        return out
+
+
+def _runtime_if_error(ifs: list[onnx.NodeProto], producer: dict[str, onnx.NodeProto],
+                      graph_inputs: set[str], exc: ModelError) -> ModelError:
+    """Both branches of an If whose condition is known only at run time must fit the shapes:
+    when one does not, the condition most likely depends on an input that is fixed in practice
+    (a sample rate, a mode flag): name the inputs to bind."""
+    inputs: set[str] = set()
+    seen: set[str] = set()
+    stack = [n.input[0] for n in ifs if n.input]
+    while stack:
+        v = stack.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in producer:
+            stack += [i for i in producer[v].input if i]
+        elif v in graph_inputs:
+            inputs.add(v)
+    return ModelError(f"{where(ifs[0])}: its condition is known only at run time (it depends on "
+                      f"{', '.join(map(show, sorted(inputs)))}), so both branches are compiled, and a branch does "
+                      f"not fit the input shapes ({clean_message(exc, 200)}); freeze the inputs that decide it with "
+                      "--bind NAME=VALUE")
+
+
+def _subgraph_refs(nodes: list[onnx.NodeProto]) -> set[str]:
+    """Names that the branches of (not yet inlined) Ifs read from the enclosing graph."""
+    out: set[str] = set()
+
+    def walk(g: onnx.GraphProto) -> None:
+        for n in g.node:
+            out.update(n.input)
+            for a in n.attribute:
+                for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                    walk(sub)
+        out.update(o.name for o in g.output)
+
+    for n in nodes:
+        for a in n.attribute:
+            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                walk(sub)
     return out
 
 
@@ -223,36 +273,52 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     if opset < MIN_OPSET:
         proto, opset = _upgrade(proto, opset), MIN_OPSET
     proto = inline_functions(proto)
-    if_pairs = inline_ifs(proto)  # If -> the chosen branch, or both and Where (control_flow.py)
     check_graph(proto.graph)  # again after inlining: a function body may break it
     bind_inputs(proto, bind)
     check_bound(proto)
     check_graph_operands(proto.graph, opset)
     _fix_input_shapes(proto, shapes)
     _clear_negative_dims(proto)
-    proto = _infer_trusting_inference(proto)
+    declared = _DeclaredShapes()
+    proto = declared.infer(proto)
     check_value_infos(_value_infos(proto).values())
-    check_branch_shapes(if_pairs, _value_infos(proto))
 
     # Fold, re-infer shapes on the folded graph, and fold again until nothing changes: a Shape
-    # node may only become static once an earlier folded value fixed its input's shape.
+    # node may only become static once an earlier folded value fixed its input's shape, and an
+    # If is inlined once its condition folds. Ifs left then run both branches (control_flow.py)
+    # and folding goes on in what they brought in.
     g = proto.graph
     inits = {i.name for i in g.initializer}
     real_inputs = [i for i in g.input if i.name not in inits]
     supported = set(supported_ops())
     current, infos = proto, _value_infos(proto)
+    if_pairs: list = []
+    runtime_ifs: list[onnx.NodeProto] = []  # inlined with both branches
+    producers: dict[str, onnx.NodeProto] = {}
     while True:
-        kept, consts = fold_constants(current, infos, supported)
-        used = {i for n in kept for i in n.input} | {o.name for o in g.output}
+        kept, consts, changed = fold_constants(current, infos, supported)
+        used = {i for n in kept for i in n.input} | {o.name for o in g.output} | _subgraph_refs(kept)
         folded = helper.make_graph(
             kept, g.name or "model", real_inputs, list(g.output),
             initializer=[onnx.numpy_helper.from_array(v, k) for k, v in consts.items() if k in used])
         folded_model = helper.make_model(folded, opset_imports=proto.opset_import, ir_version=proto.ir_version)
-        infos = _value_infos(_infer(folded_model))
+        if not changed:
+            if not any(map(is_if, kept)):
+                infos = _value_infos(declared.infer(folded_model))
+                break
+            runtime_ifs += [n for n in kept if is_if(n)]
+            if_pairs += inline_runtime_ifs(folded_model.graph)  # only run-time conditions are left
+            check_graph(folded_model.graph)
+        try:
+            infos = _value_infos(declared.infer(folded_model))
+        except ModelError as exc:
+            raise (_runtime_if_error(runtime_ifs, producers, {i.name for i in real_inputs}, exc)
+                   if runtime_ifs else exc) from None
+        producers.update({o: n for n in kept for o in n.output if o})
         check_value_infos(infos.values())
-        if len(kept) == len(current.graph.node):
-            break
+        check_branch_shapes(if_pairs, infos)
         current = folded_model
+    check_value_infos(infos.values())
 
     unsupported: dict[str, list[str]] = {}
     for node in kept:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto as T
-from onnx import helper
+from onnx import helper, numpy_helper
 
 import edgec
 from edgec.errors import EdgecWarning
@@ -41,3 +42,23 @@ def test_cli_prints_one_warning_line(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if "declared shapes" in ln]
     assert len(lines) == 1 and lines[0].startswith("warning:") and "Traceback" not in proc.stderr
+
+
+def test_disagreement_seen_only_after_folding(tmp_path: Path) -> None:
+    """ddddocr's CRNN: a Reshape target computed from Shape nodes gives rank 3 while the graph
+    output declares rank 2; the clash only shows once the target folds."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "i0"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n", "ax"], ["n1"]),
+             helper.make_node("Concat", ["n1", "rest"], ["tgt"], axis=0),
+             helper.make_node("Reshape", ["x", "tgt"], ["y"])]
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "i0"), numpy_helper.from_array(np.array([0], np.int64), "ax"),
+             numpy_helper.from_array(np.array([4, 3], np.int64), "rest")]
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", T.FLOAT, ["n", 12])],
+                          [helper.make_tensor_value_info("y", T.FLOAT, ["a", "b"])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.warns(EdgecWarning, match="declared shapes disagree") as rec:
+        edgec.build(m, out_dir=tmp_path / "b", input_shapes={"x": [2, 12]})
+    assert len([w for w in rec if issubclass(w.category, EdgecWarning)]) == 1
+    x = np.arange(24, dtype=np.float32).reshape(2, 12)
+    np.testing.assert_array_equal(edgec.load(tmp_path / "b").run({"x": x})["y"], x.reshape(2, 4, 3))
