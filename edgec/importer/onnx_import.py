@@ -20,6 +20,7 @@ from onnx import helper, shape_inference
 from edgec.errors import EdgecWarning, ModelError, UnsupportedOpsError
 from edgec.importer.bind import bind_inputs, check_bound
 from edgec.importer.context import ConvertContext
+from edgec.importer.contrib import expand_contrib_ops
 from edgec.importer.control_flow import check_branch_shapes, inline_runtime_ifs, is_if
 from edgec.importer.external_data import load_external_data, model_path, read_model_file
 from edgec.importer.fold import _static_shape, fold_constants
@@ -273,6 +274,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     if opset < MIN_OPSET:
         proto, opset = _upgrade(proto, opset), MIN_OPSET
     proto = inline_functions(proto)
+    proto = expand_contrib_ops(proto, opset)  # com.microsoft ops -> standard ONNX (contrib/)
     check_graph(proto.graph)  # again after inlining: a function body may break it
     bind_inputs(proto, bind)
     check_bound(proto)

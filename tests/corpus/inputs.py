@@ -68,7 +68,7 @@ def feeds(name: str, shapes: dict[str, list[int]], seed: int = 3) -> dict[str, n
             x = _half(text_images(1, *shape[2:], seed=seed))
         elif name in ("nudenet_320n", "ddddocr_det"):
             x = (text_images(1, *shape[2:], seed=seed) / 255.0).astype(np.float32)
-        elif name == "ddddocr_crnn":  # grey, (x/255 - 0.5) / 0.5
+        elif name in ("ddddocr_crnn", "ddddocr_dynamic"):  # grey, (x/255 - 0.5) / 0.5
             x = _half(text_images(1, *shape[2:], seed=seed).mean(axis=1, keepdims=True))
         elif name == "oww_melspectrogram":
             x = speech(shape[1], seed)[None] * 32767

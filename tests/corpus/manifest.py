@@ -38,6 +38,7 @@ class CorpusModel:
     bind: dict[str, object] = field(default_factory=dict)  # graph inputs frozen (--bind)
     meaning: str = "values"  # "argmax": top-1 per row of the last axis must agree too
     slow: bool = False
+    tol: float = 1e-3  # max abs error <= tol x max|ref|
 
 
 M = CorpusModel
@@ -69,6 +70,10 @@ MODELS = [
       "33b5cd351ee94e73a6bf8fa18c415ed8b819b3ffd342e267c30d8ad8334e34e8",
       "OCR CRNN (CNN + LSTM + CTC); declares an output of the wrong rank",
       {"input1": [1, 1, 64, 160]}, meaning="argmax", slow=True),
+    M("ddddocr_dynamic", "ddddocr==1.6.1", "ddddocr/common_old.onnx",
+      "b8f2ad9cbc1f2e3922a6cb9459e30824e7e2467f3fb4fd61420640e34ea0bf68",
+      "onnxruntime dynamic quantization (ConvInteger, MatMulInteger, com.microsoft.DynamicQuantizeLSTM)",
+      {"input1": [1, 1, 64, 160]}, meaning="argmax", slow=True, tol=3e-2),
     M("oww_melspectrogram", "openwakeword==0.4.0", "openwakeword/resources/models/melspectrogram.onnx",
       "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f",
       "audio front end: STFT as Conv, log-mel, Clip(x, ReduceMax(x) - 80)", {"input": [1, 12400]}),

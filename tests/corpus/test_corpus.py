@@ -1,7 +1,11 @@
 """Every corpus model (tests/corpus/manifest.py) built by edgec for the host from the untouched
 file (dynamic dims fixed with input_shapes, decisive inputs frozen with bind), run, and compared
 with onnxruntime on realistic inputs: max abs error <= 1e-3 x max|ref| on every output, and the
-top-1 class (per row) agrees where that is the model's meaning. The aarch64 build links."""
+top-1 class (per row) agrees where that is the model's meaning. The aarch64 build links.
+
+One model has a looser bound, with its reason: ddddocr's dynamically quantized CRNN (3e-2):
+onnxruntime re-quantizes the LSTM state to uint8 before every recurrent product, edgec keeps it
+in float (edgec/importer/contrib/dynamic.py); its top-1 per time step must still agree."""
 
 from __future__ import annotations
 
@@ -32,7 +36,10 @@ def _check(m: CorpusModel, got: dict[str, np.ndarray], want: list[np.ndarray], m
         assert g.shape == w.shape and g.dtype == w.dtype, f"{m.name}.{o.name}: {g.shape} {g.dtype} vs {w.shape} {w.dtype}"
         scale = max(float(np.abs(w).max()), 1e-30)
         err = float(np.abs(g.astype(np.float64) - w).max())
-        assert err <= 1e-3 * scale, f"{m.name}.{o.name}: max abs error {err:.3g} > 1e-3 x {scale:.3g}"
+        assert err <= m.tol * scale, f"{m.name}.{o.name}: max abs error {err:.3g} > {m.tol} x {scale:.3g}"
+        if m.tol > 1e-3:  # a looser bound: the output must still point the same way
+            cos = float(g.ravel().astype(np.float64) @ w.ravel() / np.linalg.norm(g) / np.linalg.norm(w))
+            assert cos >= 0.999, f"{m.name}.{o.name}: cosine {cos:.5f} < 0.999"
         if m.meaning == "argmax":
             agree = (g.reshape(-1, g.shape[-1]).argmax(-1) == w.reshape(-1, w.shape[-1]).argmax(-1)).mean()
             assert agree == 1.0, f"{m.name}.{o.name}: top-1 agrees on {agree:.1%} of the rows"

@@ -1,0 +1,112 @@
+"""onnxruntime's `com.microsoft` ops, as exporters and onnxruntime's own tools write them into
+plain models, rewritten into standard ONNX before shape inference (which does not know them:
+their outputs would have no shape, and everything downstream would look dynamic).
+
+Each op is one small rewrite (`@expands("Gelu")` in a module of this package) that returns
+standard nodes computing what onnxruntime computes; quantized ops become DequantizeLinear ->
+float op -> QuantizeLinear, the QDQ form that edgec's quantized passes already turn into integer
+kernels (edgec/quantize). The rewrite runs before validation of operands and folding, so every
+check downstream sees only standard ops. docs/contrib_ops.md lists the ops and their numerics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from edgec.errors import ModelError
+from edgec.importer.validate import where
+
+DOMAIN = "com.microsoft"
+
+
+class Rewrite:
+    """What one rewrite gets: the node, its attributes, fresh names and a place for
+    constants. Names derive from the node's first output (unique in the model)."""
+
+    def __init__(self, node: onnx.NodeProto, opset: int):
+        self.node = node
+        self.opset = opset
+        self.attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._base = next((o for o in node.output if o), node.name or "contrib") + "__ms_"
+        self._count = 0
+
+    def name(self, hint: str = "t") -> str:
+        self._count += 1
+        return f"{self._base}{hint}{self._count}"
+
+    def const(self, value: object, dtype: object = np.float32, hint: str = "c") -> str:
+        n = self.name(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), n))
+        return n
+
+    def op(self, op_type: str, inputs: list[str], outputs: list[str] | None = None, **attrs: object) -> str:
+        """Emit one standard node; returns its (first) output name."""
+        outs = outputs or [self.name(op_type.lower())]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, **attrs))
+        return outs[0]
+
+    def input(self, k: int) -> str:
+        """Input k, or "" when absent."""
+        return self.node.input[k] if len(self.node.input) > k else ""
+
+    def output(self, k: int) -> str:
+        return self.node.output[k] if len(self.node.output) > k else ""
+
+    def fail(self, why: str) -> ModelError:
+        return ModelError(f"{where(self.node)}: {why}")
+
+
+EXPANSIONS: dict[str, Callable[[Rewrite], None]] = {}
+
+
+def expands(*ops: str) -> Callable:
+    def register(fn: Callable[[Rewrite], None]) -> Callable[[Rewrite], None]:
+        for op in ops:
+            EXPANSIONS[op] = fn
+        return fn
+    return register
+
+
+def expand_contrib_ops(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """`model` with every com.microsoft op that has a rewrite replaced by standard nodes (in
+    place, main graph and If branches); ops without one are left for the unsupported-op list."""
+    from edgec.importer.contrib import activations, dynamic, qlinear  # noqa: F401 (fill EXPANSIONS)
+
+    if not any(n.domain == DOMAIN for n in _all_nodes(model.graph)):
+        return model
+    _expand_graph(model.graph, model.graph, opset)
+    return model
+
+
+def _all_nodes(g: onnx.GraphProto) -> list[onnx.NodeProto]:
+    out = []
+    for n in g.node:
+        out.append(n)
+        for a in n.attribute:
+            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                out += _all_nodes(sub)
+    return out
+
+
+def _expand_graph(g: onnx.GraphProto, main: onnx.GraphProto, opset: int) -> None:
+    nodes: list[onnx.NodeProto] = []
+    for n in g.node:
+        for a in n.attribute:
+            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                _expand_graph(sub, main, opset)
+        fn = EXPANSIONS.get(n.op_type) if n.domain == DOMAIN else None
+        if fn is None:
+            nodes.append(n)
+            continue
+        rw = Rewrite(n, opset)
+        fn(rw)
+        nodes += rw.nodes
+        main.initializer.extend(rw.initializers)
+    del g.node[:]
+    g.node.extend(nodes)
