@@ -17,6 +17,8 @@ class ConvertContext:
     def __init__(self, graph: Graph, opset: int):
         self.graph = graph
         self.opset = opset
+        # LSTM outputs whose state is re-quantized each step (edgec/importer/contrib/dynamic.py)
+        self.quantized_state: set[str] = set()
 
     # ---- reading the ONNX node -------------------------------------------------------
     @staticmethod

@@ -20,7 +20,11 @@ from onnx import helper, shape_inference
 from edgec.errors import EdgecWarning, ModelError, UnsupportedOpsError
 from edgec.importer.bind import bind_inputs, check_bound
 from edgec.importer.context import ConvertContext
-from edgec.importer.contrib import expand_contrib_ops
+from edgec.importer.contrib import (
+    drop_edgec_properties,
+    expand_contrib_ops,
+    quantized_state_outputs,
+)
 from edgec.importer.control_flow import check_branch_shapes, inline_runtime_ifs, is_if
 from edgec.importer.external_data import load_external_data, model_path, read_model_file
 from edgec.importer.fold import _static_shape, fold_constants
@@ -274,7 +278,9 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     if opset < MIN_OPSET:
         proto, opset = _upgrade(proto, opset), MIN_OPSET
     proto = inline_functions(proto)
+    drop_edgec_properties(proto)
     proto = expand_contrib_ops(proto, opset)  # com.microsoft ops -> standard ONNX (contrib/)
+    quantized_state = quantized_state_outputs(proto)
     check_graph(proto.graph)  # again after inlining: a function body may break it
     bind_inputs(proto, bind)
     check_bound(proto)
@@ -360,6 +366,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     check_ir_values(graph.values)
 
     cx = ConvertContext(graph, opset)
+    cx.quantized_state = quantized_state
     for node in kept:
         _convert(cx, node)
     check_ir_values(graph.values)  # and the temporaries converters added

@@ -21,15 +21,19 @@ from edgec.errors import ModelError
 from edgec.importer.validate import where
 
 DOMAIN = "com.microsoft"
+# Outputs of LSTMs rewritten from DynamicQuantizeLSTM, for the LSTM converter (a model property
+# only edgec writes: import_model drops one that arrives with the model).
+QUANTIZED_STATE_KEY = "edgec.contrib.quantized_lstm_state"
 
 
 class Rewrite:
     """What one rewrite gets: the node, its attributes, fresh names and a place for
     constants. Names derive from the node's first output (unique in the model)."""
 
-    def __init__(self, node: onnx.NodeProto, opset: int):
+    def __init__(self, node: onnx.NodeProto, opset: int, quantized_state: list[str] | None = None):
         self.node = node
         self.opset = opset
+        self.quantized_state = quantized_state if quantized_state is not None else []
         self.attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
@@ -80,8 +84,21 @@ def expand_contrib_ops(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
 
     if not any(n.domain == DOMAIN for n in _all_nodes(model.graph)):
         return model
-    _expand_graph(model.graph, model.graph, opset)
+    marked: list[str] = []
+    _expand_graph(model.graph, model.graph, opset, marked)
+    if marked:
+        model.metadata_props.add(key=QUANTIZED_STATE_KEY, value="\n".join(marked))
     return model
+
+
+def quantized_state_outputs(model: onnx.ModelProto) -> set[str]:
+    return {o for p in model.metadata_props if p.key == QUANTIZED_STATE_KEY for o in p.value.split("\n") if o}
+
+
+def drop_edgec_properties(model: onnx.ModelProto) -> None:
+    keep = [p for p in model.metadata_props if p.key != QUANTIZED_STATE_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
 
 
 def _all_nodes(g: onnx.GraphProto) -> list[onnx.NodeProto]:
@@ -94,17 +111,17 @@ def _all_nodes(g: onnx.GraphProto) -> list[onnx.NodeProto]:
     return out
 
 
-def _expand_graph(g: onnx.GraphProto, main: onnx.GraphProto, opset: int) -> None:
+def _expand_graph(g: onnx.GraphProto, main: onnx.GraphProto, opset: int, marked: list[str]) -> None:
     nodes: list[onnx.NodeProto] = []
     for n in g.node:
         for a in n.attribute:
             for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
-                _expand_graph(sub, main, opset)
+                _expand_graph(sub, main, opset, marked)
         fn = EXPANSIONS.get(n.op_type) if n.domain == DOMAIN else None
         if fn is None:
             nodes.append(n)
             continue
-        rw = Rewrite(n, opset)
+        rw = Rewrite(n, opset, marked)
         fn(rw)
         nodes += rw.nodes
         main.initializer.extend(rw.initializers)

@@ -9,9 +9,10 @@
   scales, stored transposed ([directions, input, 4*hidden]). Here: the weights dequantized at
   build time into a standard LSTM; the input sequence quantized at run time exactly as
   onnxruntime does (one range over the whole sequence), so the input GEMM is onnxruntime's.
-  onnxruntime also re-quantizes the hidden state before every recurrent GEMM; that step is not
-  reproduced (the recurrent product is computed on the float state), which keeps outputs within
-  ~1e-2 relative of onnxruntime's, not bit-equal (docs/contrib_ops.md).
+  onnxruntime also quantizes the hidden state to uint8 (its own range, as DynamicQuantizeLinear)
+  before every recurrent GEMM: the LSTM is marked (QUANTIZED_STATE_KEY) and edgec's LSTM kernel
+  does the same round trip (edgec/kernels/rnn/lower.py: quantize_state), so the recurrent
+  product sees onnxruntime's values.
 """
 
 from __future__ import annotations
@@ -81,3 +82,4 @@ def dynamic_quantize_lstm(rw: Rewrite) -> None:
     attrs = {k: ([a.decode() for a in v] if k == "activations" else v.decode() if isinstance(v, bytes) else v)
              for k, v in rw.attrs.items() if k in keep}
     rw.op("LSTM", ins, list(rw.node.output), **attrs)
+    rw.quantized_state.extend(o for o in rw.node.output if o)

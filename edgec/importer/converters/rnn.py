@@ -118,6 +118,9 @@ def convert_rnn(cx: ConvertContext, node: onnx.NodeProto) -> None:
     shapes = [y_shape] + [state_shape] * (nout - 1)
     outs = [node.output[k] if k < len(node.output) else "" for k in range(nout)]
     outs = [o or cx.temp(f"{name}_out{k}", np.float32, shapes[k]) for k, o in enumerate(outs)]
+    extra = {}
+    if op == "LSTM" and any(o in cx.quantized_state for o in node.output if o):
+        extra["quantized_state"] = True
     n_ = g_ * hp
     scratch = cx.temp(f"{name}_scratch", np.float32, (t_ * b_ * n_ + n_ + 2 * b_ * hp + hp,))
     cx.emit(op, [x, w, r, b, h0, c0, pp, seq], [*outs, scratch], node.name,
@@ -125,4 +128,4 @@ def convert_rnn(cx: ConvertContext, node: onnx.NodeProto) -> None:
             directions=dirs, reverse=direction == "reverse", layout=layout,
             linear_before_reset=lbr, clip=None if clip is None else float(clip),
             input_forget=int(at.get("input_forget", 0)), panel=lay.panel_width(hp),
-            activations=_activations(op, node, at, dirs))
+            activations=_activations(op, node, at, dirs), **extra)

@@ -28,6 +28,9 @@ class RecurrentAttrs(TypedDict):
     activations: Activations
     weights: NotRequired[Literal["fp32", "fp16", "int8"]]  # --weights (edgec/optimize/weight_quant.py)
     sparse: NotRequired[dict[str, Any]]  # block-sparse recurrent weights (edgec/sparsity/rnn.py)
+    # LSTM from com.microsoft.DynamicQuantizeLSTM: the state is quantized to uint8 and back
+    # before each recurrent product, as onnxruntime does (edgec/importer/contrib/dynamic.py)
+    quantized_state: NotRequired[bool]
 
 
 @kernel_spec("RNNPack")
