@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgec.importer.contrib import Rewrite, expands
+from edgec.importer.contrib.rewrite import Rewrite, expands
 
 
 def _rescaled_integer_matmul(rw: Rewrite, a_q: str, b: str, a_zp: str, b_zp: str, a_scale: str, b_scale: str,

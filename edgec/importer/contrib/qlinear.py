@@ -10,7 +10,7 @@ A missing output zero point means uint8 (as in QuantizeLinear).
 
 from __future__ import annotations
 
-from edgec.importer.contrib import Rewrite, expands
+from edgec.importer.contrib.rewrite import Rewrite, expands
 
 
 def _dq(rw: Rewrite, x: str, scale: str, zp: str, axis: int | None = None) -> str:

@@ -204,3 +204,18 @@ def lower_qglobal_avg(kc: KernelContext) -> None:
         acc = b.sub(b.load(slot), b.mul(zx, ir.Constant(I32, hw)))
         q = round_clamp(b, b.fmul(b.sitofp(acc, F32), mult), zy, qmin, qmax, finite=True)
         kc.store(y, nc, narrow(b, q, kc.dtype(y)))
+
+
+@lowering("QLut")
+def lower_qlut(kc: KernelContext) -> None:
+    """y[i] = table[x[i]] (uint8 index, int8 offset by 128): one load per byte, no float."""
+    x, table = kc.inputs[:2]
+    y = kc.outputs[0]
+    b = kc.b
+    signed = is_signed(kc.dtype(x))
+    with kc.loop(kc.value(y).size, "i") as i:
+        v = kc.load(x, i)
+        j = b.add(b.sext(v, I32), ir.Constant(I32, 128)) if signed else b.zext(v, I32)
+        if kc.isize.width > 32:
+            j = b.zext(j, kc.isize)
+        kc.store(y, i, kc.load(table, j))

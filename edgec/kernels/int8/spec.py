@@ -1,5 +1,5 @@
 """The int8 family's contract. From the QDQ fusion (edgec/optimize/qdq.py): `QConv`, `QMatMul`,
-`QAdd`, `QGlobalAveragePool` (reference int8 kernels, lower_qconv.py / lower_qmatmul.py /
+`QAdd`, `QGlobalAveragePool`, `QLut` (reference int8 kernels, lower_qconv.py / lower_qmatmul.py /
 edgec/kernels/generic/quant.py). From `prepare-qconv` (prepare.py, quads.py): the register-
 blocked convs `QConvDirect`/`QConvOcvec` on an input re-laid out by `QConvPrep` (int16 pairs
 for vpmaddwd/smlal) or `QConvQuads` (byte quads for vpmaddubsw/sdot, dot="u8s8"/"s8s8"),
@@ -44,6 +44,12 @@ class QAddAttrs(_Clamp):
 @kernel_spec("QGlobalAveragePool")
 class QGlobalAveragePoolAttrs(_Clamp):
     pass
+
+
+@kernel_spec("QLut")
+class QLutAttrs(TypedDict):
+    """y = table[x]: a float unary op between DQ and Q as a 256-entry table (inputs: x, table)."""
+    op: str  # the float op it replaces, for --dump-ir and profiles
 
 
 class QSchedule(TypedDict):
