@@ -136,7 +136,9 @@ def weight_params(w: np.ndarray, axis: int | None, bits: int = 8) -> tuple[np.nd
         amax = np.array(np.abs(w).max() if w.size else 0.0)
     else:
         amax = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
-    scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
+    # a channel whose largest weight is below float32's normal range times qmax (PP-OCRv5 det has
+    # one at 1e-37) would get a denormal scale, which QuantizeLinear consumers refuse: it is zero
+    scale = np.where(amax / qmax >= np.finfo(np.float32).tiny, amax / qmax, 1.0).astype(np.float32)
     shape = [1] * w.ndim
     if axis is not None:
         shape[axis] = -1
