@@ -24,7 +24,7 @@ def expand_contrib_ops(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     if not any(n.domain == DOMAIN for n in _all_nodes(model.graph)):
         return model
     marked: list[str] = []
-    _expand_graph(model.graph, model.graph, opset, marked)
+    _expand_graph(model.graph, model.graph, opset, marked, _ranks(model))
     if marked:
         model.metadata_props.add(key=QUANTIZED_STATE_KEY, value="\n".join(marked))
     return model
@@ -50,17 +50,28 @@ def _all_nodes(g: onnx.GraphProto) -> list[onnx.NodeProto]:
     return out
 
 
-def _expand_graph(g: onnx.GraphProto, main: onnx.GraphProto, opset: int, marked: list[str]) -> None:
+def _ranks(model: onnx.ModelProto) -> dict[str, int]:
+    """Ranks known before the rewrite (non-strict inference: com.microsoft outputs stay unknown)."""
+    try:
+        g = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # noqa: BLE001 - a malformed model is refused later with a clear message
+        g = model.graph
+    return {v.name: len(v.type.tensor_type.shape.dim) for v in [*g.input, *g.value_info, *g.output]
+            if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")}
+
+
+def _expand_graph(g: onnx.GraphProto, main: onnx.GraphProto, opset: int, marked: list[str],
+                  ranks: dict[str, int]) -> None:
     nodes: list[onnx.NodeProto] = []
     for n in g.node:
         for a in n.attribute:
             for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
-                _expand_graph(sub, main, opset, marked)
+                _expand_graph(sub, main, opset, marked, ranks)
         fn = EXPANSIONS.get(n.op_type) if n.domain == DOMAIN else None
         if fn is None:
             nodes.append(n)
             continue
-        rw = Rewrite(n, opset, marked)
+        rw = Rewrite(n, opset, marked, ranks)
         fn(rw)
         nodes += rw.nodes
         main.initializer.extend(rw.initializers)

@@ -22,9 +22,11 @@ class Rewrite:
     """What one rewrite gets: the node, its attributes, fresh names and a place for
     constants. Names derive from the node's first output (unique in the model)."""
 
-    def __init__(self, node: onnx.NodeProto, opset: int, quantized_state: list[str] | None = None):
+    def __init__(self, node: onnx.NodeProto, opset: int, quantized_state: list[str] | None = None,
+                 ranks: dict[str, int] | None = None):
         self.node = node
         self.opset = opset
+        self.ranks = ranks or {}
         self.quantized_state = quantized_state if quantized_state is not None else []
         self.attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         self.nodes: list[onnx.NodeProto] = []
@@ -46,6 +48,11 @@ class Rewrite:
         outs = outputs or [self.name(op_type.lower())]
         self.nodes.append(helper.make_node(op_type, inputs, outs, **attrs))
         return outs[0]
+
+    def rank(self, name: str) -> int | None:
+        """The rank of `name` from a best-effort shape inference before the rewrite; None when
+        unknown (e.g. the output of another com.microsoft op)."""
+        return self.ranks.get(name)
 
     def input(self, k: int) -> str:
         """Input k, or "" when absent."""
