@@ -19,6 +19,7 @@ from edgec.kernels.rnn.pack import pack_rnn
 from edgec.kernels.specs import check_attrs
 from edgec.kernels.winograd.pack import prepare_winograd
 from edgec.optimize.elementwise_fusion import fuse_elementwise
+from edgec.optimize.integer_float import integer_as_float
 from edgec.optimize.memory_plan import alias_concat_inputs
 from edgec.optimize.passes import (
     dead_node_removal,
@@ -40,6 +41,7 @@ Pass = Callable[[Graph], Graph]
 
 GENERIC_PASSES: list[tuple[str, Pass]] = [
     ("fold-qdq", fold_qdq),  # first: it looks up constants a converter copied (Gemm's B)
+    ("integer-as-float", integer_as_float),  # ConvInteger / MatMulInteger on the float kernels, exactly
     ("dead-node-removal", dead_node_removal),
     ("fold-scale-into-conv", fold_scale_into_conv),
     ("fuse-bias", fuse_bias),

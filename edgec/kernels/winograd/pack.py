@@ -70,6 +70,8 @@ def eligible(g: Graph, n: Node) -> bool:
     x, w = g.values[n.inputs[0]], g.values[n.inputs[1]]
     bias = g.values[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
     a = n.attrs
+    if a.get("exact"):  # integers that must stay exact (edgec/optimize/integer_float.py)
+        return False
     return (x.dtype == np.float32 and len(x.shape) == 4 and w.is_const and w.dtype == np.float32
             and (bias is None or bias.is_const) and tuple(w.shape[2:]) == (3, 3)
             and a.get("group", 1) == 1 and list(a["strides"]) == [1, 1] and list(a["dilations"]) == [1, 1]
