@@ -45,6 +45,17 @@ def test_exact_on_float_kernels(case: str) -> None:
     np.testing.assert_array_equal(got, run_onnxruntime(m, feeds)[0])
 
 
+def test_runtime_zero_point_of_dynamic_quantization() -> None:
+    """onnxruntime's dynamic quantization: DynamicQuantizeLinear gives x's zero point at run time."""
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+             helper.make_node("ConvInteger", ["xq", "w", "xz", "wz"], ["y"], pads=[1, 1, 1, 1])]
+    inits = {"w": RNG.integers(0, 256, (16, 8, 3, 3)).astype(np.uint8), "wz": np.array(128, np.uint8)}
+    m = make_model(nodes, [("x", T.FLOAT, [1, 8, 9, 9])], [("y", T.INT32, [1, 16, 9, 9])], inits, opset=13)
+    assert "QConv" not in {n.op for n in run_pipeline(import_model(m)).nodes}
+    feeds = {"x": RNG.normal(0, 1, (1, 8, 9, 9)).astype(np.float32)}
+    np.testing.assert_array_equal(run_edgec(m, feeds)[0], run_onnxruntime(m, feeds)[0])
+
+
 def test_past_the_bound_the_integer_kernel_stays() -> None:
     # 2048 inputs x |w - zp| up to 252 x 255 > 2^24: float sums could round
     b = np.where(RNG.random((2048, 8)) < 0.5, 0, 255).astype(np.uint8)
