@@ -149,3 +149,17 @@ def test_softmax_over_another_axis_is_refused(tmp_path: Path) -> None:
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)])
     with pytest.raises(ModelError, match="'sm'.*axis 1"):
         edgec.build(m, out_dir=tmp_path / "b")
+
+
+@pytest.mark.parametrize("op,ins", [("QLinearAdd", ["a", "as"]), ("DynamicQuantizeLSTM", ["a", "w", "r"]),
+                                    ("QGemm", ["a"]), ("FusedConv", ["a"])])
+def test_missing_inputs_name_the_node(op: str, ins: list[str], tmp_path: Path) -> None:
+    n = helper.make_node(op, ins, ["y"], domain=MS, name="bad")
+    g = helper.make_graph([n], "m", [helper.make_tensor_value_info("a", T.FLOAT, [1, 4, 4, 4])],
+                          [helper.make_tensor_value_info("y", T.FLOAT, [1, 4, 4, 4])],
+                          [numpy_helper.from_array(v, k) for k, v in {"as": np.array(0.1, np.float32),
+                                                                      "w": np.zeros((1, 4, 16), np.int8),
+                                                                      "r": np.zeros((1, 4, 16), np.int8)}.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)])
+    with pytest.raises(ModelError, match=rf"'bad'.*{op} is missing input"):
+        edgec.build(m, out_dir=tmp_path / "b")

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import onnx
 
-from edgec.importer.contrib.rewrite import DOMAIN, EXPANSIONS, QUANTIZED_STATE_KEY, Rewrite
+from edgec.importer.contrib.rewrite import (
+    DOMAIN,
+    EXPANSIONS,
+    QUANTIZED_STATE_KEY,
+    Rewrite,
+    check_required,
+)
 
 
 def expand_contrib_ops(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
@@ -71,6 +77,7 @@ def _expand_graph(g: onnx.GraphProto, main: onnx.GraphProto, opset: int, marked:
         if fn is None:
             nodes.append(n)
             continue
+        check_required(n)
         rw = Rewrite(n, opset, marked, ranks)
         fn(rw)
         nodes += rw.nodes

@@ -30,7 +30,7 @@ def gelu(rw: Rewrite) -> None:
     _gelu(rw, rw.input(0), rw.output(0))
 
 
-@expands("BiasGelu")
+@expands("BiasGelu", required=(0, 1))
 def bias_gelu(rw: Rewrite) -> None:
     _gelu(rw, rw.op("Add", [rw.input(0), rw.input(1)]), rw.output(0))
 
@@ -58,7 +58,7 @@ def _text(v: object) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-@expands("FusedConv")
+@expands("FusedConv", required=(0, 1))
 def fused_conv(rw: Rewrite) -> None:
     attrs = {k: (_text(v) if k == "auto_pad" else v) for k, v in rw.attrs.items() if k in _CONV_ATTRS}
     y = rw.op("Conv", [i for i in rw.node.input[:3]], **attrs)
@@ -92,7 +92,7 @@ def _swap_last(rw: Rewrite, x: str, rank: int | None) -> str:
     return rw.op("Transpose", [x], perm=[*range(rank - 2), rank - 1, rank - 2])
 
 
-@expands("FusedMatMul")
+@expands("FusedMatMul", required=(0, 1))
 def fused_matmul(rw: Rewrite) -> None:
     if int(rw.attrs.get("transBatchA", 0)) or int(rw.attrs.get("transBatchB", 0)):
         raise rw.fail("transBatchA / transBatchB are not supported")
@@ -131,7 +131,7 @@ def _no_stats(rw: Rewrite, *ks: int) -> None:
         raise rw.fail("the mean / inverse standard deviation outputs are not supported")
 
 
-@expands("LayerNormalization", "SimplifiedLayerNormalization")
+@expands("LayerNormalization", "SimplifiedLayerNormalization", required=(0, 1))
 def layer_norm(rw: Rewrite) -> None:
     _no_stats(rw, 1, 2)
     rms = rw.node.op_type == "SimplifiedLayerNormalization"
@@ -146,7 +146,7 @@ def layer_norm(rw: Rewrite) -> None:
     _normalize(rw, rw.input(0), rw.input(1), "" if rms else rw.input(2), eps, axes, rms, rw.output(0))
 
 
-@expands("SkipLayerNormalization", "SkipSimplifiedLayerNormalization")
+@expands("SkipLayerNormalization", "SkipSimplifiedLayerNormalization", required=(0, 1, 2))
 def skip_layer_norm(rw: Rewrite) -> None:
     _no_stats(rw, 1, 2)
     rms = rw.node.op_type == "SkipSimplifiedLayerNormalization"

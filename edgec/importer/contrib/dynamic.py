@@ -35,14 +35,14 @@ def _rescaled_integer_matmul(rw: Rewrite, a_q: str, b: str, a_zp: str, b_zp: str
         rw.op("Mul", [acc, scale], [out])
 
 
-@expands("DynamicQuantizeMatMul")
+@expands("DynamicQuantizeMatMul", required=(0, 1, 2))
 def dynamic_quantize_matmul(rw: Rewrite) -> None:
     q, s, zp = rw.name("aq"), rw.name("as"), rw.name("azp")
     rw.op("DynamicQuantizeLinear", [rw.input(0)], [q, s, zp])
     _rescaled_integer_matmul(rw, q, rw.input(1), zp, rw.input(3), s, rw.input(2), rw.input(4), rw.output(0))
 
 
-@expands("MatMulIntegerToFloat")
+@expands("MatMulIntegerToFloat", required=(0, 1, 2, 3))
 def matmul_integer_to_float(rw: Rewrite) -> None:
     _rescaled_integer_matmul(rw, rw.input(0), rw.input(1), rw.input(4), rw.input(5), rw.input(2), rw.input(3),
                              rw.input(6), rw.output(0))
@@ -66,7 +66,7 @@ def _as_3d(rw: Rewrite, v: str) -> str:
     return rw.op("Reshape", [v, rw.op("Concat", [first, rw.const([1], np.int64), last], axis=0)])
 
 
-@expands("DynamicQuantizeLSTM")
+@expands("DynamicQuantizeLSTM", required=(0, 1, 2, 8, 10))
 def dynamic_quantize_lstm(rw: Rewrite) -> None:
     if rw.opset < 11:
         raise rw.fail(f"needs ONNX opset 11 or later (DynamicQuantizeLinear), the model has {rw.opset}")

@@ -27,7 +27,7 @@ def _need_opset(rw: Rewrite) -> None:
         raise rw.fail(f"needs ONNX opset 10 or later (QuantizeLinear), the model has {rw.opset}")
 
 
-@expands("QLinearAdd", "QLinearMul")
+@expands("QLinearAdd", "QLinearMul", required=(0, 1, 3, 4, 6))
 def qlinear_binary(rw: Rewrite) -> None:
     _need_opset(rw)
     a = _dq(rw, rw.input(0), rw.input(1), rw.input(2))
@@ -36,7 +36,7 @@ def qlinear_binary(rw: Rewrite) -> None:
     _q(rw, y, rw.input(6), rw.input(7), rw.output(0))
 
 
-@expands("QLinearSigmoid", "QLinearLeakyRelu")
+@expands("QLinearSigmoid", "QLinearLeakyRelu", required=(0, 1, 3))
 def qlinear_unary(rw: Rewrite) -> None:
     _need_opset(rw)
     x = _dq(rw, rw.input(0), rw.input(1), rw.input(2))
@@ -47,7 +47,7 @@ def qlinear_unary(rw: Rewrite) -> None:
     _q(rw, y, rw.input(3), rw.input(4), rw.output(0))
 
 
-@expands("QLinearSoftmax")
+@expands("QLinearSoftmax", required=(0, 1, 3))
 def qlinear_softmax(rw: Rewrite) -> None:
     """`opset` (an attribute) selects Softmax's semantics: before 13 the input is flattened to
     2-D at `axis`; from 13 on it is one axis. Both agree for the last axis, the case exporters
@@ -61,7 +61,7 @@ def qlinear_softmax(rw: Rewrite) -> None:
     _q(rw, y, rw.input(3), rw.input(4), rw.output(0))
 
 
-@expands("QLinearConcat")
+@expands("QLinearConcat", required=(0, 1, 2))
 def qlinear_concat(rw: Rewrite) -> None:
     _need_opset(rw)
     ins = list(rw.node.input[2:])
@@ -78,7 +78,7 @@ def _channels_first(rw: Rewrite, x: str, rank: int | None) -> str:
     return rw.op("Transpose", [x], perm=[0, rank - 1, *range(1, rank - 1)])
 
 
-@expands("QLinearGlobalAveragePool", "QLinearAveragePool")
+@expands("QLinearGlobalAveragePool", "QLinearAveragePool", required=(0, 1, 3))
 def qlinear_pool(rw: Rewrite) -> None:
     _need_opset(rw)
     x = _dq(rw, rw.input(0), rw.input(1), rw.input(2))
@@ -102,7 +102,7 @@ def qlinear_pool(rw: Rewrite) -> None:
     _q(rw, y, rw.input(3), rw.input(4), rw.output(0))
 
 
-@expands("QGemm")
+@expands("QGemm", required=(0, 1, 3, 4))
 def qgemm(rw: Rewrite) -> None:
     """Y = alpha * A'B' + C' with A' = (A - a_zp) * a_scale, B' likewise (b_scale per tensor or
     per output column), C int32 at scale alpha * a_scale * b_scale; quantized to (y_scale,

@@ -68,11 +68,24 @@ class Rewrite:
 EXPANSIONS: dict[str, Callable[[Rewrite], None]] = {}
 
 
-def expands(*ops: str) -> Callable:
+# op -> indices of the inputs it cannot do without (checked before the rewrite runs, so a
+# malformed node is named in the message instead of failing shape inference of its rewrite)
+REQUIRED: dict[str, tuple[int, ...]] = {}
+
+
+def expands(*ops: str, required: tuple[int, ...] = (0,)) -> Callable:
     def register(fn: Callable[[Rewrite], None]) -> Callable[[Rewrite], None]:
         for op in ops:
             EXPANSIONS[op] = fn
+            REQUIRED[op] = required
         return fn
     return register
+
+
+def check_required(node: onnx.NodeProto) -> None:
+    missing = [k for k in REQUIRED.get(node.op_type, ()) if len(node.input) <= k or not node.input[k]]
+    if missing:
+        raise ModelError(f"{where(node)}: {node.domain}.{node.op_type} is missing input(s) {missing} "
+                         f"(it has {len(node.input)})")
 
 
