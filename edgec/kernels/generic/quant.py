@@ -12,6 +12,8 @@ those two instructions, so LLVM keeps them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from llvmlite import ir
 
@@ -135,6 +137,28 @@ def lower_dequantize(kc: KernelContext) -> None:
             kc.store(y, idx, b.fmul(v, s))
 
 
+def dynamic_uint8_params(kc: KernelContext, n: int,
+                         load: Callable[[ir.Value], ir.Value]) -> tuple[ir.Value, ir.Value]:
+    """(scale f32, zero point i32) of onnxruntime's dynamic uint8 quantization of the `n`
+    values `load(i)`: range widened to include 0, scale = (max - min) / 255 (1 when the range
+    is empty), zero point = round(clamp(0 - min / scale, 0, 255))."""
+    b = kc.b
+    zero = ir.Constant(F32, 0.0)
+    lo_slot, hi_slot = entry_alloca(kc, F32), entry_alloca(kc, F32)
+    b.store(zero, lo_slot)
+    b.store(zero, hi_slot)
+    with kc.loop(n, "r") as i:
+        v = load(i)
+        lo, hi = b.load(lo_slot), b.load(hi_slot)
+        b.store(b.select(b.fcmp_ordered("<", v, lo), v, lo), lo_slot)
+        b.store(b.select(b.fcmp_ordered(">", v, hi), v, hi), hi_slot)
+    lo, hi = b.load(lo_slot), b.load(hi_slot)
+    same = b.fcmp_ordered("==", lo, hi)
+    scale = b.select(same, ir.Constant(F32, 1.0), b.fdiv(b.fsub(hi, lo), ir.Constant(F32, 255.0)))
+    zp = round_clamp(b, b.fsub(zero, b.fdiv(lo, scale)), ir.Constant(I32, 0), 0, 255)
+    return scale, zp
+
+
 @lowering("DynamicQuantizeLinear")
 def lower_dynamic_quantize(kc: KernelContext) -> None:
     """uint8, as onnxruntime: range widened to include 0, scale = (max - min) / 255 (1 when the
@@ -143,20 +167,7 @@ def lower_dynamic_quantize(kc: KernelContext) -> None:
     y, ys, yz = kc.outputs
     b = kc.b
     n = kc.value(x).size
-    zero = ir.Constant(F32, 0.0)
-    lo_slot, hi_slot = entry_alloca(kc, F32), entry_alloca(kc, F32)
-    b.store(zero, lo_slot)
-    b.store(zero, hi_slot)
-    with kc.loop(n, "r") as i:
-        v = kc.load(x, i)
-        lo, hi = b.load(lo_slot), b.load(hi_slot)
-        b.store(b.select(b.fcmp_ordered("<", v, lo), v, lo), lo_slot)
-        b.store(b.select(b.fcmp_ordered(">", v, hi), v, hi), hi_slot)
-    lo, hi = b.load(lo_slot), b.load(hi_slot)
-    same = b.fcmp_ordered("==", lo, hi)
-    scale = b.select(same, ir.Constant(F32, 1.0), b.fdiv(b.fsub(hi, lo), ir.Constant(F32, 255.0)))
-    zpf = b.fsub(zero, b.fdiv(lo, scale))
-    zpi = round_clamp(b, zpf, ir.Constant(I32, 0), 0, 255)
+    scale, zpi = dynamic_uint8_params(kc, n, lambda i: kc.load(x, i))
     kc.store(ys, 0, scale)
     kc.store(yz, 0, b.trunc(zpi, llvm_type(kc.dtype(yz))))
     with kc.loop(n, "q") as i:

@@ -25,8 +25,7 @@ from edgec.codegen.loops import for_range_carried
 from edgec.codegen.mathfn import FM
 from edgec.codegen.types import F32, I32
 from edgec.codegen.vector import Vec
-from edgec.kernels.generic.quant import round_clamp
-from edgec.kernels.generic.reduce import entry_alloca
+from edgec.kernels.generic.quant import dynamic_uint8_params, round_clamp
 from edgec.kernels.generic.weight_load import load_weights
 from edgec.kernels.rnn import cell
 from edgec.kernels.rnn.layout import BSR_BLOCK, BSR_UNROLL
@@ -273,19 +272,7 @@ class _Rnn:
         point round(-min / scale)), dequantized again. One range per batch row (onnxruntime
         takes one over the batch: equal for batch 1)."""
         b, kc = self.b, self.kc
-        zero = ir.Constant(F32, 0.0)
-        lo_slot, hi_slot = entry_alloca(kc, F32), entry_alloca(kc, F32)
-        b.store(zero, lo_slot)
-        b.store(zero, hi_slot)
-        with kc.loop(self.hp, "qr") as u:
-            v = b.load(self.at(src, u))
-            lo, hi = b.load(lo_slot), b.load(hi_slot)
-            b.store(b.select(b.fcmp_ordered("<", v, lo), v, lo), lo_slot)
-            b.store(b.select(b.fcmp_ordered(">", v, hi), v, hi), hi_slot)
-        lo, hi = b.load(lo_slot), b.load(hi_slot)
-        same = b.fcmp_ordered("==", lo, hi)
-        scale = b.select(same, ir.Constant(F32, 1.0), b.fdiv(b.fsub(hi, lo), ir.Constant(F32, 255.0)))
-        zp = round_clamp(b, b.fsub(zero, b.fdiv(lo, scale)), ir.Constant(I32, 0), 0, 255)
+        scale, zp = dynamic_uint8_params(kc, self.hp, lambda u: b.load(self.at(src, u)))
         with kc.loop(self.hp, "qs") as u:
             q = round_clamp(b, b.fdiv(b.load(self.at(src, u)), scale), zp, 0, 255)
             b.store(b.fmul(b.sitofp(b.sub(q, zp), F32), scale), self.at(dst, u))
