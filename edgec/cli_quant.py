@@ -34,6 +34,9 @@ def quantize(
         help="comma-separated nodes left in float: names, output tensors, first, last")] = None,
     bias_correction: Annotated[bool, typer.Option(
         help="empirical bias correction of Conv/Gemm on the calibration data")] = False,
+    min_cosine: Annotated[float, typer.Option(
+        help="keep the most sensitive layers float until the output cosine vs the float model on "
+             "the calibration data reaches this (docs/quantization.md); 0 = every layer int8")] = 0.99,
 ) -> None:
     """Quantize MODEL to int8 (QDQ format, as onnxruntime's quantize_static writes it)."""
     from edgec.quantize import QuantOptions, quantize_file
@@ -42,7 +45,8 @@ def quantize(
     q = quantize_file(model, calibration, output, QuantOptions(method, per_channel, activations,
                                                                    weight_bits=weight_bits,
                                                                    keep_fp32=keep,
-                                                                   bias_correction=bias_correction),
+                                                                   bias_correction=bias_correction,
+                                                                   min_cosine=min_cosine),
                       limit)
     ops: dict[str, int] = {}
     for n in q.graph.node:

@@ -2,9 +2,11 @@
 pairs on activations (per tensor, asymmetric u8 or s8), DequantizeLinear on constant weights
 (int8 symmetric [-127, 127], or [-64, 64] by default on x86 without VNNI, per output channel
 by default) and int32 biases (scale s_in*s_w).
-A Relu/Clip right after Conv/Gemm/MatMul/Add is fused: only its output is quantized.
-BatchNormalization after a Conv is folded into the Conv's weights first; before that, opsets
-< 13 are upgraded and Constant nodes become initializers (prepare.py)."""
+A Relu/Clip right after Conv/Gemm/MatMul/Add is fused: only its output is quantized; Add/Mul by
+a constant scalar is not a quantization point (it joins the elementwise table around it).
+First (fold.py, prepare.py): opsets < 13 are upgraded, Constant nodes become initializers,
+constant subgraphs are evaluated, and BatchNormalization and per-channel affine ops after a Conv
+are folded into its weights."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from onnx import helper, numpy_helper
 from edgec.errors import EdgecError, ModelError
 from edgec.quantize.calibrate import collect_ranges, float_tensors
 from edgec.quantize.data import load_calibration
+from edgec.quantize.fold import fold_affine, fold_constants, prune_initializers
 from edgec.quantize.prepare import constants_to_initializers, upgrade_opset
 
 QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
@@ -28,6 +31,8 @@ FUSABLE = WEIGHTED + ("Add",)
 ACTIVATION_OPS = {"Conv": [0], "Gemm": [0], "MatMul": [0, 1], "Add": [0, 1], "Mul": [0, 1],
                   "Concat": None, "GlobalAveragePool": [0], "AveragePool": [0], "MaxPool": [0],
                   "Reshape": [0], "Flatten": [0]}
+UNARY_ELEMENTWISE = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "LeakyRelu", "Elu", "Neg",
+                     "Abs", "Exp", "Erf", "Softplus", "Softsign", "Selu", "Gelu"}
 SAME_SCALE = ("MaxPool", "Reshape", "Flatten")  # output keeps the input's scale and zero point
 
 
@@ -45,6 +50,9 @@ class QuantOptions:
     # tensor names, or "first" / "last" (the first / last Conv, Gemm or MatMul with a weight)
     keep_fp32: tuple[str, ...] = ()
     bias_correction: bool = False  # empirical bias correction of Conv/Gemm (bias_correct.py)
+    # accuracy guard (guard.py): keep the most sensitive layers float until the output cosine
+    # vs the float model on the calibration data reaches this; 0 turns it off
+    min_cosine: float = 0.99
 
 
 def default_weight_bits(profile: object | None = None) -> int:
@@ -61,60 +69,6 @@ def check_float_model(model: onnx.ModelProto) -> None:
     if q:
         raise ModelError(f"the model is already quantized (it has {', '.join(q)} nodes); "
                          "quantize the float model instead")
-
-
-def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Conv -> BatchNormalization (constant parameters, the Conv's only consumer) becomes one Conv."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    g = m.graph
-    inits = {i.name: i for i in g.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    outputs = {o.name for o in g.output}
-    drop = set()
-    index = {n.output[0]: k for k, n in enumerate(g.node) if n.output}
-    for n in g.node:
-        if n.op_type != "Conv" or n.input[1] not in inits:
-            continue
-        cons = consumers.get(n.output[0], [])
-        if len(cons) != 1 or cons[0].op_type != "BatchNormalization" or n.output[0] in outputs:
-            continue
-        bn = cons[0]
-        if len(bn.output) > 1 and any(bn.output[1:]) or not all(i in inits for i in bn.input[1:5]):
-            continue
-        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
-        gamma, beta, mean, var = (numpy_helper.to_array(inits[i]).astype(np.float64) for i in bn.input[1:5])
-        w = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
-        has_b = len(n.input) > 2 and n.input[2] in inits
-        b = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64) if has_b else np.zeros(w.shape[0])
-        k = gamma / np.sqrt(var + eps)
-        wname, bname = f"{n.input[1]}_bnfold", f"{bn.output[0]}_bnfold_bias"
-        g.initializer.append(numpy_helper.from_array((w * k.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32), wname))
-        g.initializer.append(numpy_helper.from_array(((b - mean) * k + beta).astype(np.float32), bname))
-        x = n.input[0]
-        del n.input[:]
-        n.input.extend([x, wname, bname])
-        n.output[0] = bn.output[0]
-        drop.add(index[bn.output[0]])
-    kept = [n for k, n in enumerate(g.node) if k not in drop]
-    del g.node[:]
-    g.node.extend(kept)
-    return prune_initializers(m)
-
-
-
-def prune_initializers(m: onnx.ModelProto) -> onnx.ModelProto:
-    used = {i for n in m.graph.node for i in n.input} | {o.name for o in m.graph.output}
-    kept = [i for i in m.graph.initializer if i.name in used]
-    del m.graph.initializer[:]
-    m.graph.initializer.extend(kept)
-    inputs = [i for i in m.graph.input if i.name in used or i.name not in {t.name for t in kept}]
-    del m.graph.input[:]
-    m.graph.input.extend(inputs)
-    return m
 
 
 def activation_params(lo: float, hi: float, kind: str) -> tuple[np.float32, np.ndarray]:
@@ -147,8 +101,8 @@ def weight_params(w: np.ndarray, axis: int | None, bits: int = 8) -> tuple[np.nd
 
 
 class _Writer:
-    def __init__(self, model: onnx.ModelProto, opts: QuantOptions):
-        self.m, self.opts = model, opts
+    def __init__(self, model: onnx.ModelProto, opts: QuantOptions, keep: frozenset[int] = frozenset()):
+        self.m, self.opts, self.keep = model, opts, keep
         self.g = model.graph
         self.inits = {i.name: numpy_helper.to_array(i) for i in self.g.initializer}
         self.new_inits: list[onnx.TensorProto] = []
@@ -166,7 +120,7 @@ class _Writer:
         weighted = [k for k, n in enumerate(self.g.node) if n.op_type in WEIGHTED
                     and len(n.input) > 1 and n.input[1] in self.inits]
         names = set(self.opts.keep_fp32)
-        out = {k for k, n in enumerate(self.g.node)
+        out = set(self.keep) | {k for k, n in enumerate(self.g.node)
                if n.name in names or (n.output and n.output[0] in names)}
         known = {n.name for n in self.g.node} | {o for n in self.g.node for o in n.output}
         unknown = sorted(names - known - {"first", "last"})
@@ -177,6 +131,32 @@ class _Writer:
         if weighted and "last" in names:
             out.add(weighted[-1])
         return out
+
+    def in_region(self, n: onnx.NodeProto, prod: dict[str, onnx.NodeProto]) -> bool:
+        """Add/Mul inside an elementwise region of one source tensor: a constant scalar operand
+        (an affine step), or both operands computed from the same tensor by such steps (HardSwish
+        exported as x * Clip(x + 3, 0, 6) / 6, Swish as x * Sigmoid(x)). No quantization point:
+        the compiler turns the whole region into one 256-entry table (fold-qdq's QLut) between
+        the Q/DQ of the ops that need integers."""
+        if n.op_type not in ("Add", "Mul") or len(n.input) != 2:
+            return False
+        if any(i in self.inits and self.inits[i].size == 1 for i in n.input):
+            return True
+        a, b = (self.region_root(i, prod) for i in n.input)
+        return a is not None and a == b
+
+    def region_root(self, t: str, prod: dict[str, onnx.NodeProto]) -> str | None:
+        """The tensor `t` is computed from by unary elementwise ops and scalar-constant
+        Add/Sub/Mul/Div steps (itself when there are none)."""
+        for _ in range(8):
+            n = prod.get(t)
+            if n is None:
+                return t
+            ins = [i for i in n.input if i and not (i in self.inits and self.inits[i].size == 1)]
+            if len(ins) != 1 or not (n.op_type in UNARY_ELEMENTWISE or n.op_type in ("Add", "Sub", "Mul", "Div")):
+                return t
+            t = ins[0]
+        return t
 
     def plan(self) -> tuple[list[str], dict[str, str]]:
         """Tensors to quantize (graph order) and same-scale tensors -> their source tensor."""
@@ -192,8 +172,9 @@ class _Writer:
                 want.append(t)
 
         keep = self.kept_nodes()
+        prod = {o: n for n in self.g.node for o in n.output}
         for j, n in enumerate(self.g.node):
-            if n.op_type not in ACTIVATION_OPS or j in keep:
+            if n.op_type not in ACTIVATION_OPS or j in keep or self.in_region(n, prod):
                 continue
             idx = ACTIVATION_OPS[n.op_type]
             for k in range(len(n.input)) if idx is None else idx:
@@ -311,19 +292,32 @@ def quantize_model(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]],
     check_float_model(model)
     if not feeds:
         raise EdgecError("calibration data is empty (no samples)")
-    m = fold_batchnorm(constants_to_initializers(upgrade_opset(model)))
-    w = _Writer(m, opts)
-    want, same = w.plan()
+    m = fold_affine(fold_constants(constants_to_initializers(upgrade_opset(model))))
+    want, _ = _Writer(m, opts).plan()
     floats = set(float_tensors(m)) | {i.name for i in m.graph.input}
-    want = [t for t in want if t in floats]
-    ranges = collect_ranges(m, want, feeds, opts.method, opts.percentile)
-    float_m = onnx.ModelProto()
-    float_m.CopyFrom(m) if opts.bias_correction else None
-    w.run(ranges, want, same)
-    if opts.bias_correction:
-        from edgec.quantize.bias_correct import correct_biases
+    ranges = collect_ranges(m, [t for t in want if t in floats], feeds, opts.method, opts.percentile)
 
-        correct_biases(float_m, m, feeds)
+    def write(keep: frozenset[int]) -> onnx.ModelProto:
+        """The QDQ model with the weighted nodes `keep` (graph indices) left float."""
+        q = onnx.ModelProto()
+        q.CopyFrom(m)
+        w = _Writer(q, opts, keep)
+        want, same = w.plan()
+        w.run(ranges, [t for t in want if t in floats], same)
+        if opts.bias_correction:
+            from edgec.quantize.bias_correct import correct_biases
+
+            correct_biases(m, q, feeds)
+        return q
+
+    if opts.min_cosine > 0:
+        from edgec.quantize.guard import hold_accuracy
+
+        weighted = [k for k, n in enumerate(m.graph.node) if n.op_type in WEIGHTED and len(n.input) > 1
+                    and n.input[1] in {i.name for i in m.graph.initializer}]
+        m = hold_accuracy(m, write, weighted, feeds, opts.min_cosine)
+    else:
+        m = write(frozenset())
     m.producer_name, m.producer_version = "edgec.quantize", "1"
     try:
         onnx.checker.check_model(m)

@@ -17,8 +17,8 @@ from onnx import numpy_helper
 import edgec
 from edgec.models import mobilenet_v2
 from edgec.quantize.calibrate import run_tensors
+from edgec.quantize.fold import fold_affine as fold_batchnorm
 from edgec.quantize.fp16 import MIN_ELEMENTS
-from edgec.quantize.qdq_writer import fold_batchnorm
 
 
 def test_fp16_weights(tmp_path: Path) -> None:

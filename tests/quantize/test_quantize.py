@@ -17,7 +17,7 @@ from onnx import numpy_helper
 
 from edgec.models import mobilenet_v2
 from edgec.quantize.calibrate import collect_ranges, run_tensors
-from edgec.quantize.qdq_writer import fold_batchnorm
+from edgec.quantize.fold import fold_affine as fold_batchnorm
 
 SHAPE = (1, 3, 64, 64)
 
@@ -43,7 +43,7 @@ def mnv2(tmp_path_factory: pytest.TempPathFactory) -> dict:
     np.savez(d / "calib.npz", input=calib)
     np.savez(d / "test.npz", input=held_out)
     r = _edgec("quantize", str(d / "mnv2.onnx"), "--calibration", str(d / "calib.npz"),
-               "-o", str(d / "q.onnx"), "--json")
+               "-o", str(d / "q.onnx"), "--json", "--min-cosine", "0")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["ops"]["QuantizeLinear"] > 50
     return {"dir": d, "model": model, "q": onnx.load(d / "q.onnx"), "calib": calib, "test": held_out}

@@ -1,5 +1,6 @@
 """FusedElementwise: a chain of float elementwise ops (edgec/optimize/elementwise_fusion.py) in
-one broadcasting loop; each step reuses the rule of the op's own kernel."""
+one broadcasting loop, possibly starting from int8 inputs (DequantizeLinear steps) and ending in
+an int8 output (a QuantizeLinear step); each step reuses the rule of the op's own kernel."""
 
 from __future__ import annotations
 
@@ -7,7 +8,19 @@ from llvmlite import ir
 
 from edgec.codegen.activations import FLOAT_UNARY
 from edgec.codegen.kernel import KernelContext, lowering
+from edgec.codegen.types import F32, I32
 from edgec.kernels.generic.elementwise import emit_elementwise, float_binary
+from edgec.kernels.generic.quant import narrow, qrange, round_clamp, to_i32
+
+
+def _qdq(b: ir.IRBuilder, op: str, x: ir.Value, attrs: dict) -> ir.Value:
+    """A per-tensor (De)QuantizeLinear step, with the rounding of the standalone kernels
+    (edgec/kernels/generic/quant.py), so fusing does not change a bit."""
+    scale, zp = ir.Constant(F32, attrs["scale"]), ir.Constant(I32, attrs["zero_point"])
+    if op == "DequantizeLinear":
+        return b.fmul(b.sitofp(b.sub(to_i32(b, x, attrs["dtype"]), zp), F32), scale)
+    q = round_clamp(b, b.fdiv(x, scale), zp, *qrange(attrs["dtype"]))
+    return narrow(b, q, attrs["dtype"])
 
 
 @lowering("FusedElementwise")
@@ -19,7 +32,9 @@ def lower_fused_elementwise(kc: KernelContext) -> None:
         temps: list[ir.Value] = []
         for op, operands, attrs in program:
             args = [loaded[k] if kind == "in" else temps[k] for kind, k in operands]
-            if len(args) == 2:
+            if op in ("QuantizeLinear", "DequantizeLinear"):
+                temps.append(_qdq(b, op, args[0], attrs))
+            elif len(args) == 2:
                 temps.append(float_binary(op, b, args[0], args[1], attrs))
             else:
                 temps.append(FLOAT_UNARY[op](b, args[0], attrs))
