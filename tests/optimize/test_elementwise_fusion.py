@@ -49,3 +49,23 @@ def test_shared_values_and_broadcast_intermediates_stay_apart() -> None:
     ops = _ops(m)
     assert ops == ["Relu", "Exp", "FusedElementwise"], ops  # Tanh, Add, Mul in one loop
     check_model(m, {"x": rand(2, 3, 4, seed=4), "v": rand(4, seed=5)})
+
+
+@pytest.mark.parametrize("device", ["host", "rpi4"])
+def test_int8_island_reads_and_writes_int8_in_one_loop(device: str) -> None:
+    # an SE block's x * gate between integer kernels: DQ(x) * DQ(gate) -> Q. The big DQ and the
+    # Q join the Mul's loop (the broadcast gate's DQ is smaller: it stays alone); bit-exact.
+    s, z = np.array(0.05, np.float32), np.array(128, np.uint8)
+    gs, gz = np.array(0.004, np.float32), np.array(0, np.uint8)
+    nodes = [helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["x"]),
+             helper.make_node("DequantizeLinear", ["gq", "gs", "gz"], ["g"]),
+             helper.make_node("Mul", ["x", "g"], ["m"]),
+             helper.make_node("QuantizeLinear", ["m", "os", "oz"], ["y"])]
+    m = make_model(nodes, [("xq", T.UINT8, [1, 8, 6, 5]), ("gq", T.UINT8, [1, 8, 1, 1])], [("y", T.UINT8, None)],
+                   {"s": s, "z": z, "gs": gs, "gz": gz, "os": np.array(0.01, np.float32), "oz": np.array(100, np.uint8)})
+    ops = _ops(m, device)
+    assert ops == ["DequantizeLinear", "FusedElementwise"], ops
+    rng = np.random.default_rng(0)
+    feeds = {"xq": rng.integers(0, 256, (1, 8, 6, 5), dtype=np.uint8),
+             "gq": rng.integers(0, 256, (1, 8, 1, 1), dtype=np.uint8)}
+    check_model(m, feeds, device=device, tol=0, reference=False)  # onnx.reference: no DQ at opset 17
