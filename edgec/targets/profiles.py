@@ -51,7 +51,12 @@ class TargetProfile:
             "vector_registers": 32 if self.arch == "aarch64" or self.vector_bits >= 512 else 16,
             # x86: vpmaddubsw on 256-bit vectors (every AVX2 profile; the 512-bit kernels use
             # the int16-pair path); aarch64: sdot with dotprod.
-            "int8_dot": "u8s8" if self.arch == "x86_64" and self.vector_bits == 256 else
+            # x86 with VNNI (AVX512-VNNI + VL, or AVX-VNNI): vpdpbusd on the same byte quads,
+            # exact for full-range weights (Zen 4: one 256-bit uop for 32 MACs, twice the
+            # 512-bit vpmaddwd pair path per uop).
+            "int8_dot": "vnni" if self.arch == "x86_64" and (
+                {"+avx512vnni", "+avx512vl"} <= feats or "+avxvnni" in feats) else
+                        "u8s8" if self.arch == "x86_64" and self.vector_bits == 256 else
                         "s8s8" if self.arch == "aarch64" and "+dotprod" in feats else None,
             "fp16_arith": "+fullfp16" in feats,
             # aarch64: fcvtl; armv7 NEON: vcvt.f32.f16 (vfpv4/neon-fp16); x86: F16C.
@@ -131,7 +136,8 @@ PROFILES: dict[str, TargetProfile] = {p.name: p for p in [
     TargetProfile("x86_64", "x86-64 Linux with AVX2 + FMA (Haswell and newer)",
                   "x86_64-unknown-linux-gnu", "haswell", "", arch="x86_64", vector_bits=256),
     TargetProfile("x86_64-avx512", "x86-64 Linux with AVX-512 and VNNI (Ice Lake, Zen 4)",
-                  "x86_64-unknown-linux-gnu", "icelake-server", "", arch="x86_64", vector_bits=512),
+                  "x86_64-unknown-linux-gnu", "icelake-server", "+avx512vnni,+avx512vl,+avx512bw", arch="x86_64",
+                  vector_bits=512),
     TargetProfile("android-arm64", "Android arm64-v8a phones, API 24+ (Cortex-A53 baseline, NEON)",
                   "aarch64-linux-android24", "cortex-a53", "+neon,+fp-armv8", **_ANDROID_ARM64),
     TargetProfile("android-arm64-dotprod", "Android arm64-v8a, modern phones (ARMv8.2: dotprod, fp16)",

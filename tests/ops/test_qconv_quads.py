@@ -20,7 +20,11 @@ from edgec.targets.profiles import get_profile, host_profile
 from tests.helpers import check_model, make_model, run_edgec
 from tests.ops.test_quant import _ints, _qconv_model
 
-HOST_AVX2 = host_profile().arch == "x86_64" and host_profile().vector_bits == 256
+# the vpmaddubsw kernels are built for the AVX2 profile and run on any host that has AVX2
+# (an AVX-512 host too: its own profile takes the VNNI or pair paths)
+HOST_AVX2 = host_profile().arch == "x86_64" and "+avx2" in host_profile().features.split(",")
+AVX2 = "x86_64"
+HOST_VNNI = host_profile().int8_dot == "vnni"
 
 CASES = {
     "dense3x3_wide": dict(k=3, cin=8, m=16, hw=37, pads=[1, 1, 1, 1]),
@@ -56,6 +60,10 @@ BYTES_CASES = {
     "row_of_one": dict(k=3, cin=16, m=16, hw=2, pads=[1, 1, 1, 1], strides=[2, 2]),
     "bands_s1": dict(k=3, cin=2, m=2, hw=300, pads=[1, 1, 1, 1]),  # 4 bands of buffered rows
     "bands_s2": dict(k=3, cin=2, m=2, hw=300, pads=[1, 1, 1, 1], strides=[2, 2]),
+    "k5_two_quads": dict(k=5, cin=6, m=6, hw=37, pads=[2, 2, 2, 2]),  # PP-LCNet's 5x5
+    "k5_s2_asym": dict(k=5, cin=3, m=3, hw=30, pads=[2, 1, 2, 3], strides=[2, 2]),
+    "k7_s1": dict(k=7, cin=2, m=2, hw=19, pads=[3, 3, 3, 3]),
+    "k8_nopad": dict(k=8, cin=2, m=2, hw=24),
 }
 
 
@@ -68,7 +76,7 @@ def _model(xt: str, case: dict, w: np.ndarray | None = None, seed: int = 11):  #
 
 
 def _ops(model, profile=None) -> list[str]:  # noqa: ANN001
-    g = prepare_qconv(profile or host_profile())(run_pipeline(import_model(model)))
+    g = prepare_qconv(profile or get_profile(AVX2))(run_pipeline(import_model(model)))
     return [n.op + (":" + n.attrs["dot"] if n.attrs.get("dot") else "") for n in g.nodes]
 
 
@@ -78,8 +86,8 @@ def _ops(model, profile=None) -> list[str]:  # noqa: ANN001
 def test_u8s8_path_matches_onnxruntime(xt: str, name: str) -> None:
     model, feeds = _model(xt, CASES[name])
     ops = _ops(model)
-    assert "QConvDirect:u8s8" in ops or "QDepthwiseBytes" in ops
-    check_model(model, feeds, reference=False)
+    assert "QConvDirect:u8s8" in ops or "QDepthwiseBytes:u8s8" in ops
+    check_model(model, feeds, device=AVX2, reference=False)
 
 
 @pytest.mark.skipif(not HOST_AVX2, reason="needs an AVX2 host")
@@ -88,8 +96,8 @@ def test_u8s8_path_matches_onnxruntime(xt: str, name: str) -> None:
 def test_depthwise_bytes_matches_onnxruntime(xt: str, name: str) -> None:
     case = dict(BYTES_CASES[name], group=BYTES_CASES[name]["cin"])
     model, feeds = _model(xt, case, seed=31)
-    assert _ops(model) == ["QDepthwiseBytes"]
-    check_model(model, feeds, reference=False)
+    assert _ops(model) == ["QDepthwiseBytes:u8s8"]
+    check_model(model, feeds, device=AVX2, reference=False)
 
 
 @pytest.mark.skipif(not HOST_AVX2, reason="needs an AVX2 host")
@@ -99,7 +107,7 @@ def test_ocvec_path_matches_onnxruntime(xt: str, name: str) -> None:
     model, feeds = _model(xt, OCVEC_CASES[name], seed=23)
     ops = _ops(model)
     assert "QConvOcvec:u8s8" in ops and "QConvDirect:u8s8" not in ops
-    check_model(model, feeds, reference=False)
+    check_model(model, feeds, device=AVX2, reference=False)
 
 
 def test_ocvec_is_chosen_by_stride_and_width() -> None:
@@ -128,8 +136,8 @@ def test_extreme_weights_do_not_saturate(xt: str) -> None:
         feeds["x"][0, :, ::3, ::2] = np.iinfo(xt).min + 7
         init = {i.name: i for i in model.graph.initializer}  # a large output scale keeps y in range
         init["ys"].CopyFrom(helper.make_tensor("ys", T.FLOAT, [], [40.0]))
-        assert any(op.endswith(":u8s8") or op == "QDepthwiseBytes" for op in _ops(model))
-        check_model(model, feeds, reference=False)
+        assert any(op.endswith(":u8s8") for op in _ops(model))
+        check_model(model, feeds, device=AVX2, reference=False)
 
 
 def test_full_range_weights_take_the_exact_path() -> None:
@@ -138,12 +146,12 @@ def test_full_range_weights_take_the_exact_path() -> None:
         w = _ints("int8", 8, 8, 3, 3, seed=3) // 2
         w[5, 3, 1, 2] = wv
         model, _ = _model("uint8", dict(k=3, cin=8, m=8, hw=9, pads=[1, 1, 1, 1]), w)
-        ops = _ops(model)
+        ops = _ops(model, get_profile("x86_64"))
         assert "QConvQuads" not in ops and "QConvDirect:u8s8" not in ops and "QConvDirect" in ops
     w = _ints("int8", 8, 8, 3, 3, seed=3) // 2
     model, _ = _model("uint8", dict(k=3, cin=8, m=8, hw=9, pads=[1, 1, 1, 1]), w)
     assert "QConvDirect:u8s8" in _ops(model, get_profile("x86_64"))
-    for dev in ("rpi4", "rpi5", "x86_64-avx512"):  # no vpmaddubsw ymm kernel there (yet)
+    for dev in ("rpi4", "rpi5", "x86_64-avx512"):  # no vpmaddubsw there (VNNI: vpdpbusd)
         assert "QConvDirect:u8s8" not in _ops(model, get_profile(dev))
 
 
@@ -167,8 +175,8 @@ def test_mobilenet_block_u8s8() -> None:
         prev, chans = f"y{i}", m_
     inits |= {"xs": np.array(0.05, np.float32), "xz": np.array(7, np.uint8)}
     model = make_model(nodes, [("x", T.UINT8, [1, 16, 23, 23])], [("y2", T.UINT8, None)], inits)
-    assert _ops(model).count("QConvDirect:u8s8") == 2 and "QDepthwiseBytes" in _ops(model)
-    check_model(model, {"x": _ints("uint8", 1, 16, 23, 23, seed=6)}, reference=False)
+    assert _ops(model).count("QConvDirect:u8s8") == 2 and "QDepthwiseBytes:u8s8" in _ops(model)
+    check_model(model, {"x": _ints("uint8", 1, 16, 23, 23, seed=6)}, device=AVX2, reference=False)
 
 
 @pytest.mark.skipif(not HOST_AVX2, reason="needs an AVX2 host")
@@ -184,7 +192,7 @@ def test_saturating_requantization(xt: str, ys: float) -> None:
         model, feeds = _model(xt, case, seed=41)
         init = {i.name: i for i in model.graph.initializer}
         init["ys"].CopyFrom(helper.make_tensor("ys", T.FLOAT, [], [ys]))
-        check_model(model, feeds, reference=False)
+        check_model(model, feeds, device=AVX2, reference=False)
 
 
 SDOT_CASES = {k: CASES[k] for k in ("dense3x3_wide", "dense3x3_s2_partial_quad", "pointwise_flat", "first_conv_rgb",
@@ -211,3 +219,43 @@ def test_sdot_path_under_qemu(xt: str, name: str) -> None:
     assert "QConvDirect:s8s8" in _ops(model, get_profile("rpi5"))
     assert not any(op.endswith(":u8s8") for op in _ops(model))
     np.testing.assert_array_equal(run_edgec(model, feeds, "rpi5")[0], run_edgec(model, feeds)[0])
+
+
+def _full_range(case: dict, seed: int) -> np.ndarray:
+    g = case.get("group", 1)
+    w = _ints("int8", case["m"], case["cin"] // g, case["k"], case["k"], seed=seed)
+    w.reshape(-1)[:4] = [127, -127, 127, -128]  # the extremes, which vpmaddubsw pairs would saturate
+    return w
+
+
+VNNI_CASES = {**CASES, **{f"ocvec_{k}": v for k, v in OCVEC_CASES.items()},
+              **{f"bytes_{k}": dict(v, group=v["cin"]) for k, v in BYTES_CASES.items()}}
+
+
+@pytest.mark.skipif(not HOST_VNNI, reason="needs an x86 host with AVX512-VNNI (or AVX-VNNI)")
+@pytest.mark.parametrize("xt", ["uint8", "int8"])
+@pytest.mark.parametrize("name", list(VNNI_CASES))
+def test_vnni_path_matches_onnxruntime(xt: str, name: str) -> None:
+    """x86 with VNNI: the same byte quads multiplied by vpdpbusd, exact for full-range weights
+    (no 7-bit condition): bit-exact vs onnxruntime."""
+    case = VNNI_CASES[name]
+    model, feeds = _model(xt, case, _full_range(case, seed=13))
+    ops = _ops(model, host_profile())
+    assert any(op.endswith(":vnni") for op in ops) and not any(op.endswith(":u8s8") for op in ops), ops
+    check_model(model, feeds, reference=False)
+
+
+def test_vnni_profile_compiles_to_vpdpbusd(tmp_path) -> None:  # noqa: ANN001
+    """Built for the x86_64-avx512 profile (no VNNI hardware needed to compile): the conv
+    kernels multiply with vpdpbusd, not with the vpmaddubsw or vpmaddwd fallbacks."""
+    import subprocess
+
+    import edgec
+
+    case = dict(k=3, cin=16, m=32, hw=40, pads=[1, 1, 1, 1])  # a wide stride-1 row: QConvDirect
+    model, _ = _model("uint8", case, _full_range(case, seed=3))
+    assert _ops(model, get_profile("x86_64-avx512")) == ["QConvQuads", "QConvDirect:vnni"]
+    edgec.build(model, device="x86_64-avx512", out_dir=tmp_path / "b")
+    obj = next((tmp_path / "b" / "obj").glob("*kernels*.o"))
+    asm = subprocess.run(["objdump", "-d", str(obj)], capture_output=True, text=True, check=True).stdout
+    assert "vpdpbusd" in asm and "vpmaddubsw" not in asm and "vpmaddwd" not in asm

@@ -21,6 +21,23 @@ def dot4_u8s8(b: ir.IRBuilder, xv: ir.Value, wv: ir.Value, lanes: int) -> ir.Val
     return b.call(wd, [p16, ir.Constant(t16, [1] * 16)])
 
 
+def dot4_vnni(b: ir.IRBuilder, xv: ir.Value, wv: ir.Value, lanes: int) -> ir.Value:
+    """<8 x i32> words of u8 quads (xv) . s8 quads (wv) -> <8 x i32>: one vpdpbusd (AVX512-VNNI
+    with VL, or AVX-VNNI). Exact for full-range int8 weights: the four products are summed in
+    int32, nothing saturates. The accumulator operand is zero; the caller's add follows."""
+    if lanes != 8:
+        raise ValueError("dot4_vnni: the byte-quad kernels use 8 int32 lanes (ymm)")
+    t = vtype(I32, 8)
+    fn = intrinsic(b, "llvm.x86.avx512.vpdpbusd.256", t, [t, t, t])
+    return b.call(fn, [ir.Constant(t, [0] * 8), xv, wv])
+
+
+def dot4_x86(kind: str | None):  # noqa: ANN201 - a dot4 function
+    """The byte-quad dot of a kernel's `dot` attribute: vpdpbusd for "vnni", else
+    vpmaddubsw + vpmaddwd ("u8s8": weights within [-64, 64])."""
+    return dot4_vnni if kind == "vnni" else dot4_u8s8
+
+
 def pshufb(b: ir.IRBuilder, table: ir.Value, mask: ir.Value) -> ir.Value:
     """vpshufb: bytes of `table` picked by `mask`, within each 16-byte half (<32 x i8>)."""
     t = vtype(I8, 32)

@@ -1,7 +1,7 @@
 """Depthwise int8 convolution straight from the u8/s8 NCHW map (x86 AVX2): `QDepthwiseBytes`.
 
 `QDepthwiseBytes(x, w, bias, mult, y_zp)`: one output channel per input channel, kernel width
-<= 4, row stride 1 or 2. Per channel, a band of output rows at a time, the kernel copies the
+<= 8 (one byte quad per 4 taps of a kernel row), row stride 1 or 2. Per channel, a band of output rows at a time, the kernel copies the
 input rows it needs into a padded buffer on the stack: bytes `x ^ flip`, with borders and rows
 outside the map holding the zero point byte `pad` as in the quad layout of qconv_quads.py (the
 bias holds -pad * sum(w)). It then builds the byte quads of the output pixels in registers: one
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from edgec.codegen.isa.x86 import dot4_u8s8, pshufb
+from edgec.codegen.isa.x86 import dot4_x86, pshufb
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.loops import opaque
 from edgec.codegen.types import F32, I8, I32, llvm_type
@@ -37,12 +37,13 @@ BAND_BYTES = 32 * 1024  # padded input rows buffered per band of output rows (L1
 
 
 
-def row_bytes(w: int, ow: int, sw: int, pl: int, pr: int) -> int:
+def row_bytes(w: int, ow: int, sw: int, pl: int, pr: int, nq: int = 1) -> int:
     """Row buffer length: MARGIN bytes before the padded row (the stride-1 loads start 8
     bytes early), the row, the right border vector store, and what the last 16-pixel unit
-    reads (32 bytes from OFFSETS[sw][1] past its start); rounded to 32 bytes."""
+    reads (32 bytes from OFFSETS[sw][1] past its start, 4 more per extra quad of a kernel
+    row); rounded to 32 bytes."""
     last = (-(-ow // UNIT) - 1) * UNIT * sw
-    need = max(MARGIN + pl + w + CHUNK, MARGIN + last + OFFSETS[sw][1] + 32, MARGIN + pl + w + pr)
+    need = max(MARGIN + pl + w + CHUNK, MARGIN + last + OFFSETS[sw][1] + 32 + 4 * (nq - 1), MARGIN + pl + w + pr)
     return -(-need // CHUNK) * CHUNK
 
 
@@ -51,6 +52,7 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
     x, wpk, bias, mult, yz = kc.inputs[:5]
     y = kc.outputs[0]
     b = kc.b
+    dot4 = dot4_x86(kc.attrs.get("dot", "u8s8"))
     _, c_, h_, w_ = kc.shape(x)
     _, _, oh_, ow_ = kc.shape(y)
     kh_, kw_ = kc.attrs["kernel"]
@@ -59,7 +61,8 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
     pt, pl, _, pr = kc.attrs["pads"]
     flip, pad = kc.attrs["flip"], kc.attrs["pad"]
     qmin, qmax = kc.attrs["qmin"], kc.attrs["qmax"]
-    rw = row_bytes(w_, ow_, sw, pl, pr)
+    nq = -(-kw_ // 4)  # quads per kernel row: taps 0-3, 4-7
+    rw = row_bytes(w_, ow_, sw, pl, pr, nq)
     b8 = lambda n: vtype(I8, n)  # noqa: E731
     pad_v = ir.Constant(b8(CHUNK), [pad] * CHUNK)
     signed = kc.dtype(y).name == "int8"
@@ -101,13 +104,17 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
     # input byte) and one in-half vpshufb: no cross-half shuffle, and packssdw(A, B) puts the
     # 16 pixels back in order. Bytes past the kernel width meet a zero weight (they repeat k=0).
     off_a, off_b = OFFSETS[sw]
-    masks = []
+    # Quad q of a kernel row (taps 4q..4q+3) is the same shuffle of a load 4q bytes further.
+    masks: list[list[ir.Constant]] = []
     for off, first in ((off_a, 0), (off_b, 4)):
-        m = [sw * (first + 8 * half + j) + (k if k < kw_ else 0) - off - 16 * half
-             for half in range(2) for j in range(4) for k in range(4)]
-        if min(m) < 0 or max(m) > 15:
-            raise ValueError(f"QDepthwiseBytes: kernel width {kw_} at stride {sw} exceeds a 16-byte half")
-        masks.append(ir.Constant(b8(32), m))
+        per_q = []
+        for q in range(nq):
+            m = [sw * (first + 8 * half + j) + (k if 4 * q + k < kw_ else 0) - off - 16 * half
+                 for half in range(2) for j in range(4) for k in range(4)]
+            if min(m) < 0 or max(m) > 15:
+                raise ValueError(f"QDepthwiseBytes: kernel width {kw_} at stride {sw} exceeds a 16-byte half")
+            per_q.append(ir.Constant(b8(32), m))
+        masks.append(per_q)
     natural = ir.Constant(vtype(I32, 16), [0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15])
 
     def emit_rows(in_ptrs: list[ir.Value], outs: list[tuple[ir.Value, list[int]]], wv: list[ir.Value],
@@ -118,16 +125,18 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
             """`n` units from pixel `ow0`, the first `count` pixels stored."""
             scaled: list[list[ir.Value]] = [[] for _ in outs]
             for u in range(n):
-                for off, mask in zip((off_a, off_b), masks):
-                    quads: dict[int, ir.Value] = {}
+                for off, mask_q in zip((off_a, off_b), masks):
+                    quads: dict[tuple[int, int], ir.Value] = {}
                     for i in sorted({i for _, rows_ in outs for i in rows_}):
-                        src = at(in_ptrs[i], b.add(b.mul(ow0, kc.idx(sw)), kc.idx(16 * u * sw + off)))
-                        raw = b.load(b.bitcast(src, b8(32).as_pointer()), align=1)
-                        quads[i] = b.bitcast(pshufb(b, raw, mask), vtype(I32, LANES))
+                        for q, mask in enumerate(mask_q):
+                            src = at(in_ptrs[i], b.add(b.mul(ow0, kc.idx(sw)), kc.idx(16 * u * sw + off + 4 * q)))
+                            raw = b.load(b.bitcast(src, b8(32).as_pointer()), align=1)
+                            quads[i, q] = b.bitcast(pshufb(b, raw, mask), vtype(I32, LANES))
                     for o, (_, rows_) in enumerate(outs):
                         acc = ir.Constant(vtype(I32, LANES), [0] * LANES)
                         for ky, i in enumerate(rows_):
-                            acc = b.add(acc, dot4_u8s8(b, quads[i], wv[ky], LANES), flags=["nsw"])
+                            for q in range(nq):
+                                acc = b.add(acc, dot4(b, quads[i, q], wv[ky][q], LANES), flags=["nsw"])
                         scaled[o].append(b.fmul(b.sitofp(b.add(acc, bv), vtype(F32, LANES)), mv))
             for (out_row, _), sc in zip(outs, scaled):
                 store(kc.gep(y, b.add(out_row, ow0)), sc, n, count)
@@ -157,7 +166,8 @@ def lower_qdepthwise_bytes(kc: KernelContext) -> None:
 
     c0, c1 = kc.task_range(c_)
     with kc.loop(c1, "c", start=c0) as c:
-        wv = [splat(b, kc.load(wpk, b.add(b.mul(c, kc.idx(kh_)), kc.idx(ky))), LANES) for ky in range(kh_)]
+        wv = [[splat(b, kc.load(wpk, b.add(b.mul(c, kc.idx(kh_ * nq)), kc.idx(ky * nq + q))), LANES)
+               for q in range(nq)] for ky in range(kh_)]
         bv = splat(b, kc.load(bias, c), LANES)
         mv = splat(b, kc.load(mult, c), LANES)
         plane = b.mul(c, kc.idx(h_ * w_))

@@ -22,7 +22,7 @@ import numpy as np
 from llvmlite import ir
 
 from edgec.codegen.isa.aarch64 import sdot4
-from edgec.codegen.isa.x86 import dot4_u8s8
+from edgec.codegen.isa.x86 import dot4_u8s8, dot4_vnni
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.types import F32, I8, I16, I32, llvm_type
@@ -111,7 +111,7 @@ def lower_qconv_direct(kc: KernelContext) -> None:
     ocb_count = -(-mg // mr)
     qmin, qmax = kc.attrs["qmin"], kc.attrs["qmax"]
     vty = vtype(I32, lanes)
-    madd = {"u8s8": dot4_u8s8, "s8s8": sdot4}.get(kc.attrs.get("dot"), _madd)
+    madd = {"u8s8": dot4_u8s8, "vnni": dot4_vnni, "s8s8": sdot4}.get(kc.attrs.get("dot"), _madd)
     zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
     zp_s = b.sext(zp, I32) if kc.dtype(y).name == "int8" else b.zext(zp, I32)
     zp = splat(b, zp_s, lanes)

@@ -5,7 +5,7 @@
 output pixels of one row x NRV vectors of 8 output channels. Each step (one channel quad, one
 kernel tap) broadcasts MR input words and loads NRV weight vectors (8 output channels x 4
 input channels, packed [ocb][cq][kh][kw][8*NRV][4] at build time) and does MR x NRV
-vpmaddubsw + vpmaddwd dots (edgec/codegen/isa/x86.py: dot4_u8s8).
+vpmaddubsw + vpmaddwd dots, or vpdpbusd with VNNI (edgec/codegen/isa/x86.py: dot4_x86).
 
 Why a second layout next to QConvDirect's pixel vectors: a strided conv there loads
 `stride` vectors and permutes them per tap, and a 14- or 7-wide row leaves lanes idle; here a
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
-from edgec.codegen.isa.x86 import dot4_u8s8
+from edgec.codegen.isa.x86 import dot4_x86
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.types import F32, I8, I32, llvm_type
@@ -51,6 +51,7 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
     xq, wpk, bias, mult, yz = kc.inputs[:5]
     y = kc.outputs[0]
     b = kc.b
+    dot4 = dot4_x86(kc.attrs.get("dot", "u8s8"))
     cq_, hp, wpw = kc.shape(xq)
     _, m_, oh_, ow_ = kc.shape(y)
     if kc.attrs.get("flatten"):  # 1x1 stride 1: the plane is one row of the quad layout
@@ -95,7 +96,7 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
                 for p in range(width):
                     xv = splat(b, b.load(b.gep(x0, [b.add(start, kc.idx(p * sw))], inbounds=True)), LANES)
                     for v in range(nrv):
-                        acc[p * nrv + v] = b.add(acc[p * nrv + v], dot4_u8s8(b, xv, ws[v], LANES), flags=["nsw"])
+                        acc[p * nrv + v] = b.add(acc[p * nrv + v], dot4(b, xv, ws[v], LANES), flags=["nsw"])
                 tp.next = acc
             loop.next = tp.values
         sums = loop.values

@@ -147,7 +147,7 @@ def prepare_qconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
             if dot:
                 q = quad_nodes(g, n, w32, b32, dict(attrs, mult=mult),
                                lambda v, r, t, gr=groups, mm=m: _per_oc(v, gr, r, mm, t),
-                               regs, lanes, dot)
+                               regs, 8 if dot == "vnni" else lanes, dot)  # VNNI: ymm quads
                 if q is not None:
                     nodes.extend(q)
                     continue

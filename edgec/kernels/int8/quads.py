@@ -1,10 +1,13 @@
-"""The 4-way int8 dot path of `prepare-qconv` (x86 AVX2): QConvQuads + QConvDirect(dot="u8s8").
+"""The 4-way int8 dot path of `prepare-qconv`: QConvQuads + QConvDirect(dot="u8s8" on x86 AVX2,
+"vnni" on x86 with VNNI, "s8s8" on aarch64 with dotprod).
 
 vpmaddubsw multiplies u8 activations by s8 weights and adds adjacent pairs into int16 with
 saturation, so the path is taken only when every weight of the layer (minus its zero point)
 is in [-64, 64]: then |2 * 255 * 64| < 32768 and the int32 sums are exact. onnxruntime's
 `reduce_range=True` models and edgec's own quantizer on x86 without VNNI give such weights;
-full-range layers keep the exact int16-pair path (qconv_direct.py).
+full-range layers keep the exact int16-pair path (qconv_direct.py). With VNNI, vpdpbusd sums
+the four products in int32 (no saturation): every layer whose centered weights fit int8 takes
+the quads, at 8 int32 lanes (ymm) even on 512-bit profiles (Zen 4 splits zmm ops in two).
 
 Activations are stored as u8 bytes `x ^ flip` (flip 0x80 for int8 input: x + 128), padded
 with the zero point in that encoding (`pad`); the kernel sums pad-free products
@@ -50,6 +53,16 @@ def _pack_spatial(w8: np.ndarray, groups: int, mr: int) -> np.ndarray:
     return np.ascontiguousarray(t).view(np.int32).reshape(-1)
 
 
+def _pack_rows(w8: np.ndarray) -> np.ndarray:
+    """(C, 1, KH, KW<=8) int8 -> kernel-row quads [c][kh][ceil(KW/4)][4] as int32 words (zero
+    padded): QDepthwiseBytes' weights, one or two quads per kernel row."""
+    m, _, kh, kw = w8.shape
+    nq = -(-kw // 4)
+    full = np.zeros((m, kh, 4 * nq), np.int8)
+    full[:, :, :kw] = w8[:, 0]
+    return np.ascontiguousarray(full).view(np.int32).reshape(-1)
+
+
 def ocvec_tile(ow: int, regs: int) -> tuple[int, int]:
     """(MR pixels, NRV vectors of 8 output channels) of a QConvOcvec tile. NRV is 2: with one
     weight vector per step every dot needs its own broadcast and 10x1 / 12x1 tiles ran 1.4x
@@ -85,9 +98,10 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
     `w_centered` is the int32 weight minus its zero point, `attrs` the QConvDirect attributes
     of the pair path (kernel, strides, pads, flatten, ...), `per_oc(values, mr, dtype)` pads a
     per-output-channel array to the kernel's blocks."""
-    x86 = dot == "u8s8"
-    if (x86 and (lanes != 8 or not fits_7bit(w_centered))) or (not x86 and (lanes != 4 or w_centered.min() < -128
-                                                                          or w_centered.max() > 127)):
+    x86 = dot in ("u8s8", "vnni")
+    # the stored weight bytes are s8: u8 weights minus their zero point may not fit
+    fits_s8 = w_centered.size > 0 and w_centered.min() >= -128 and w_centered.max() <= 127
+    if lanes != (8 if x86 else 4) or not fits_s8 or (dot == "u8s8" and not fits_7bit(w_centered)):
         return None
     x, xz, y = n.inputs[0], (n.inputs + [""] * 3)[2], n.outputs[0]
     xv = g.values[x]
@@ -97,7 +111,9 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
     dh, dw = attrs["dilations"]
     sh, sw = attrs["strides"]
     spatial = cg == 1 and kw <= 4 and not attrs["flatten"]
-    if not spatial and cg < 3:
+    # depthwise straight from the bytes: kernel rows of up to 8 taps (two quads; PP-LCNet's 5x5)
+    bytes_dw = x86 and cg == 1 and kw <= 8 and not attrs["flatten"] and mg == 1 and dw == 1 and sw in (1, 2)
+    if not spatial and not bytes_dw and cg < 3:
         return None
     # stored bytes: u8 for vpmaddubsw (int8 input flips to x + 128), s8 for sdot (uint8 input
     # flips to x - 128); `pad` is the zero point so stored, `pad_value` the number it stands for
@@ -115,14 +131,14 @@ def quad_nodes(g: Graph, n: Node, w_centered: np.ndarray, b32: np.ndarray, attrs
     width = oh * ow if attrs["flatten"] else ow
     w8 = w_centered.astype(np.int8)
     qattrs = dict(attrs, dot=dot)
-    if x86 and spatial and mg == 1 and dw == 1 and sw in (1, 2):
-        packed = _pack_spatial(w8, groups, 1)
+    if bytes_dw:
+        packed = _pack_rows(w8)
         battrs = {k: v for k, v in attrs.items() if k not in ("mult", "flatten", "group")}
         return [Node("QDepthwiseBytes", [x, g.add_const(f"{n.inputs[3]}_rows", packed),
                                          g.add_const(f"{y}_bias", bias.astype(np.int32)),
                                          g.add_const(f"{y}_mult", np.ascontiguousarray(attrs["mult"], np.float32)),
                                          (n.inputs + [""] * 8)[7]], [y],
-                     dict(battrs, flip=flip, pad=pad, pack_requant=_packs_exact(w8, bias, attrs["mult"])),
+                     dict(battrs, dot=dot, flip=flip, pad=pad, pack_requant=_packs_exact(w8, bias, attrs["mult"])),
                      n.name)]
     if spatial:
         nrv = max(1, min(4, -(-width // lanes)))

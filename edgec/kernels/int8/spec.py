@@ -13,7 +13,8 @@ from edgec.kernels.spec import Ints, kernel_spec
 # with it (quads.py), the lowering steps by it (lower_quads.py)
 QUADS_CHUNK = 16
 
-Dot = Literal["u8s8", "s8s8"]  # vpmaddubsw (x86) / sdot (aarch64 dotprod) byte quads
+# byte quads: vpmaddubsw (x86 AVX2, 7-bit weights) / sdot (aarch64 dotprod) / vpdpbusd (x86 VNNI)
+Dot = Literal["u8s8", "s8s8", "vnni"]
 
 
 class _Clamp(TypedDict):
@@ -106,6 +107,7 @@ class QConvQuadsAttrs(TypedDict):
 
 @kernel_spec("QDepthwiseBytes", parallel=True)
 class QDepthwiseBytesAttrs(_QWindow):
+    dot: NotRequired[Dot]
     flip: int
     pad: int
     pack_requant: bool
