@@ -15,6 +15,7 @@ from edgec.kernels.generic import (  # noqa: F401
     matmul,
     normalization,
     pool,
+    pool_indices,
     quant,
     reduce,
     resize,

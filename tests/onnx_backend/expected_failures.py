@@ -119,8 +119,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     'test_flexattention_fp16_expanded_ver26': 'element type float16 is not supported',
     'test_identity_opt': 'dynamic input dims in opt_in (no shape): fix them with --input-shape NAME=D0,D1,...',
     'test_identity_sequence': 'dynamic input dims in x (no shape): fix them with --input-shape NAME=D0,D1,...',
-    'test_maxpool_with_argmax_2d_precomputed_pads': 'MaxPool: the Indices output is not supported',
-    'test_maxpool_with_argmax_2d_precomputed_strides': 'MaxPool: the Indices output is not supported',
     'test_mod_float_edge_cases_fmod_0_float16': 'float Mod with infinite or NaN operands is not handled like numpy.fmod',
     'test_mod_float_edge_cases_fmod_0_float32': 'float Mod with infinite or NaN operands is not handled like numpy.fmod',
     'test_mod_float_edge_cases_fmod_0_float64': 'float Mod with infinite or NaN operands is not handled like numpy.fmod',
@@ -131,8 +129,7 @@ EXPECTED_FAILURES: dict[str, str] = {
     'test_training_dropout_default': 'Dropout: training mode (random masks) is not supported; export the model for inference',
     'test_training_dropout_default_mask': 'Dropout: training mode (random masks) is not supported; export the model for inference',
     'test_training_dropout_mask': 'Dropout: training mode (random masks) is not supported; export the model for inference',
-    # QuantizeLinear / DequantizeLinear: float8/float4/int4/int2 element types and blocked scales
-    'test_dequantizelinear_blocked': 'blocked quantization (block_size) is not supported',
+    # QuantizeLinear / DequantizeLinear: float8/float4/int4/int2 element types
     'test_dequantizelinear_e4m3fn': 'float8 quantized element types are not supported (8/16-bit integers only)',
     'test_dequantizelinear_e4m3fn_float16': 'float8 quantized element types are not supported (8/16-bit integers only)',
     'test_dequantizelinear_e4m3fn_zero_point': 'float8 quantized element types are not supported (8/16-bit integers only)',
@@ -142,8 +139,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     'test_dequantizelinear_int4': 'int4 quantized element types are not supported (8/16-bit integers only)',
     'test_dequantizelinear_uint2': 'uint2 quantized element types are not supported (8/16-bit integers only)',
     'test_dequantizelinear_uint4': 'uint4 quantized element types are not supported (8/16-bit integers only)',
-    'test_quantizelinear_blocked_asymmetric': 'blocked quantization (block_size) is not supported',
-    'test_quantizelinear_blocked_symmetric': 'blocked quantization (block_size) is not supported',
     'test_quantizelinear_e4m3fn': 'float8 quantized element types are not supported (8/16-bit integers only)',
     'test_quantizelinear_e5m2': 'float8 quantized element types are not supported (8/16-bit integers only)',
     'test_quantizelinear_float4e2m1': 'float4 quantized element types are not supported (8/16-bit integers only)',

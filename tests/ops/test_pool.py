@@ -162,14 +162,39 @@ def test_pool_errors() -> None:
     m = pool_model("AveragePool", [1, 2, 7, 8], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 2, 1], ceil_mode=1)
     with pytest.raises(ModelError, match="ambiguous"):
         import_model(m)
-    m = make_model([helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2])],
-                   [("x", F, [1, 2, 4, 4])], [("y", F, None), ("i", T.INT64, None)])
-    with pytest.raises(ModelError, match="Indices"):
+    m = make_model([helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2, 2])],
+                   [("x", F, [1, 2, 4, 4, 4])], [("y", F, None), ("i", T.INT64, None)])
+    with pytest.raises(ModelError, match="Indices output of a 3-D MaxPool"):
         import_model(m)
     with pytest.raises(ModelError, match="input rank 6 is not supported"):
         import_model(pool_model("MaxPool", [1, 2, 3, 3, 3, 3], kernel_shape=[2, 2, 2, 2]))
     with pytest.raises(ModelError, match="float64 is not supported"):
         import_model(pool_model("AveragePool", [1, 2, 4, 4], elem=T.DOUBLE, kernel_shape=[2, 2]))
+
+
+INDEX_CASES = {
+    "k2s2": dict(kernel_shape=[2, 2], strides=[2, 2]),
+    "k3_pads_dil": dict(kernel_shape=[3, 3], pads=[1, 2, 2, 1], dilations=[2, 1]),
+    "k3s2_ceil": dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
+    "column_major": dict(kernel_shape=[3, 2], strides=[1, 2], storage_order=1),
+}
+
+
+@pytest.mark.parametrize("device", ["host", "rpi4"])
+@pytest.mark.parametrize("case", list(INDEX_CASES))
+def test_maxpool_indices(case: str, device: str) -> None:
+    """MaxPool's second output (SegNet/ENet unpooling): flat indices into the whole input, as
+    onnxruntime computes them; ties (small integers) go to the first tap in window order."""
+    nodes = [helper.make_node("MaxPool", ["x"], ["y", "i"], **INDEX_CASES[case])]
+    m = make_model(nodes, [("x", F, [2, 3, 9, 11])], [("y", F, None), ("i", T.INT64, None)])
+    x = np.random.default_rng(4).integers(-3, 4, (2, 3, 9, 11)).astype(np.float32)
+    check_model(m, {"x": x}, device=device, reference=False)
+
+
+def test_maxpool_indices_1d_and_bytes() -> None:
+    m = make_model([helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[3], strides=[2], pads=[1, 1])],
+                   [("x", T.UINT8, [1, 4, 21])], [("y", T.UINT8, None), ("i", T.INT64, None)])
+    check_model(m, {"x": np.random.default_rng(5).integers(0, 256, (1, 4, 21)).astype(np.uint8)}, reference=False)
 
 
 @pytest.mark.parametrize("device", ["rpi4", "rpi3"])

@@ -196,11 +196,12 @@ def test_matmul_integer_runtime() -> None:
                     "az": np.array(9, np.uint8), "bz": np.arange(6).astype(np.int8)})
 
 
-def test_blocked_quantization_is_rejected() -> None:
+def test_blocked_quantization_shape_errors() -> None:
+    """A blocked scale whose shape does not fit the input and block size: a one-line error."""
     m = make_model([helper.make_node("DequantizeLinear", ["x", "s"], ["y"], axis=1, block_size=2)],
-                   [("x", T.INT8, [2, 4])], [("y", F, [2, 4])], {"s": np.ones((2, 2), np.float32)}, opset=21)
-    with pytest.raises(ModelError, match="block"):
-        run_edgec(m, {"x": np.zeros((2, 4), np.int8)})
+                   [("x", T.INT8, [2, 5])], [("y", F, [2, 5])], {"s": np.ones((2, 2), np.float32)}, opset=21)
+    with pytest.raises(ModelError, match=r"block_size 2 on axis 1 needs \[2, 3\]"):
+        run_edgec(m, {"x": np.zeros((2, 5), np.int8)})
 
 
 def test_results_match_onnxruntime_not_only_reference() -> None:
@@ -252,3 +253,24 @@ def test_qgemv_byte_quads(at: str, k: int) -> None:
     gemv = [nd for nd in g.nodes if nd.op == "QGemv"]
     assert len(gemv) == 1 and (gemv[0].attrs.get("dot") == "u8s8") == (host_profile().int8_dot == "u8s8")
     check_model(m, {"a": _ints(at, 1, k, seed=25)}, reference=False)
+
+
+@pytest.mark.parametrize("device", ["host", "rpi4"])
+def test_blocked_quantization(device: str) -> None:
+    """Opset 21 blocked Q/DQ (one scale per `block_size` elements along `axis`, the last block
+    short): a blocked int8 weight folded at import feeding MatMul, and a run-time blocked
+    QuantizeLinear -> DequantizeLinear round trip with scales that are graph inputs."""
+    rng = np.random.default_rng(9)
+    w = rng.integers(-128, 128, (10, 6)).astype(np.int8)
+    ws = rng.uniform(0.01, 0.05, (4, 6)).astype(np.float32)  # blocks of 3 rows: 3 + 3 + 3 + 1
+    wz = rng.integers(-5, 5, (4, 6)).astype(np.int8)
+    nodes = [helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wf"], axis=0, block_size=3),
+             helper.make_node("MatMul", ["x", "wf"], ["y"]),
+             helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], axis=1, block_size=4),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["x2"], axis=1, block_size=4)]
+    m = make_model(nodes, [("x", T.FLOAT, [2, 10]), ("xs", T.FLOAT, [2, 3]), ("xz", T.UINT8, [2, 3])],
+                   [("y", T.FLOAT, None), ("x2", T.FLOAT, None)], {"w": w, "ws": ws, "wz": wz}, opset=21)
+    feeds = {"x": rng.uniform(-2, 2, (2, 10)).astype(np.float32),
+             "xs": rng.uniform(0.01, 0.03, (2, 3)).astype(np.float32),
+             "xz": rng.integers(100, 150, (2, 3)).astype(np.uint8)}
+    check_model(m, feeds, device=device, reference=False)

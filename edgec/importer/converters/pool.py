@@ -41,8 +41,9 @@ def pool_out_size(size: int, k_eff: int, stride: int, head: int, tail: int, ceil
 def convert_pool(cx: ConvertContext, node: onnx.NodeProto) -> None:
     nsp = 3 if len(cx.shape(node.input[0])) == 5 else spatial_rank(cx, node)
     check_dtype(cx, node, POOL_DTYPES[node.op_type])
-    if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
-        raise ModelError(f"{where(node)}: the Indices output is not supported")
+    indices = node.op_type == "MaxPool" and len(node.output) > 1 and bool(node.output[1])
+    if indices and nsp == 3:
+        raise ModelError(f"{where(node)}: the Indices output of a 3-D MaxPool is not supported")
     a = cx.attrs(node)
     if "kernel_shape" not in a:
         raise ModelError(f"{where(node)}: kernel_shape is required")
@@ -68,6 +69,12 @@ def convert_pool(cx: ConvertContext, node: onnx.NodeProto) -> None:
         return
     attrs = dict(kernel=to_2d(kernel, 1), strides=to_2d(strides, 1), pads=pads_2d(pads),
                  dilations=to_2d(dils, 1))
+    if indices:
+        order = int(a.get("storage_order", 0))
+        if order not in (0, 1):
+            raise ModelError(f"{where(node)}: storage_order {order}: expected 0 or 1")
+        cx.emit("MaxPoolIndices", [node.input[0]], list(node.output[:2]), node.name, **attrs, storage_order=order)
+        return
     cx.emit(node.op_type, [node.input[0]], [node.output[0]], node.name, **attrs, **include)
 
 

@@ -3,7 +3,8 @@ ConvInteger, QLinearMatMul, MatMulInteger.
 
 IR forms (scale / zero point inputs may be constants or run-time values; "" = absent):
 - `QuantizeLinear(x, scale, zp)` / `DequantizeLinear(x, scale, zp)` with `axis` (None when the
-  scale is one value). A DequantizeLinear of constants (weights, biases) is folded here, exactly
+  scale is one value), and `block_size` for blocked quantization (a scale per block of that
+  many elements along `axis`). A DequantizeLinear of constants (weights, biases) is folded here, exactly
   as onnxruntime computes it, and the constant keeps its integer form in `Value.quant` so the
   qdq pass (edgec/optimize/qdq.py) can build integer kernels from it.
 - `QConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias)` with Conv's 2-D attributes
@@ -32,8 +33,6 @@ def _dtype(cx: ConvertContext, name: str) -> str:
 def _axis(cx: ConvertContext, node: onnx.NodeProto, x: str, scale: str) -> int | None:
     """The normalized quantization axis, or None for a per-tensor scale."""
     at = cx.attrs(node)
-    if int(at.get("block_size", 0) or 0):
-        raise ModelError(f"{where(node)}: blocked quantization (block_size) is not supported")
     sshape = cx.shape(scale)
     if len(sshape) > 1:
         raise ModelError(f"{where(node)}: a scale of rank {len(sshape)} (blocked quantization) "
@@ -53,6 +52,32 @@ def _axis(cx: ConvertContext, node: onnx.NodeProto, x: str, scale: str) -> int |
         raise ModelError(f"{where(node)}: scale has {sshape[0]} values but axis {axis} has "
                          f"{cx.shape(x)[axis]}")
     return axis
+
+
+def _blocked(cx: ConvertContext, node: onnx.NodeProto, x: str, scale: str, zp: str) -> tuple[int, int] | None:
+    """Blocked quantization (opset 21 `block_size`): the scale (and zero point) hold one value
+    per `block_size` consecutive elements along `axis`: (axis, block_size), None when not
+    blocked."""
+    at = cx.attrs(node)
+    bs = int(at.get("block_size", 0) or 0)
+    if not bs:
+        return None
+    xshape = cx.shape(x)
+    axis = int(at.get("axis", 1))
+    if bs < 0 or not -len(xshape) <= axis < len(xshape):
+        raise ModelError(f"{where(node)}: block_size {bs} / axis {axis} do not fit rank {len(xshape)}")
+    axis %= len(xshape)
+    want = tuple(-(-d // bs) if k == axis else d for k, d in enumerate(xshape))
+    for name in (scale, zp):
+        if name and cx.shape(name) != want:
+            raise ModelError(f"{where(node)}: blocked {show(name)} has shape {list(cx.shape(name))}; input "
+                             f"{list(xshape)} with block_size {bs} on axis {axis} needs {list(want)}")
+    return axis, bs
+
+
+def expand_blocks(a: np.ndarray, axis: int, bs: int, size: int) -> np.ndarray:
+    """A blocked scale / zero point repeated to one value per element along `axis`."""
+    return np.take(np.repeat(a, bs, axis=axis), np.arange(size), axis=axis)
 
 
 def _check_qtype(node: onnx.NodeProto, dt: str, what: str) -> None:
@@ -87,6 +112,16 @@ def convert_dequantize(cx: ConvertContext, node: onnx.NodeProto) -> None:
     if _dtype(cx, node.output[0]) != "float32":
         raise ModelError(f"{where(node)}: output type {_dtype(cx, node.output[0])} is not "
                          "supported")
+    if (blocked := _blocked(cx, node, x, scale, zp)) is not None:
+        axis, bs = blocked
+        q, s, z = cx.const(x), cx.const(scale), cx.const(zp)
+        if q is not None and s is not None and (not zp or z is not None):
+            d = q.shape[axis]
+            cx.value(node.output[0]).data = ((q.astype(np.int32) - (0 if z is None else expand_blocks(
+                z, axis, bs, d).astype(np.int32))).astype(np.float32) * expand_blocks(s, axis, bs, d)).astype(np.float32)
+            return
+        cx.emit("DequantizeLinear", [x, scale, zp], [node.output[0]], node.name, axis=axis, block_size=bs)
+        return
     axis = _axis(cx, node, x, scale)
     q, s, z = cx.const(x), cx.const(scale), cx.const(zp)
     if q is not None and s is not None and (not zp or z is not None):
@@ -108,6 +143,9 @@ def convert_quantize(cx: ConvertContext, node: onnx.NodeProto) -> None:
     at = cx.attrs(node)
     if int(at.get("saturate", 1)) != 1:
         raise ModelError(f"{where(node)}: saturate=0 is only defined for float8 outputs")
+    if (blocked := _blocked(cx, node, x, scale, zp)) is not None:
+        cx.emit("QuantizeLinear", [x, scale, zp], [node.output[0]], node.name, axis=blocked[0], block_size=blocked[1])
+        return
     axis = _axis(cx, node, x, scale)
     cx.emit("QuantizeLinear", [x, scale, zp], [node.output[0]], node.name, axis=axis)
 

@@ -12,7 +12,7 @@ those two instructions, so LLVM keeps them).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from llvmlite import ir
@@ -104,12 +104,31 @@ def _axis_nest(kc: KernelContext, name: str, axis: int | None) -> tuple[int, int
     return outer, shape[axis], inner
 
 
+def _blocks(kc: KernelContext, x: str) -> Iterator[tuple[ir.Value, ir.Value]]:
+    """Blocked quantization's loop nest (runs the body once): (element index of x, index of its
+    block's scale / zero point), the scale being x's shape with axis `a` cut to ceil(D / bs)."""
+    b = kc.b
+    axis, bs = kc.attrs["axis"], kc.attrs["block_size"]
+    outer, dim, inner = _axis_nest(kc, x, axis)
+    nb = -(-dim // bs)
+    with kc.loop(outer, "o") as o, kc.loop(dim, "c") as c:
+        sbase = b.mul(b.add(b.mul(o, kc.idx(nb)), b.udiv(c, kc.idx(bs))), kc.idx(inner))
+        base = b.mul(b.add(b.mul(o, kc.idx(dim)), c), kc.idx(inner))
+        with kc.loop(inner, "i") as i:
+            yield b.add(base, i), b.add(sbase, i)
+
+
 @lowering("QuantizeLinear")
 def lower_quantize(kc: KernelContext) -> None:
     x, scale, zp = kc.inputs[0], kc.inputs[1], kc.inputs[2] if len(kc.inputs) > 2 else ""
     y = kc.outputs[0]
     b = kc.b
     qmin, qmax = qrange(kc.dtype(y))
+    if kc.attrs.get("block_size"):
+        for idx, p in _blocks(kc, x):
+            q = round_clamp(b, b.fdiv(kc.load(x, idx), load_f32(kc, scale, p)), load_i32(kc, zp, p), qmin, qmax)
+            kc.store(y, idx, narrow(b, q, kc.dtype(y)))
+        return
     outer, dim, inner = _axis_nest(kc, x, kc.attrs.get("axis"))
     with kc.loop(outer, "o") as o, kc.loop(dim, "c") as c:
         s = load_f32(kc, scale, per_index(kc, scale, c))
@@ -126,6 +145,11 @@ def lower_dequantize(kc: KernelContext) -> None:
     x, scale, zp = kc.inputs[0], kc.inputs[1], kc.inputs[2] if len(kc.inputs) > 2 else ""
     y = kc.outputs[0]
     b = kc.b
+    if kc.attrs.get("block_size"):
+        for idx, p in _blocks(kc, x):
+            v = b.sitofp(b.sub(load_i32(kc, x, idx), load_i32(kc, zp, p)), F32)
+            kc.store(y, idx, b.fmul(v, load_f32(kc, scale, p)))
+        return
     outer, dim, inner = _axis_nest(kc, x, kc.attrs.get("axis"))
     with kc.loop(outer, "o") as o, kc.loop(dim, "c") as c:
         s = load_f32(kc, scale, per_index(kc, scale, c))
