@@ -119,6 +119,31 @@ class Runner:
         self._call("init", ctypes.byref(self.ctx), ctypes.c_void_p(self.arena.ctypes.data),
                    ctypes.c_size_t(m["arena_bytes"]), ctypes.c_int(num_threads))
         self._open = True
+        # The per-call path, bound once: ctypes looks a function up by name on every attribute
+        # access, converts untyped arguments by inspection and `array.ctypes.data` alone costs
+        # 1 us (37 us per run before, for a 5 us model). Inputs and outputs are numpy views of
+        # the arena at the addresses the runtime reports (edgec_input_ptr / output_ptr, its
+        # zero-copy API): a run is two numpy copies around one typed call.
+        vp, i32 = ctypes.c_void_p, ctypes.c_int
+        self._run = self.lib[f"{p}_run"]
+        self._run.argtypes = [vp]
+        self._ctx_addr = ctypes.addressof(self.ctx)
+        self._inputs = [(t["name"], tuple(t["shape"]), np.dtype(t["dtype"])) for t in m["inputs"]]
+        self._outputs = [(t["name"], tuple(t["shape"]), np.dtype(t["dtype"])) for t in m["outputs"]]
+        self._in_views = self._views("input_ptr", m["inputs"])
+        self._out_views = self._views("output_ptr", m["outputs"])
+
+    def _views(self, fn: str, tensors: list[dict]) -> list[np.ndarray]:
+        ptr = self.lib[f"{self.name}_{fn}"]
+        ptr.restype, ptr.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_int]
+        base = self.arena.ctypes.data
+        views = []
+        for k, t in enumerate(tensors):
+            off = (ptr(self._ctx_addr, k) or 0) - base
+            if not 0 <= off <= len(self.arena) - t["bytes"]:
+                raise BundleError(f"{self.name}_{fn}({k}) points outside the arena")
+            views.append(self.arena[off:off + t["bytes"]].view(np.dtype(t["dtype"])).reshape(t["shape"]))
+        return views
 
     def close(self) -> None:
         """Join the bundle's worker threads (if any)."""
@@ -138,20 +163,49 @@ class Runner:
     def verify_weights(self) -> None:
         self._call("verify_weights")
 
+    def _feed(self, feeds: dict[str, np.ndarray]) -> None:
+        """Copy the inputs into the arena: straight from the caller's arrays when they have the
+        model's shapes (a same-kind dtype is converted in the copy), else through
+        `_check_inputs` and its messages."""
+        if type(feeds) is dict and len(feeds) == len(self._inputs):
+            for (name, shape, dtype), view in zip(self._inputs, self._in_views):
+                a = feeds.get(name)
+                if type(a) is not np.ndarray or a.shape != shape or (
+                        a.dtype != dtype and not np.can_cast(a.dtype, dtype, casting="same_kind")):
+                    break  # (inputs copied so far are copied again below)
+                np.copyto(view, a, casting="same_kind")
+            else:
+                return
+        for a, view in zip(_check_inputs(self.bundle.manifest, feeds), self._in_views):
+            np.copyto(view, a)
+
+    def _execute(self) -> None:
+        status = self._run(self._ctx_addr)
+        if status != 0:
+            raise RunError(f"{self.name}_run failed: {STATUS.get(status, status)}")
+
     @public_api
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        m = self.bundle.manifest
-        for k, a in enumerate(_check_inputs(m, feeds)):
-            self._call("set_input", ctypes.byref(self.ctx), k, ctypes.c_void_p(a.ctypes.data),
-                       ctypes.c_size_t(a.nbytes))
-        self._call("run", ctypes.byref(self.ctx))
-        outs = {}
-        for k, t in enumerate(m["outputs"]):
-            arr = np.empty(t["shape"], np.dtype(t["dtype"]))
-            self._call("get_output", ctypes.byref(self.ctx), k, ctypes.c_void_p(arr.ctypes.data),
-                       ctypes.c_size_t(arr.nbytes))
-            outs[t["name"]] = arr
-        return outs
+        self._feed(feeds)
+        self._execute()
+        return {name: view.copy() for (name, _, _), view in zip(self._outputs, self._out_views)}
+
+    @public_api
+    def run_into(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
+        """`run`, writing the outputs into the caller's arrays (`outputs`: name -> an array of
+        the output's dtype and shape, for every output): no allocation."""
+        if type(outputs) is not dict or len(outputs) != len(self._outputs):
+            raise RunError(f"outputs must be a dict with an array for each of {[o[0] for o in self._outputs]}")
+        dst = []
+        for name, shape, dtype in self._outputs:
+            a = outputs.get(name)
+            if type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape or not a.flags.writeable:
+                raise RunError(f"output {name!r} needs a writable {dtype} array of shape {list(shape)}")
+            dst.append(a)
+        self._feed(feeds)
+        self._execute()
+        for a, view in zip(dst, self._out_views):
+            np.copyto(a, view)
 
 
 class EmulatedRunner:
