@@ -124,9 +124,8 @@ class Runner:
         # 1 us (37 us per run before, for a 5 us model). Inputs and outputs are numpy views of
         # the arena at the addresses the runtime reports (edgec_input_ptr / output_ptr, its
         # zero-copy API): a run is two numpy copies around one typed call.
-        vp, i32 = ctypes.c_void_p, ctypes.c_int
         self._run = self.lib[f"{p}_run"]
-        self._run.argtypes = [vp]
+        self._run.argtypes = [ctypes.c_void_p]
         self._ctx_addr = ctypes.addressof(self.ctx)
         self._inputs = [(t["name"], tuple(t["shape"]), np.dtype(t["dtype"])) for t in m["inputs"]]
         self._outputs = [(t["name"], tuple(t["shape"]), np.dtype(t["dtype"])) for t in m["outputs"]]
