@@ -17,6 +17,7 @@ from edgec.kernels.gemv.pack import prepare_gemv
 from edgec.kernels.int8.prepare import prepare_qconv
 from edgec.kernels.rnn.pack import pack_rnn
 from edgec.kernels.specs import check_attrs
+from edgec.kernels.window_gemm.pack import prepare_window_gemm
 from edgec.kernels.winograd.pack import prepare_winograd
 from edgec.optimize.elementwise_fusion import fuse_elementwise
 from edgec.optimize.integer_float import integer_as_float
@@ -76,6 +77,7 @@ TARGET_PASSES: list[TargetPass] = [
     TargetPass("sparsify-dense", lambda cx: sparsify_dense(cx.profile, cx.options.sparse)),
     TargetPass("sparsify-rnn", lambda cx: sparsify_rnn(cx.profile, cx.options.sparse)),
     TargetPass("prepare-winograd", lambda cx: prepare_winograd(cx.profile, cx.options.threads)),
+    TargetPass("prepare-window-gemm", lambda cx: prepare_window_gemm(cx.profile)),  # before the direct convs
     TargetPass("prepare-direct-conv", lambda cx: prepare_direct_conv(cx.profile, cx.overrides, cx.options)),
     TargetPass("prepare-deconv", lambda cx: prepare_deconv(cx.profile)),
     TargetPass("prepare-max-pool", lambda cx: prepare_max_pool(cx.profile)),

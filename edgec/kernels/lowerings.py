@@ -32,4 +32,5 @@ from edgec.kernels.int8 import (  # noqa: F401
 from edgec.kernels.rnn import lower as _rnn  # noqa: F401
 from edgec.kernels.sparse import lower as _sparse  # noqa: F401
 from edgec.kernels.sparse import lower_bsr as _sparse_bsr  # noqa: F401
+from edgec.kernels.window_gemm import lower as _window_gemm  # noqa: F401
 from edgec.kernels.winograd import lower as _winograd  # noqa: F401

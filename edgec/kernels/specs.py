@@ -9,6 +9,7 @@ from edgec.kernels.int8 import spec as _int8  # noqa: F401
 from edgec.kernels.rnn import spec as _rnn  # noqa: F401
 from edgec.kernels.sparse import spec as _sparse  # noqa: F401
 from edgec.kernels.spec import SPECS, attrs_errors, check_attrs, is_parallel
+from edgec.kernels.window_gemm import spec as _window_gemm  # noqa: F401
 from edgec.kernels.winograd import spec as _winograd  # noqa: F401
 
 __all__ = ["SPECS", "attrs_errors", "check_attrs", "is_parallel"]

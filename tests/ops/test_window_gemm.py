@@ -1,0 +1,77 @@
+"""WindowGemm (edgec/kernels/window_gemm): long-kernel strided 1-D convolutions (an STFT as a
+Conv) and MatMuls of several rows by a constant matrix, against onnxruntime on the host and
+under qemu (aarch64 NEON, armv7 NEON). Shapes cover channel blocks with zero-padded tails, row
+tiles with tails, several input channels, bias, a fused Relu, Gemm with transB."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto as T
+from onnx import helper
+
+from edgec.importer import import_model
+from edgec.pipeline import run_pipeline, target_passes
+from edgec.targets import get_profile
+from tests.helpers import check_model, make_model, rand
+
+F = T.FLOAT
+DEVICES = ["host", "rpi4", "armv7"]
+
+
+def _ops(model, device: str = "host") -> list[str]:  # noqa: ANN001
+    g = run_pipeline(run_pipeline(import_model(model)).copy(), target_passes(get_profile(device)))
+    return [n.op for n in g.nodes]
+
+
+CONV_CASES = {
+    "stft": dict(c=1, m=257, k=512, s=160, w=4000),  # openWakeWord's front end, shorter
+    "two_channels_relu": dict(c=2, m=40, k=64, s=20, w=1013, relu=True, bias=True),
+    "one_block_tail": dict(c=1, m=5, k=33, s=7, w=300, bias=True),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", list(CONV_CASES))
+def test_long_kernel_conv1d(case: str, device: str) -> None:
+    p = CONV_CASES[case]
+    ins = ["x", "w"] + (["b"] if p.get("bias") else [])
+    nodes = [helper.make_node("Conv", ins, ["c"], kernel_shape=[p["k"]], strides=[p["s"]])]
+    nodes.append(helper.make_node("Relu" if p.get("relu") else "Identity", ["c"], ["y"]))
+    init = {"w": rand(p["m"], p["c"], p["k"], seed=1, low=-0.1, high=0.1)}
+    if p.get("bias"):
+        init["b"] = rand(p["m"], seed=2)
+    m = make_model(nodes, [("x", F, [1, p["c"], p["w"]])], [("y", F, None)], init)
+    assert "WindowGemm" in _ops(m, device)
+    check_model(m, {"x": rand(1, p["c"], p["w"], seed=3)}, device=device)
+
+
+MATMUL_CASES = {
+    "mel_filterbank": dict(a=[1, 1, 75, 257], n=32),
+    "wide_ctc_head": dict(a=[20, 96], n=150, bias=True, gemm=True),
+    "rows_tail_relu": dict(a=[3, 7, 40], n=19, relu=True),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", list(MATMUL_CASES))
+def test_multi_row_matmul(case: str, device: str) -> None:
+    p = MATMUL_CASES[case]
+    k = p["a"][-1]
+    if p.get("gemm"):
+        nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["c"], transB=1)]
+        init = {"w": rand(p["n"], k, seed=1), "b": rand(p["n"], seed=2)}
+    else:
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["c"])]
+        init = {"w": rand(k, p["n"], seed=1)}
+    nodes.append(helper.make_node("Relu" if p.get("relu") else "Identity", ["c"], ["y"]))
+    m = make_model(nodes, [("x", F, p["a"])], [("y", F, None)], init)
+    assert "WindowGemm" in _ops(m, device)
+    check_model(m, {"x": rand(*p["a"], seed=3)}, device=device)
+
+
+def test_short_kernels_and_padding_stay_on_the_conv_kernels() -> None:
+    for attrs in (dict(kernel_shape=[3]), dict(kernel_shape=[64], pads=[2, 2])):
+        m = make_model([helper.make_node("Conv", ["x", "w"], ["y"], **attrs)], [("x", F, [1, 2, 300])],
+                       [("y", F, None)], {"w": rand(4, 2, attrs["kernel_shape"][0], seed=1)})
+        assert "WindowGemm" not in _ops(m)
