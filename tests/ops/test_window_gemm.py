@@ -5,7 +5,6 @@ tiles with tails, several input channels, bias, a fused Relu, Gemm with transB."
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from onnx import TensorProto as T
 from onnx import helper
