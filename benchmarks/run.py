@@ -136,16 +136,20 @@ def _time_edgec(runner: Runner, feeds: dict[str, np.ndarray], got: dict[str, np.
 
 def bench_case(case: Case, opts: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
-    model = case.make()
-    feeds = make_inputs(model)
-    res: dict = {"name": case.name, "kind": case.kind, "description": case.description,
-                 "inputs": {k: list(v.shape) for k, v in feeds.items()},
-                 "flops": count_flops(model), "generate_s": time.perf_counter() - t0,
-                 "edgec": None, "onnxruntime": {}, "check": "ERROR", "error": None}
+    res: dict = {"name": case.name, "kind": case.kind, "description": case.description, "inputs": {},
+                 "flops": None, "edgec": None, "onnxruntime": {}, "check": "ERROR", "error": None}
     kw = dict(min_runs=opts.min_runs, min_time=opts.min_time, warmup=opts.warmup)
-
-    err.print(f"[bold]{case.name}[/]: onnxruntime")
-    reference, res["onnxruntime"], ort_1t = _time_ort(model, feeds, kw)
+    try:  # a case that cannot be prepared (a package missing, a model onnxruntime refuses) is reported
+        model = case.make()
+        feeds = make_inputs(model)
+        res.update(inputs={k: list(v.shape) for k, v in feeds.items()}, flops=count_flops(model),
+                   generate_s=time.perf_counter() - t0)
+        err.print(f"[bold]{case.name}[/]: onnxruntime")
+        reference, res["onnxruntime"], ort_1t = _time_ort(model, feeds, kw)
+    except Exception as exc:  # noqa: BLE001 - one broken case must not stop the others
+        res["error"] = f"cannot prepare the case: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        err.print(f"  [red]{escape(res['error'])}[/]")
+        return res
     gc.collect()  # destroy the 2-thread session now: its spinning workers would steal a core
 
     err.print(f"[bold]{case.name}[/]: edgec build")
@@ -259,7 +263,8 @@ def _speedup(e: dict) -> float | None:
 def make_table(results: list[dict], machine: dict) -> Table:
     peak = machine["peak_gflops_1core"]
     title = (f"edgec vs onnxruntime on {machine['cpu']} ({machine['logical_cpus']} logical CPUs, "
-             f"{_num(machine['ghz'], '.2f')} GHz, 1-core fp32 peak {_num(peak, '.0f')} GFLOP/s)")
+             f"{_num(machine['ghz'], '.2f')} GHz x {machine['fp32_flop_per_cycle']} FLOP/cycle: 1-core fp32 "
+             f"peak {_num(peak, '.0f')} GFLOP/s)")
     t = Table(title=title, caption="times: median µs per inference unless noted; ratio = edgec / "
               "onnxruntime (1 thread), medians; paired = median over alternating rounds of the "
               "per-round ratio (edgec and onnxruntime 1t are timed interleaved, so drift hits both)")
@@ -273,7 +278,7 @@ def make_table(results: list[dict], machine: dict) -> Table:
         check = r["check"]
         style = {"ok": "green", "MISMATCH": "bold red"}.get(check, "red")
         t.add_row(
-            r["name"], f"{r['flops'] / 1e9:.3f}", _num(e.get("build_s"), ".1f"),
+            r["name"], _num(r["flops"] / 1e9 if r["flops"] is not None else None, ".3f"), _num(e.get("build_s"), ".1f"),
             _us(e.get("run", {}).get("median_us")), _us(e.get("run", {}).get("min_us")),
             _us(e.get("runner_run", {}).get("median_us")), _us(ort1.get("median_us")),
             _us(ort1.get("min_us")), _us(ort2.get("median_us")), _num(r.get("ratio_vs_ort1"), ".2f"),
@@ -326,8 +331,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--min-runs", type=int, help="at least this many timed runs (default 10)")
     ap.add_argument("--warmup", type=int, help="untimed runs first (default 3)")
     ap.add_argument("--ghz", type=float, help="core clock for the %% of peak (default: max 'cpu MHz' in /proc/cpuinfo)")
-    ap.add_argument("--flop-per-cycle", type=int, default=timing.ZEN_FP32_FLOP_PER_CYCLE,
-                    help="fp32 FLOP per cycle of one core (default 32: Zen, 2 x 256-bit FMA)")
+    ap.add_argument("--flop-per-cycle", type=int, default=None,
+                    help="fp32 FLOP per cycle of one core (default: from the CPU, timing.fp32_flop_per_cycle)")
     ap.add_argument("--json-out", type=Path, default=DEFAULT_JSON, help=f"JSON results (default {DEFAULT_JSON})")
     ap.add_argument("--plot", nargs="?", type=Path, const=DEFAULT_PLOT, default=None,
                     help=f"also write a bar chart PNG (needs matplotlib; default path {DEFAULT_PLOT})")
@@ -358,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
 
     ghz = args.ghz or timing.cpu_ghz()
-    machine = timing.machine_info(ghz, args.flop_per_cycle)
+    machine = timing.machine_info(ghz, args.flop_per_cycle or timing.fp32_flop_per_cycle())
     args.peak_gflops = machine["peak_gflops_1core"]
     settings = {"min_time_s": args.min_time, "min_runs": args.min_runs, "warmup": args.warmup,
                 "tolerance": TOLERANCE, "ort_threads": list(ORT_THREADS)}

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # Zen 2/3/4 cores retire 2 fused multiply-adds on 8 float32 lanes (256-bit) a cycle.
-ZEN_FP32_FLOP_PER_CYCLE = 32
 
 
 @dataclass
@@ -131,6 +130,30 @@ def _cpuinfo() -> str:
         return Path("/proc/cpuinfo").read_text()
     except OSError:
         return ""
+
+
+def fp32_flop_per_cycle() -> int:
+    """fp32 FLOP per cycle of one core, from /proc/cpuinfo: FMA pipes x lanes x 2. Zen 1 (AMD
+    family 0x17, models below 0x30) splits 256-bit ops in two 128-bit halves: 16; Zen 2-4 and
+    Intel AVX2 parts: two 256-bit FMA pipes, 32 (Zen 4 runs AVX-512 double-pumped); Zen 5 and
+    Intel AVX-512 parts: 64; AVX without FMA 16; aarch64 NEON (two 128-bit FMA pipes) 16;
+    otherwise 8."""
+    info = _cpuinfo()
+    m = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", info, re.M)
+    flags = set(m.group(1).split()) if m else set()
+    amd = "AuthenticAMD" in info
+    fam = re.search(r"^cpu family\s*:\s*(\d+)", info, re.M)
+    mod = re.search(r"^model\s*:\s*(\d+)", info, re.M)
+    family, model = (int(fam.group(1)) if fam else 0), (int(mod.group(1)) if mod else 0)
+    if amd and family == 0x17 and model < 0x30:
+        return 16
+    if "avx512f" in flags and not (amd and family < 0x1A):
+        return 64
+    if "avx2" in flags and "fma" in flags:
+        return 32
+    if "avx" in flags or "asimd" in flags or platform.machine() in ("aarch64", "arm64"):
+        return 16
+    return 8
 
 
 def cpu_model() -> str:

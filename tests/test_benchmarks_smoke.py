@@ -15,7 +15,7 @@ STATS_KEYS = {"runs", "inner", "min_us", "median_us", "mean_us", "p90_us", "tota
 def test_runner_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     code = run.main(["--cases", "dense256,dense1024", "--min-time", "0", "--min-runs", "2",
-                     "--warmup", "1", "--ghz", "3.0", "--json-out", str(out)])
+                     "--warmup", "1", "--ghz", "3.0", "--flop-per-cycle", "32", "--json-out", str(out)])
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["version"] == run.JSON_VERSION
@@ -68,3 +68,23 @@ def test_failed_build_is_reported_and_exits_1(tmp_path, monkeypatch):
     assert res["check"] == "ERROR" and res["edgec"] is None
     assert "NonMaxSuppression" in res["error"]
     assert res["onnxruntime"]["1"]["runs"] >= 1  # onnxruntime is still timed
+
+
+def test_case_that_cannot_be_prepared_is_reported_and_the_run_goes_on(tmp_path, monkeypatch):
+    """A case whose model cannot be made (a package missing) is an ERROR row; the next case
+    still runs and the JSON is written. The default FLOP/cycle comes from the CPU."""
+    from benchmarks import cases
+
+    def missing():
+        import rapidocr_not_installed  # noqa: F401
+
+    monkeypatch.setitem(cases.BY_NAME, "gone", cases.Case("gone", "needs a package", missing, "micro"))
+    out = tmp_path / "bench.json"
+    code = run.main(["--cases", "gone,dense256", "--min-time", "0", "--min-runs", "1", "--warmup", "0",
+                     "--json-out", str(out)])
+    assert code == 1
+    doc = json.loads(out.read_text())
+    gone, dense = doc["cases"]
+    assert gone["check"] == "ERROR" and "cannot prepare the case: ModuleNotFoundError" in gone["error"]
+    assert dense["check"] == "ok"
+    assert doc["machine"]["fp32_flop_per_cycle"] in (8, 16, 32, 64)
