@@ -145,6 +145,28 @@ def conv(channels: int, size: int, out_channels: int, k: int, depthwise: bool = 
     return _finish([node], f"conv{k}x{k}", ("input", [1, channels, size, size]), "output", inits)
 
 
+def wide_gemm(m: int, k: int, n: int, seed: int = 0) -> onnx.ModelProto:
+    """Gemm [m, k] x [n, k]^T + bias: a CTC / vocabulary projection of m time steps."""
+    rng = np.random.default_rng(seed)
+    inits = {"w": _he(rng, (n, k), k), "b": rng.uniform(-0.1, 0.1, n).astype(np.float32)}
+    node = helper.make_node("Gemm", ["input", "w", "b"], ["output"], transB=1)
+    return _finish([node], "wide_gemm", ("input", [m, k]), "output", inits)
+
+
+def wide_matmul(m: int, k: int, n: int, seed: int = 0) -> onnx.ModelProto:
+    """MatMul [1, m, k] x [k, n]: an OCR recognizer's character head."""
+    rng = np.random.default_rng(seed)
+    node = helper.make_node("MatMul", ["input", "w"], ["output"])
+    return _finish([node], "wide_matmul", ("input", [1, m, k]), "output", {"w": _he(rng, (k, n), k)})
+
+
+def stft_conv(samples: int, bins: int = 257, k: int = 512, stride: int = 160, seed: int = 0) -> onnx.ModelProto:
+    """Conv1d 1 -> bins, kernel k, stride: an STFT written as a convolution."""
+    rng = np.random.default_rng(seed)
+    node = helper.make_node("Conv", ["input", "w"], ["output"], kernel_shape=[k], strides=[stride])
+    return _finish([node], "stft_conv", ("input", [1, 1, samples]), "output", {"w": _he(rng, (bins, 1, k), k)})
+
+
 # -- whole networks -------------------------------------------------------------------------
 # Imported lazily: generating a network takes about a second, listing cases should not.
 
@@ -210,6 +232,12 @@ CASES: list[Case] = [
     Case("conv3x3", "Conv 3x3 pad 1, 1x64x56x56 -> 64, bias", lambda: conv(64, 56, 64, 3), "micro", True),
     Case("dwconv3x3", "depthwise Conv 3x3 pad 1, 1x144x56x56, bias",
          lambda: conv(144, 56, 144, 3, depthwise=True), "micro", True),
+    Case("gemm20x8210", "Gemm [20,1024]x[8210,1024]^T + bias (a vocabulary projection)",
+         lambda: wide_gemm(20, 1024, 8210), "micro"),
+    Case("matmul40x18385", "MatMul [1,40,120]x[120,18385] (an OCR character head)",
+         lambda: wide_matmul(40, 120, 18385), "micro"),
+    Case("stft_conv", "Conv1d 1 -> 257, kernel 512, stride 160 over 16000 samples (an STFT)",
+         lambda: stft_conv(16000), "micro"),
     Case("mobilenet_v2", "MobileNetV2 1.0, 224x224", _mobilenet_v2, "model"),
     Case("resnet18", "ResNet-18, 224x224", _resnet18, "model"),
     Case("mobilenet_v2_int8", "MobileNetV2 1.0, 224x224, int8 QDQ (onnxruntime quantize_static u8s8)",
