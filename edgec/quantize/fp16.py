@@ -17,7 +17,7 @@ from edgec.ir.graph import Graph, Node, Value
 
 MIN_ELEMENTS = 256
 # ops whose lowering reads a weight only through its buffer (not its values at build time)
-FP16_CONSUMERS = {"Conv", "ConvDirect", "ConvOcvec", "MatMul", "Gemm", "Dense", "Gemv", "ConvWinograd",
+FP16_CONSUMERS = {"Conv", "ConvDirect", "ConvOcvec", "MatMul", "Gemm", "Dense", "Gemv", "ConvWinograd", "WindowGemm",
                   "DepthwiseConv", "ConvTranspose", "Deconv"}
 
 

@@ -5,6 +5,7 @@ tiles with tails, several input channels, bias, a fused Relu, Gemm with transB."
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from onnx import TensorProto as T
 from onnx import helper
@@ -74,3 +75,18 @@ def test_short_kernels_and_padding_stay_on_the_conv_kernels() -> None:
         m = make_model([helper.make_node("Conv", ["x", "w"], ["y"], **attrs)], [("x", F, [1, 2, 300])],
                        [("y", F, None)], {"w": rand(4, 2, attrs["kernel_shape"][0], seed=1)})
         assert "WindowGemm" not in _ops(m)
+
+
+def test_fp16_weights() -> None:
+    """`--quantize fp16` stores WindowGemm's packed weights as float16 too."""
+    p = MATMUL_CASES["wide_ctc_head"]
+    m = make_model([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)], [("x", F, p["a"])],
+                   [("y", F, None)], {"w": rand(p["n"], p["a"][-1], seed=1), "b": rand(p["n"], seed=2)})
+    from edgec.options import BuildOptions
+
+    g = run_pipeline(run_pipeline(import_model(m)).copy(),
+                     target_passes(get_profile("host"), BuildOptions(precision="fp16")))
+    (wg,) = [n for n in g.nodes if n.op == "WindowGemm"]
+    assert g.values[wg.inputs[1]].dtype == np.float32 and any(
+        n.op == "Cast" and n.outputs[0] == wg.inputs[1] for n in g.nodes)
+    check_model(m, {"x": rand(*p["a"], seed=3)}, tol=2e-2, quantize="fp16")  # fp16 rounding of 96-term sums
