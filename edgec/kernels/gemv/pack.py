@@ -9,6 +9,7 @@ import numpy as np
 
 from edgec.ir.graph import Graph, Node
 from edgec.kernels.gemv.tuning import GemvSchedule, default_gemv_schedule, gemv_task
+from edgec.kernels.generic.column_blocks import pack_column_blocks
 from edgec.options import BuildOptions
 from edgec.targets import TargetProfile
 from edgec.tune.keys import Overrides, task_key
@@ -36,15 +37,7 @@ def _eligible(g: Graph, n: Node) -> bool:
 
 def pack_gemv(w: np.ndarray, bias: np.ndarray | None, nb: int) -> tuple[np.ndarray, np.ndarray]:
     """W (K x N) as [N/NB][K][NB] (columns zero-padded to whole blocks), bias padded alike."""
-    k, n = w.shape
-    npad = -(-n // nb) * nb
-    wfull = np.zeros((k, npad), np.float32)
-    wfull[:, :n] = w
-    packed = np.ascontiguousarray(wfull.reshape(k, npad // nb, nb).transpose(1, 0, 2))
-    b = np.zeros(npad, np.float32)
-    if bias is not None:
-        b[:n] = bias.reshape(-1)
-    return packed, b
+    return pack_column_blocks(w, bias, nb)
 
 
 def gemv_schedule(profile: TargetProfile, k: int, n: int, overrides: Overrides | None,

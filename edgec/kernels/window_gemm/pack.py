@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.ir.graph import Graph, Node
-from edgec.kernels.gemv.pack import pack_gemv
+from edgec.kernels.generic.column_blocks import pack_column_blocks
 from edgec.targets import TargetProfile
 
 MIN_TAPS = 32
@@ -69,7 +69,7 @@ def prepare_window_gemm(profile: TargetProfile):  # noqa: ANN201 - a Pass
             s = schedule(profile, m)
             nb = s["nv"] * s["lanes"]
             bias = g.values[n.inputs[2]].data if len(n.inputs) > 2 and n.inputs[2] else None
-            packed, b = pack_gemv(np.asarray(w, np.float32).reshape(m, c * taps).T, bias, nb)
+            packed, b = pack_column_blocks(np.asarray(w, np.float32).reshape(m, c * taps).T, bias, nb)
             attrs = {"batch": x.shape[0], "channels": c, "width": x.shape[-1], "taps": taps,
                      "stride": n.attrs["strides"][1], "rows": g.values[n.outputs[0]].shape[-1], "n": m,
                      "schedule": s, "activation": n.attrs.get("activation"), "layout": "nct"}
@@ -90,7 +90,7 @@ def _matmul(g: Graph, n: Node, profile: TargetProfile) -> Node:
     s = schedule(profile, m)
     nb = s["nv"] * s["lanes"]
     bias = g.values[n.inputs[2]].data if len(n.inputs) > 2 and n.inputs[2] else None
-    packed, b = pack_gemv(w, bias, nb)
+    packed, b = pack_column_blocks(w, bias, nb)
     attrs = {"batch": 1, "channels": 1, "width": a.size, "taps": k, "stride": k, "rows": rows, "n": m,
              "schedule": s, "activation": n.attrs.get("activation"), "layout": "tn"}
     return Node("WindowGemm", [n.inputs[0], g.add_const(f"{n.inputs[1]}_wg{nb}", packed.reshape(-1)),
