@@ -99,9 +99,7 @@ class Runner:
         if not hasattr(self.lib, f"{p}_info"):
             raise BundleError(f"{bundle.shared_library} does not define model {p!r}")
         _check_against_library(self.lib, m)
-        for fn in ("init", "set_input", "run", "get_output"):
-            getattr(self.lib, f"{p}_{fn}").restype = ctypes.c_int
-        self.lib[f"{p}_output_ptr"].restype = ctypes.c_void_p
+        getattr(self.lib, f"{p}_init").restype = ctypes.c_int
         self.lib[f"{p}_verify_weights"].restype = ctypes.c_int
         self.lib[f"{p}_deinit"].restype = ctypes.c_int
         self.lib.edgec_ctx_size.restype = ctypes.c_size_t
@@ -154,7 +152,9 @@ class Runner:
         self.close()
 
     def _call(self, fn: str, *args: object) -> None:
-        status = getattr(self.lib, f"{self.name}_{fn}")(*args)
+        self._check(fn, getattr(self.lib, f"{self.name}_{fn}")(*args))
+
+    def _check(self, fn: str, status: int) -> None:
         if status != 0:
             raise RunError(f"{self.name}_{fn} failed: {STATUS.get(status, status)}")
 
@@ -179,9 +179,7 @@ class Runner:
             np.copyto(view, a)
 
     def _execute(self) -> None:
-        status = self._run(self._ctx_addr)
-        if status != 0:
-            raise RunError(f"{self.name}_run failed: {STATUS.get(status, status)}")
+        self._check("run", self._run(self._ctx_addr))
 
     @public_api
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -59,6 +59,15 @@ class Tables:
         data = np.asarray(list(values) or [0], dtype=self.dtype)
         return self.kc.table(data, hint)
 
+    def windows(self, out: tuple[int, int], size: tuple[int, int], strides: Sequence[int], pads: Sequence[int],
+                dilations: Sequence[int], kernel: Sequence[int]) -> tuple[ir.Value, ...]:
+        """(kh_lo, kh_hi, ow_lo, ow_hi): per output row the valid kernel rows, per kernel
+        column the output columns whose input is inside the map (no branch per element)."""
+        rows = taps_per_output(out[0], size[0], strides[0], pads[0], dilations[0], kernel[0])
+        cols = outputs_per_tap(out[1], size[1], strides[1], pads[1], dilations[1], kernel[1])
+        return (self.make([r[0] for r in rows], "khlo"), self.make([r[1] for r in rows], "khhi"),
+                self.make([c[0] for c in cols], "owlo"), self.make([c[1] for c in cols], "owhi"))
+
     def at(self, table: ir.Value, i: ir.Value) -> ir.Value:
         return self.kc.b.load(self.kc.b.gep(table, [i], inbounds=True))
 
@@ -103,10 +112,7 @@ def lower_conv(kc: KernelContext) -> None:
     mg = m_ // groups
     b = kc.b
     t = Tables(kc)
-    rows = taps_per_output(oh_, h_, sh, pt, dh, kh_)
-    kh_lo, kh_hi = t.make([r[0] for r in rows], "khlo"), t.make([r[1] for r in rows], "khhi")
-    cols = outputs_per_tap(ow_, w_, sw, pl, dw, kw_)
-    ow_lo, ow_hi = t.make([r[0] for r in cols], "owlo"), t.make([r[1] for r in cols], "owhi")
+    kh_lo, kh_hi, ow_lo, ow_hi = t.windows((oh_, ow_), (h_, w_), (sh, sw), (pt, pl), (dh, dw), (kh_, kw_))
 
     with kc.loop(n_, "n") as n, kc.loop(groups, "g") as g, kc.loop(mg, "m") as mm:
         m = kc.linear([g, mm], [mg, 1])

@@ -10,7 +10,7 @@ from edgec.codegen.activations import FLOAT_UNARY
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.types import F32, I32
 from edgec.kernels.generic.elementwise import emit_elementwise, float_binary
-from edgec.kernels.generic.quant import narrow, qrange, round_clamp, to_i32
+from edgec.kernels.generic.quant import dequantize_value, quantize_value, to_i32
 
 
 def _qdq(b: ir.IRBuilder, op: str, x: ir.Value, attrs: dict) -> ir.Value:
@@ -18,9 +18,8 @@ def _qdq(b: ir.IRBuilder, op: str, x: ir.Value, attrs: dict) -> ir.Value:
     (edgec/kernels/generic/quant.py), so fusing does not change a bit."""
     scale, zp = ir.Constant(F32, attrs["scale"]), ir.Constant(I32, attrs["zero_point"])
     if op == "DequantizeLinear":
-        return b.fmul(b.sitofp(b.sub(to_i32(b, x, attrs["dtype"]), zp), F32), scale)
-    q = round_clamp(b, b.fdiv(x, scale), zp, *qrange(attrs["dtype"]))
-    return narrow(b, q, attrs["dtype"])
+        return dequantize_value(b, to_i32(b, x, attrs["dtype"]), scale, zp)
+    return quantize_value(b, x, scale, zp, attrs["dtype"])
 
 
 @lowering("FusedElementwise")

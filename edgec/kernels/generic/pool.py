@@ -23,9 +23,7 @@ from edgec.kernels.generic.conv import (
     Tables,
     as_nchw,
     fill_row,
-    outputs_per_tap,
     span,
-    taps_per_output,
 )
 
 
@@ -97,10 +95,7 @@ def lower_pool(kc: KernelContext) -> None:
         return
     b = kc.b
     t = Tables(kc)
-    rows = taps_per_output(oh_, h_, sh, pt, dh, kh_)
-    kh_lo, kh_hi = t.make([r[0] for r in rows], "khlo"), t.make([r[1] for r in rows], "khhi")
-    cols = outputs_per_tap(ow_, w_, sw, pl, dw, kw_)
-    ow_lo, ow_hi = t.make([r[0] for r in cols], "owlo"), t.make([r[1] for r in cols], "owhi")
+    kh_lo, kh_hi, ow_lo, ow_hi = t.windows((oh_, ow_), (h_, w_), (sh, sw), (pt, pl), (dh, dw), (kh_, kw_))
     combine = _combine(kc, dtype)
     if avg:
         inc = bool(kc.attrs.get("count_include_pad", 0))

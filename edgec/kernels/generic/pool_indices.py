@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.types import is_float, is_signed
-from edgec.kernels.generic.conv import Tables, as_nchw, fill_row, outputs_per_tap, taps_per_output
+from edgec.kernels.generic.conv import Tables, as_nchw, fill_row
 from edgec.kernels.generic.pool import _lowest
 
 
@@ -25,10 +25,7 @@ def lower_max_pool_indices(kc: KernelContext) -> None:
     dtype = kc.dtype(x)
     b = kc.b
     t = Tables(kc)
-    rows = taps_per_output(oh_, h_, sh, pt, dh, kh_)
-    kh_lo, kh_hi = t.make([r[0] for r in rows], "khlo"), t.make([r[1] for r in rows], "khhi")
-    cols = outputs_per_tap(ow_, w_, sw, pl, dw, kw_)
-    ow_lo, ow_hi = t.make([r[0] for r in cols], "owlo"), t.make([r[1] for r in cols], "owhi")
+    kh_lo, kh_hi, ow_lo, ow_hi = t.windows((oh_, ow_), (h_, w_), (sh, sw), (pt, pl), (dh, dw), (kh_, kw_))
     if is_float(dtype):
         greater = lambda v, acc: b.fcmp_ordered(">", v, acc)  # noqa: E731
     else:

@@ -104,6 +104,16 @@ def _axis_nest(kc: KernelContext, name: str, axis: int | None) -> tuple[int, int
     return outer, shape[axis], inner
 
 
+def quantize_value(b: ir.IRBuilder, x: ir.Value, scale: ir.Value, zp: ir.Value, dtype: np.dtype | str) -> ir.Value:
+    """QuantizeLinear of one float: round_clamp(x / scale) + zp, narrowed to `dtype`."""
+    return narrow(b, round_clamp(b, b.fdiv(x, scale), zp, *qrange(dtype)), dtype)
+
+
+def dequantize_value(b: ir.IRBuilder, q: ir.Value, scale: ir.Value, zp: ir.Value) -> ir.Value:
+    """DequantizeLinear of one i32 code: float(q - zp) * scale."""
+    return b.fmul(b.sitofp(b.sub(q, zp), F32), scale)
+
+
 def _blocks(kc: KernelContext, x: str) -> Iterator[tuple[ir.Value, ir.Value]]:
     """Blocked quantization's loop nest (runs the body once): (element index of x, index of its
     block's scale / zero point), the scale being x's shape with axis `a` cut to ceil(D / bs)."""
@@ -123,11 +133,10 @@ def lower_quantize(kc: KernelContext) -> None:
     x, scale, zp = kc.inputs[0], kc.inputs[1], kc.inputs[2] if len(kc.inputs) > 2 else ""
     y = kc.outputs[0]
     b = kc.b
-    qmin, qmax = qrange(kc.dtype(y))
     if kc.attrs.get("block_size"):
         for idx, p in _blocks(kc, x):
-            q = round_clamp(b, b.fdiv(kc.load(x, idx), load_f32(kc, scale, p)), load_i32(kc, zp, p), qmin, qmax)
-            kc.store(y, idx, narrow(b, q, kc.dtype(y)))
+            kc.store(y, idx, quantize_value(b, kc.load(x, idx), load_f32(kc, scale, p), load_i32(kc, zp, p),
+                                            kc.dtype(y)))
         return
     outer, dim, inner = _axis_nest(kc, x, kc.attrs.get("axis"))
     with kc.loop(outer, "o") as o, kc.loop(dim, "c") as c:
@@ -136,8 +145,7 @@ def lower_quantize(kc: KernelContext) -> None:
         base = b.mul(b.add(b.mul(o, kc.idx(dim)), c), kc.idx(inner))
         with kc.loop(inner, "i") as i:
             idx = b.add(base, i)
-            q = round_clamp(b, b.fdiv(kc.load(x, idx), s), z, qmin, qmax)
-            kc.store(y, idx, narrow(b, q, kc.dtype(y)))
+            kc.store(y, idx, quantize_value(b, kc.load(x, idx), s, z, kc.dtype(y)))
 
 
 @lowering("DequantizeLinear")
@@ -147,8 +155,7 @@ def lower_dequantize(kc: KernelContext) -> None:
     b = kc.b
     if kc.attrs.get("block_size"):
         for idx, p in _blocks(kc, x):
-            v = b.sitofp(b.sub(load_i32(kc, x, idx), load_i32(kc, zp, p)), F32)
-            kc.store(y, idx, b.fmul(v, load_f32(kc, scale, p)))
+            kc.store(y, idx, dequantize_value(b, load_i32(kc, x, idx), load_f32(kc, scale, p), load_i32(kc, zp, p)))
         return
     outer, dim, inner = _axis_nest(kc, x, kc.attrs.get("axis"))
     with kc.loop(outer, "o") as o, kc.loop(dim, "c") as c:
@@ -157,8 +164,7 @@ def lower_dequantize(kc: KernelContext) -> None:
         base = b.mul(b.add(b.mul(o, kc.idx(dim)), c), kc.idx(inner))
         with kc.loop(inner, "i") as i:
             idx = b.add(base, i)
-            v = b.sitofp(b.sub(load_i32(kc, x, idx), z), F32)
-            kc.store(y, idx, b.fmul(v, s))
+            kc.store(y, idx, dequantize_value(b, load_i32(kc, x, idx), s, z))
 
 
 def dynamic_uint8_params(kc: KernelContext, n: int,
