@@ -19,6 +19,7 @@ from edgec.cli_args import load_input, output_file_names, parse_bind, parse_shap
 from edgec.cli_devices import register as register_devices
 from edgec.cli_quant import register as register_quant
 from edgec.cli_sparse import register as register_sparse
+from edgec.cli_timings import timings_json, timings_table
 from edgec.cli_tune import register as register_tune
 from edgec.errors import EdgecError, ToolchainError, wrap_unexpected
 from edgec.version import __version__
@@ -67,6 +68,11 @@ def build(
         help="calibration inputs for --quantize int8: .npz or a directory of .npz/.npy")] = None,
     weights: Annotated[str, typer.Option(
         help="weights of batch-1 dense/GRU/LSTM layers: fp32, int8 (per-row scales) or fp16")] = "fp32",
+    cache: Annotated[bool, typer.Option(
+        "--cache/--no-cache", help="reuse compiled kernels from ~/.cache/edgec (never changes the bundle)")] = True,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", min=1, max=64, help="LLVM processes (default: EDGEC_JOBS or the CPUs)")] = None,
+    timings: Annotated[bool, typer.Option("--timings", help="print where the build time went")] = False,
 ) -> None:
     """Compile MODEL for a device and write a bundle."""
     from edgec.compiler import build as do_build
@@ -79,12 +85,13 @@ def build(
                           progress=lambda msg: status.update(f"[bold]edgec build[/]: {msg}"),
                           tuning_log=tuning_log, fast_math=fast_math, sparsity=sparsity,
                           sparse_threshold=sparse_threshold, sparse_code_limit=sparse_code_limit,
-                          quantize=quantize, calibration=calibration, weights=weights)
+                          quantize=quantize, calibration=calibration, weights=weights, cache=cache, jobs=jobs)
     r = bundle.report  # type: ignore[attr-defined]
     summary = {"bundle": str(bundle.path), "device": bundle.manifest["device"], "nodes": r.nodes,
                "ops": r.ops, "weight_bytes": r.weight_bytes, "code_text_bytes": r.code_bytes,
                "arena_bytes": r.arena_bytes, "arena_without_reuse_bytes": r.arena_naive_bytes,
-               "seconds": {k: round(v, 3) for k, v in r.seconds.items()}}
+               "seconds": {k: round(v, 3) for k, v in r.seconds.items()},
+               **({"timings": timings_json(r)} if timings else {})}
     if as_json:
         print(json.dumps(summary, sort_keys=True))
         return
@@ -97,6 +104,8 @@ def build(
     t.add_row("arena", f"{_size(r.arena_bytes)} (without reuse: {_size(r.arena_naive_bytes)})")
     t.add_row("time", f"{r.seconds['total']:.2f} s")
     err.print(t)
+    if timings:
+        err.print(timings_table(r))
 
 
 @app.command()

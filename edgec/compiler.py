@@ -11,6 +11,7 @@ from pathlib import Path
 
 import onnx
 
+from edgec.codegen.objcache import ObjectCache
 from edgec.driver import BuildReport, compile_for_target, front_end, load_tuning
 from edgec.errors import EdgecError
 from edgec.importer import load_onnx
@@ -31,17 +32,22 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
           fast_math: str | bool = True, sparsity: str = "auto", sparse_threshold: float = 0.0,
           sparse_code_limit: int = 64 * 1024, quantize: str | None = None,
           calibration: str | os.PathLike | None = None, weights: str = "fp32",
-          bind: dict[str, object] | None = None) -> Bundle:
+          bind: dict[str, object] | None = None, cache: bool = True, jobs: int | None = None) -> Bundle:
     """Compile `model` for `device` and write a bundle to `out_dir` (default: ./<name>-<device>).
     `tuning_log` (from `edgec tune`) applies the best measured schedule per task;
     `schedule_overrides` (task key -> knobs) does the same from memory (the tuner's measure).
     `weights` ("fp32", "int8", "fp16"): weight-only compression of the batch-1 dense and RNN
     layers (edgec/optimize/weight_quant.py). `bind` (input name -> values) freezes graph inputs
     that decide shapes (Reshape's shape, Slice's starts, Reduce axes, ...) to constants: the
-    bundle is specialised to those values and no longer has those inputs."""
+    bundle is specialised to those values and no longer has those inputs.
+    `cache`: reuse and store compiled kernels in the object cache (edgec/codegen/objcache.py);
+    `jobs`: LLVM processes (default: EDGEC_JOBS or the CPUs). Neither changes the bundle."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     _check_arguments(model, device, out_dir, threads, tuning_log, calibration, schedule_overrides)
+    if not isinstance(cache, bool) or not (jobs is None or (isinstance(jobs, int) and not isinstance(jobs, bool)
+                                                           and 1 <= jobs <= 64)):
+        raise EdgecError("cache must be True/False and jobs an integer from 1 to 64 (or None)")
     if not (isinstance(dump_ir, bool) or callable(dump_ir)) or not (progress is None or callable(progress)):
         raise EdgecError("dump_ir must be True/False or a callable taking a string; progress a callable")
     check_prefix(name)
@@ -72,7 +78,9 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     g = front.graph
     t_opt = time.perf_counter()
     say("generating code")
-    compiled = [compile_for_target(g, p, options, name, overrides, dump) for p in profiles]
+    objects = ObjectCache.open(cache)
+    compiled = [compile_for_target(g, p, options, name, overrides, dump, objects, jobs) for p in profiles]
+    objects.trim()
     t_cg = time.perf_counter()
     say("packaging")
     opts = {"input_shapes": {k: list(map(int, v)) for k, v in sorted((input_shapes or {}).items())},
@@ -90,6 +98,7 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     report = BuildReport(g.op_counts(), len(g.nodes), len(first.plan.weights), first.text_bytes,
                          first.plan.arena_bytes, first.plan.sum_of_sizes)
     report.seconds = {**front.seconds, "codegen": t_cg - t_opt, "package": t_end - t_cg, "total": t_end - t0}
+    report.targets = {c.profile.name: c.stats for c in compiled}
     bundle.report = report  # type: ignore[attr-defined]
     return bundle
 

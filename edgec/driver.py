@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from edgec.codegen.executor import build_module, missing_lowerings
-from edgec.codegen.module import Codegen
+from edgec.codegen.compile_pool import default_jobs
+from edgec.codegen.executor import missing_lowerings
+from edgec.codegen.objcache import ObjectCache
+from edgec.codegen.objects import CodegenStats, kernels_object, weights_object
 from edgec.errors import EdgecError, ModelError
 from edgec.importer import import_model
 from edgec.ir import Graph
@@ -24,6 +26,7 @@ from edgec.options import BuildOptions
 from edgec.packager.cglue import TensorSpec
 from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import TargetProfile
+from edgec.toolchain import find_toolchain
 from edgec.tune.keys import Overrides
 
 Dump = Callable[[str], None]
@@ -38,6 +41,7 @@ class BuildReport:
     arena_bytes: int
     arena_naive_bytes: int
     seconds: dict[str, float] = field(default_factory=dict)
+    targets: dict[str, CodegenStats] = field(default_factory=dict)  # per device: where codegen went
 
 
 @dataclass
@@ -60,6 +64,7 @@ class CompiledModel:
     plan: MemoryPlan
     kernels_obj: bytes
     weights_obj: bytes
+    stats: CodegenStats = field(default_factory=CodegenStats)
 
     def tensor_specs(self, names: list[str]) -> list[TensorSpec]:
         out = []
@@ -108,20 +113,26 @@ def front_end(proto: onnx.ModelProto, input_shapes: dict[str, list[int]] | None,
 
 
 def compile_for_target(g: Graph, profile: TargetProfile, options: BuildOptions, name: str = "model",
-                       overrides: Overrides | None = None, dump: Dump | None = None) -> CompiledModel:
-    """Lower `g` (left unchanged: the target passes rewrite a copy) for one device."""
+                       overrides: Overrides | None = None, dump: Dump | None = None,
+                       cache: ObjectCache | None = None, jobs: int | None = None) -> CompiledModel:
+    """Lower `g` (left unchanged: the target passes rewrite a copy) for one device. `cache`:
+    the object cache (default: none); `jobs`: LLVM processes (default: the CPUs)."""
+    t0 = time.perf_counter()
     g = run_pipeline(g.copy(), target_passes(profile, options, overrides), dump=dump, dump_initial=False)
     missing = missing_lowerings(g)
     if missing:
         raise ModelError(f"no kernel for IR op(s): {', '.join(missing)}")
     plan = plan_memory(g)
+    t_plan = time.perf_counter()
     try:
-        ir_text = build_module(g, plan, profile, name, options)
+        kernels, stats = kernels_object(g, plan, profile, name, options, cache or ObjectCache(None),
+                                        jobs or default_jobs(), lambda objs: find_toolchain(profile).merge_objects(objs))
     except NotImplementedError as exc:
         raise ModelError(f"cannot generate code: {exc}") from None
-    cg = Codegen(profile)
-    return CompiledModel(g, profile, options, plan, cg.emit_object(ir_text),
-                         cg.weights_object(f"{name}_weights", plan.weights))
+    t_w = time.perf_counter()
+    weights = weights_object(profile, f"{name}_weights", plan.weights, cache or ObjectCache(None))
+    stats.seconds = {"target passes": t_plan - t0, **stats.seconds, "weights": time.perf_counter() - t_w}
+    return CompiledModel(g, profile, options, plan, kernels, weights, stats)
 
 
 def load_tuning(tuning_log: object, schedule_overrides: dict | None) -> tuple[Overrides, dict | None]:

@@ -25,3 +25,13 @@ def pytest_collection_modifyitems(config, items):  # noqa: ANN001
                 tools = " and ".join(ARM_TOOLS[dev])
                 item.add_marker(pytest.mark.skip(reason=f"{tools} not installed (apt-get install "
                                                         "gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user)"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _object_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Builds in the tests use a cache of their own (per test process), never the user's
+    ~/.cache/edgec: a test run neither reads objects another run left nor fills the home dir."""
+    import os
+
+    if "EDGEC_CACHE_DIR" not in os.environ:
+        os.environ["EDGEC_CACHE_DIR"] = str(tmp_path_factory.mktemp("edgec-objects"))

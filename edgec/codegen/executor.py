@@ -1,11 +1,16 @@
-"""The generated entry point: `void <prefix>_graph_run(i8* arena)` calls every kernel in order
-with constant offsets into the arena or the weight blob (no interpreter, no graph at run time)."""
+"""The generated entry point: `void <prefix>_graph_run(i8* arena, i8* pool)` calls every kernel in
+order with constant offsets into the arena or the weight blob (no interpreter, no graph at run
+time). Each kernel is an LLVM module of its own, so kernels compile in parallel and are cached
+one by one (edgec/codegen/objects.py)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from llvmlite import ir
 
 from edgec.codegen.kernel import LOWERINGS, KernelContext, kernel_values
+from edgec.codegen.kernel_key import kernel_key
 from edgec.codegen.types import I8, I8P, I32, VOID
 from edgec.ir.graph import Graph, Node
 from edgec.kernels import lowerings  # noqa: F401  (registers every lowering)
@@ -35,19 +40,61 @@ def missing_lowerings(g: Graph) -> list[str]:
 
 
 class KernelModule(ir.Module):
-    """The LLVM module of one build, carrying that build's options for the emitters that read
-    them through their IR builder (edgec/codegen/mathfn.py: fast math)."""
+    """The LLVM module of one kernel (or of the entry function), carrying that build's options
+    for the emitters that read them through their IR builder (edgec/codegen/mathfn.py)."""
 
     def __init__(self, name: str, options: BuildOptions):
         super().__init__(name=name)
         self.options = options
 
 
-def build_module(g: Graph, plan: MemoryPlan, target: TargetProfile, prefix: str,
-                 options: BuildOptions) -> str:
-    """LLVM IR text for all kernels plus the graph entry function
-    `void <prefix>_graph_run(i8* arena, i8* pool)`."""
+@dataclass
+class KernelUnit:
+    """One kernel of the entry function: its symbol, node, argument values and cache key.
+    Each kernel is its own LLVM module (compiled in parallel, cached alone: docs/build_time.md)."""
+
+    name: str
+    node: Node
+    args: list[str]
+    parallel: bool
+    key: str | None
+
+
+def plan_kernels(g: Graph, target: TargetProfile, prefix: str, options: BuildOptions,
+                 opt_level: int) -> list[KernelUnit]:
+    """The kernels of `g` in call order, with their cache keys (made without generating IR)."""
     check_attrs(g.nodes)  # a graph made without the pipeline (tests, tools) is checked too
+    units = []
+    for step, node in enumerate(g.nodes):
+        if node.op in ALIAS_OPS:
+            continue
+        # A kernel the pool never runs is compiled without its (task, num_tasks) arguments: with
+        # a kernel in its own module LLVM can no longer see the constants (0, 1) of the only
+        # call, and would keep the divisions of the task split (a libgcc call on armv7).
+        parallel = is_parallel(node.op) and options.threads > 1 and estimated_macs(g, node) >= PARALLEL_MIN_MACS
+        name, args = f"{prefix}_k{step}_{node.op.lower()}", kernel_values(node)
+        fn = LOWERINGS.get(node.op)
+        key = kernel_key(g, node, args, name, parallel, target, options, prefix, opt_level,
+                         f"{fn.__module__}.{fn.__qualname__}" if fn else "")
+        units.append(KernelUnit(name, node, args, parallel, key))
+    return units
+
+
+def kernel_ir(g: Graph, unit: KernelUnit, target: TargetProfile, prefix: str, options: BuildOptions) -> str:
+    """The IR text of one kernel's module. The lowering sees a graph of the node and its own
+    values only, so its key (edgec/codegen/kernel_key.py) covers all it can read."""
+    own = Graph("kernel", {n: g.values[n] for n in unit.args}, [unit.node], [], [])
+    module = KernelModule(prefix, options)
+    kc = KernelContext(module, own, unit.node, unit.name, target, parallel=unit.parallel, options=options)
+    LOWERINGS[unit.node.op](kc)
+    kc.finish()
+    return str(module)
+
+
+def graph_ir(g: Graph, plan: MemoryPlan, units: list[KernelUnit], target: TargetProfile, prefix: str,
+             options: BuildOptions) -> str:
+    """The IR of the entry function `void <prefix>_graph_run(i8* arena, i8* pool)`: every kernel
+    (declared here, defined in its own module) called in order with constant offsets."""
     threads = options.threads
     module = KernelModule(prefix, options)
     isize = ir.IntType(target.pointer_bits)
@@ -59,49 +106,53 @@ def build_module(g: Graph, plan: MemoryPlan, target: TargetProfile, prefix: str,
     parallel_for = ir.Function(module, ir.FunctionType(VOID, [I8P, task_ty.as_pointer(), I8P, I32]),
                                "edgec_parallel_for")
 
-    calls = []
-    for step, node in enumerate(g.nodes):
-        if node.op in ALIAS_OPS:
-            continue
-        kc = KernelContext(module, g, node, f"{prefix}_k{step}_{node.op.lower()}", target,
-                           parallel=is_parallel(node.op), options=options)
-        LOWERINGS[node.op](kc)
-        kc.finish()
-        calls.append((kc, kernel_values(node)))
-
     run = ir.Function(module, ir.FunctionType(VOID, [I8P, I8P]), f"{prefix}_graph_run")
     b = ir.IRBuilder(run.append_basic_block("entry"))
     arena, pool = run.args
     arena.add_attribute("noalias")
     wbase = b.bitcast(weights, I8P)
-    for kc, names in calls:
+    for unit in units:
+        fn = kernel_declaration(module, unit)
         args = []
-        for n in names:
+        for n in unit.args:
             where, off = plan.location(n)
             base = wbase if where == "weights" else arena
             args.append(b.gep(base, [ir.Constant(isize, off)], inbounds=True))
-        if not kc.parallel:
-            b.call(kc.fn, args)
-        elif threads == 1 or estimated_macs(g, kc.node) < PARALLEL_MIN_MACS:
-            b.call(kc.fn, [*args, ir.Constant(I32, 0), ir.Constant(I32, 1)])
+        if not unit.parallel:
+            b.call(fn, args)
         else:
             # Pointers go through a small array on the stack; the pool calls the trampoline.
             arr = b.alloca(ir.ArrayType(I8P, len(args)))
             for k, a in enumerate(args):
                 b.store(a, b.gep(arr, [ir.Constant(I32, 0), ir.Constant(I32, k)], inbounds=True))
-            b.call(parallel_for, [pool, _trampoline(module, kc, len(args)), b.bitcast(arr, I8P),
+            b.call(parallel_for, [pool, _trampoline(module, fn, len(args)), b.bitcast(arr, I8P),
                                   ir.Constant(I32, threads)])
     b.ret_void()
     return str(module)
 
 
-def _trampoline(module: ir.Module, kc: KernelContext, nargs: int) -> ir.Function:
+def kernel_declaration(module: ir.Module, unit: KernelUnit) -> ir.Function:
+    extra = [I32, I32] if unit.parallel else []
+    fn = ir.Function(module, ir.FunctionType(VOID, [I8P] * len(unit.args) + extra), unit.name)
+    fn.visibility = "hidden"
+    return fn
+
+
+def build_module(g: Graph, plan: MemoryPlan, target: TargetProfile, prefix: str,
+                 options: BuildOptions, opt_level: int = 3) -> list[str]:
+    """The IR texts of a build: one per kernel, then the entry function's."""
+    units = plan_kernels(g, target, prefix, options, opt_level)
+    return [*(kernel_ir(g, u, target, prefix, options) for u in units),
+            graph_ir(g, plan, units, target, prefix, options)]
+
+
+def _trampoline(module: ir.Module, kernel: ir.Function, nargs: int) -> ir.Function:
     """`void <kernel>.task(i8* args, i32 task, i32 num_tasks)`: unpack and call the kernel."""
-    fn = ir.Function(module, ir.FunctionType(VOID, [I8P, I32, I32]), f"{kc.fn.name}.task")
+    fn = ir.Function(module, ir.FunctionType(VOID, [I8P, I32, I32]), f"{kernel.name}.task")
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     arr = b.bitcast(fn.args[0], I8P.as_pointer())
     ptrs = [b.load(b.gep(arr, [ir.Constant(I32, k)], inbounds=True)) for k in range(nargs)]
-    b.call(kc.fn, [*ptrs, fn.args[1], fn.args[2]])
+    b.call(kernel, [*ptrs, fn.args[1], fn.args[2]])
     b.ret_void()
     return fn

@@ -48,11 +48,11 @@ class KernelContext:
         names = kernel_values(node)
         extra = [ir.IntType(32), ir.IntType(32)] if parallel else []  # (task, num_tasks)
         self.fn = ir.Function(module, ir.FunctionType(VOID, [I8P] * len(names) + extra), name)
-        self.fn.linkage = "internal"
+        self.fn.visibility = "hidden"  # defined in its own module, called from the entry function's
         for a in self.fn.args[:len(names)]:
             a.add_attribute("noalias")
-        # Each kernel has one call site; inlining them all into graph_run makes one huge function
-        # whose optimization time grows superlinearly (3x slower builds at ~30 nodes).
+        # Each kernel has one call site; inlining them all into graph_run made one huge function
+        # whose optimization time grew superlinearly (when all kernels shared one module).
         self.fn.attributes.add("noinline")
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self._ptrs = {n: self.b.bitcast(a, llvm_type(graph.values[n].dtype).as_pointer())

@@ -34,11 +34,17 @@ class Codegen:
     def data_layout(self) -> str:
         return str(self.tm.target_data)
 
-    def _prepare(self, ir_text: str, optimize: bool) -> llvm.ModuleRef:
+    def _parse(self, ir_text: str, optimize: bool) -> llvm.ModuleRef:
         mod = llvm.parse_assembly(add_function_attrs(ir_text) if optimize else ir_text)
         mod.triple = self.profile.triple
         mod.data_layout = self.data_layout
         mod.verify()
+        return mod
+
+    def _prepare(self, ir_text: str, optimize: bool) -> llvm.ModuleRef:
+        return self._optimize(self._parse(ir_text, optimize), optimize)
+
+    def _optimize(self, mod: llvm.ModuleRef, optimize: bool = True) -> llvm.ModuleRef:
         if optimize:
             pto = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
             pto.loop_vectorization = True
@@ -49,6 +55,14 @@ class Codegen:
 
     def emit_object(self, ir_text: str, optimize: bool = True) -> bytes:
         return self.tm.emit_object(self._prepare(ir_text, optimize))
+
+    def emit_linked(self, ir_texts: list[str]) -> bytes:
+        """One object from several modules linked at the IR level (targets whose linker cannot
+        merge objects: edgec/codegen/objects.py)."""
+        mods = [self._parse(t, True) for t in ir_texts]
+        for m in mods[1:]:
+            mods[0].link_in(m)
+        return self.tm.emit_object(self._optimize(mods[0]))
 
     def emit_assembly(self, ir_text: str, optimize: bool = True) -> str:
         return self.tm.emit_assembly(self._prepare(ir_text, optimize))

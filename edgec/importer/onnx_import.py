@@ -160,7 +160,8 @@ def _infer(model: onnx.ModelProto, check: bool = False) -> onnx.ModelProto:
     """ONNX shape inference (and the checker), isolated: onnx's C++ crashes on some hostile
     attribute values (edgec/importer/sandbox.py)."""
     try:
-        out = isolated(lambda m: _infer_and_check(m, check), model, "ONNX shape inference")
+        out = isolated(lambda m: _without_initializers(_infer_and_check(m, check)), model,
+                       "ONNX shape inference")
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - onnx raises several error types here
@@ -168,7 +169,15 @@ def _infer(model: onnx.ModelProto, check: bool = False) -> onnx.ModelProto:
         raise ModelError(text if text.startswith("invalid ONNX model") else
                          f"shape inference failed: {text}") from None
     assert out is not None
+    out.graph.initializer.extend(model.graph.initializer)  # inference leaves them as they were
     return out
+
+
+def _without_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The child sends back no weights (the parent has them): tens of MB less to pipe and parse
+    per round of inference."""
+    model.graph.ClearField("initializer")
+    return model
 
 
 class _DeclaredShapes:
@@ -182,18 +191,19 @@ class _DeclaredShapes:
         self.warned = False
 
     def infer(self, model: onnx.ModelProto) -> onnx.ModelProto:
-        try:
-            return _infer(model, check=True)
-        except ModelError as exc:
-            if "existing shape differ" not in str(exc):
-                raise
-            first = exc
+        if not self.warned:
+            try:
+                return _infer(model, check=True)
+            except ModelError as exc:
+                if "existing shape differ" not in str(exc):
+                    raise
+                first = exc
         stripped = onnx.ModelProto()
         stripped.CopyFrom(model)
         for vi in [*stripped.graph.output, *stripped.graph.value_info]:
             if vi.type.HasField("tensor_type"):
                 vi.type.tensor_type.ClearField("shape")
-        out = _infer(stripped, check=True)
+        out = _infer(stripped, check=True)  # once they disagreed, later rounds go straight here
         if not self.warned:
             self.warned = True
             warnings.warn(EdgecWarning(f"the model's declared shapes disagree with its ops "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,18 @@ class Toolchain:
     def link_shared(self, out: str, inputs: list[str], cwd: Path) -> None:
         self._run([self.cc, "-shared", *self.profile.cc_flags, "-o", out, *inputs,
                    "-Wl,--build-id=none"], cwd, f"linking {out}")
+
+    def merge_objects(self, objects: list[bytes]) -> bytes:
+        """One relocatable object from several (`ld -r`), in their order: the per-kernel objects
+        become the bundle's one kernels object (edgec/codegen/objects.py)."""
+        with tempfile.TemporaryDirectory(prefix="edgec-merge-") as tmp:
+            names = []
+            for i, obj in enumerate(objects):
+                names.append(f"{i}.o")
+                (Path(tmp) / names[-1]).write_bytes(obj)
+            self._run([self.cc, *self.profile.cc_flags, "-r", "-nostdlib", "-Wl,--build-id=none",
+                       "-o", "merged.o", *names], Path(tmp), f"merging kernel objects for {self.profile.name}")
+            return (Path(tmp) / "merged.o").read_bytes()
 
     def link_executable(self, out: str, inputs: list[str], cwd: Path, include_dirs: list[str],
                         static: bool = True) -> None:

@@ -24,23 +24,16 @@ from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.mathfn import FM
 from edgec.codegen.types import llvm_type
 from edgec.codegen.vector import Vec
+from edgec.kernels.depthwise.pool_separable import lower_separable_max_pool, use_separable
+from edgec.kernels.depthwise.windows import interior, valid_taps
 from edgec.kernels.generic.pool import nan_if_empty
-
-
-def interior(n_out: int, n_in: int, stride: int, pad: int, dil: int, k: int) -> tuple[int, int]:
-    """[lo, hi) of output positions whose k taps all land inside [0, n_in)."""
-    lo = -(-pad // stride)
-    hi = (n_in - 1 - (k - 1) * dil + pad) // stride + 1
-    lo = min(max(lo, 0), n_out)
-    return lo, min(max(hi, lo), n_out)
-
-
-def valid_taps(o: int, n_in: int, stride: int, pad: int, dil: int, k: int) -> list[int]:
-    return [t for t in range(k) if 0 <= o * stride - pad + t * dil < n_in]
 
 
 @lowering("DepthwiseDirect", "MaxPoolDirect")
 def lower_depthwise_direct(kc: KernelContext) -> None:
+    if use_separable(kc):  # a stride-1 max pool that is mostly border (SPP)
+        lower_separable_max_pool(kc)
+        return
     pool = kc.node.op == "MaxPoolDirect"
     x, w, bias = (kc.inputs[0], None, None) if pool else kc.inputs[:3]
     y = kc.outputs[0]
