@@ -58,7 +58,12 @@ def test_matches_litert(m, corpus_ready: None, tmp_path: Path) -> None:  # noqa:
     assert bundle.manifest["source_format"] == "tflite"
     got = edgec.load(bundle.path).run(feeds)
     for xnnpack in (True, False):
-        close(got, litert(path, feeds, xnnpack), f"{m.name} (XNNPACK {'on' if xnnpack else 'off'})")
+        try:
+            want = litert(path, feeds, xnnpack)
+        except RuntimeError as exc:  # Convolution2DTransposeBias exists only in the XNNPACK delegate
+            assert not xnnpack and "unresolved custom op: Convolution2DTransposeBias" in str(exc)
+            continue
+        close(got, want, f"{m.name} (XNNPACK {'on' if xnnpack else 'off'})")
 
 
 @pytest.mark.parametrize("device", ["rpi4", pytest.param("android-arm64", marks=needs(*ANDROID_TOOLS))])

@@ -115,12 +115,54 @@ def test_op_matches_litert(case: str, tmp_path: Path) -> None:
     close(got, litert(path, feeds, xnnpack=False), case)
 
 
-def test_int8_activations_are_refused_clearly(tmp_path: Path) -> None:
-    from edgec.errors import ModelError
+def _q8(name: str, shape: list[int], scale: float, zp: int) -> T:
+    return T(name, shape, np.int8, scale=[scale], zero_point=[zp])
 
-    t = [T("x", [1, 4, 4, 3]), T("q", [1, 4, 4, 3], np.int8, scale=[0.1], zero_point=[0]), T("r", [1, 4, 4, 3], np.int8,
-                                                                                              scale=[0.1], zero_point=[0])]
+
+def _int8_conv_weights(shape: tuple, axis: int, s_in: float) -> tuple[T, T]:
+    """int8 weights quantized per channel along `axis`, and the int32 bias at s_in * s_w."""
+    w = R.standard_normal(shape).astype(np.float32) * 0.3
+    other = tuple(a for a in range(len(shape)) if a != axis)
+    s_w = np.abs(w).max(axis=other) / 127
+    q = np.clip(np.round(w / np.expand_dims(s_w, other)), -127, 127).astype(np.int8)
+    bias = R.integers(-500, 500, s_w.size).astype(np.int32)
+    return (T("wq", list(shape), np.int8, q, scale=s_w.tolist(), zero_point=[0] * s_w.size, quant_axis=axis),
+            T("bq", [s_w.size], np.int32, bias, scale=(s_in * s_w).tolist(), zero_point=[0] * s_w.size))
+
+
+def test_int8_float_io(tmp_path: Path) -> None:
+    """QUANTIZE -> int8 CONV_2D (per-channel weights, int32 bias, fused RELU) -> MAX_POOL ->
+    DEQUANTIZE: the QDQ form edgec folds into integer kernels; within one output step of LiteRT."""
+    s_in, s_out = 0.02, 0.05
+    w, bias = _int8_conv_weights((6, 3, 3, 3), 0, s_in)
+    t = [T("x", [1, 10, 10, 3]), _q8("xq", [1, 10, 10, 3], s_in, -3), w, bias, _q8("c", [1, 10, 10, 6], s_out, -10),
+         _q8("p", [1, 5, 5, 6], s_out, -10), T("y", [1, 5, 5, 6])]
+    ops = [Op("QUANTIZE", [0], [1]), _conv(1, 2, 3, 4, FusedActivationFunction=1),
+           Op("MAX_POOL_2D", [4], [5], "Pool2DOptions", {"Padding": 1, "StrideW": 2, "StrideH": 2,
+                                                          "FilterWidth": 2, "FilterHeight": 2}),
+           Op("DEQUANTIZE", [5], [6])]
     path = tmp_path / "q.tflite"
-    path.write_bytes(write(t, [Op("QUANTIZE", [0], [1]), Op("RELU", [1], [2])], [0], [2]))
-    with pytest.raises(ModelError, match="int8 TFLite models .* not supported yet; ops on integer tensors: RELU"):
-        edgec.build(path, out_dir=tmp_path / "b")
+    path.write_bytes(write(t, ops, [0], [6]))
+    feeds = inputs(path)
+    got = edgec.load(edgec.build(path, out_dir=tmp_path / "b").path).run(feeds)["y"]
+    want = litert(path, feeds, xnnpack=False)["y"]
+    assert np.abs(got - want).max() <= s_out * 1.01, np.abs(got - want).max()
+    assert np.abs(want).max() > 10 * s_out  # not a trivially zero output
+
+
+def test_int8_io_depthwise_add(tmp_path: Path) -> None:
+    """int8 in, int8 out: DEPTHWISE_CONV_2D (weights quantized along their last axis) and an
+    ADD of two int8 tensors with other scales; LiteRT's integers within one step."""
+    s_in = 0.03
+    w, bias = _int8_conv_weights((1, 3, 3, 4), 3, s_in)
+    t = [_q8("x", [1, 8, 8, 4], s_in, 5), w, bias, _q8("d", [1, 8, 8, 4], 0.04, -2), _q8("y", [1, 8, 8, 4], 0.06, 1)]
+    ops = [Op("DEPTHWISE_CONV_2D", [0, 1, 2], [3], "DepthwiseConv2DOptions",
+              {"Padding": 0, "StrideW": 1, "StrideH": 1, "DepthMultiplier": 1}),
+           Op("ADD", [3, 0], [4], "AddOptions", {})]
+    path = tmp_path / "q.tflite"
+    path.write_bytes(write(t, ops, [0], [4]))
+    x = np.random.default_rng(3).integers(-128, 128, (1, 8, 8, 4)).astype(np.int8)
+    got = edgec.load(edgec.build(path, out_dir=tmp_path / "b").path).run({"x": x})["y"]
+    want = litert(path, {"x": x}, xnnpack=False)["y"]
+    assert got.dtype == np.int8 and np.abs(got.astype(int) - want).max() <= 1
+    assert np.abs(want.astype(int)).max() > 20

@@ -22,6 +22,7 @@ class T:
     data: np.ndarray | None = None
     scale: list[float] | None = None
     zero_point: list[int] | None = None
+    quant_axis: int = 0
 
 
 @dataclass
@@ -81,6 +82,7 @@ def write(tensors: list[T], ops: list[Op], inputs: list[int], outputs: list[int]
             q_m.QuantizationParametersStart(b)
             q_m.QuantizationParametersAddScale(b, sc)
             q_m.QuantizationParametersAddZeroPoint(b, zp)
+            q_m.QuantizationParametersAddQuantizedDimension(b, t.quant_axis)
             quant = q_m.QuantizationParametersEnd(b)
         ten_m.TensorStart(b)
         ten_m.TensorAddShape(b, shape)

@@ -43,11 +43,10 @@ def _pads(b: Builder, op: Op, x: int, kh: int, kw: int, dh: int = 1, dw: int = 1
     return [pt, pl, pb, pr]
 
 
-def _weights(b: Builder, op: Op, t: int) -> np.ndarray:
-    w = b.const_value(t)
-    if w is None:
+def _shape(b: Builder, op: Op, t: int) -> tuple[int, ...]:
+    if b.const_value(t) is None:
         raise ModelError(f"{op.name}: the weights ({b.tensor(t).name!r}) must be constant")
-    return np.asarray(w, np.float32)
+    return b.tensor(t).shape
 
 
 def _bias(b: Builder, op: Op, k: int) -> list[str]:
@@ -56,40 +55,40 @@ def _bias(b: Builder, op: Op, k: int) -> list[str]:
 
 def conv_2d(b: Builder, op: Op) -> None:
     x, wt = op.inputs[:2]
-    w = _weights(b, op, wt)  # [O, H, W, I]
+    w = _shape(b, op, wt)  # [O, H, W, I]
     o = op.options
     dh, dw = int(o.get("DilationHFactor", 1) or 1), int(o.get("DilationWFactor", 1) or 1)
-    groups = b.tensor(x).shape[3] // w.shape[3]
-    y = b.node("Conv", [b.get(x, "nchw"), b.add_const(w.transpose(0, 3, 1, 2), "w"), *_bias(b, op, 2)],
+    groups = b.tensor(x).shape[3] // w[3]
+    y = b.node("Conv", [b.get(x, "nchw"), b.weight(wt, [0, 3, 1, 2]), *_bias(b, op, 2)],
                strides=[int(o["StrideH"]), int(o["StrideW"])], dilations=[dh, dw], group=groups,
-               pads=_pads(b, op, x, w.shape[1], w.shape[2], dh, dw))[0]
+               pads=_pads(b, op, x, w[1], w[2], dh, dw))[0]
     b.set(op.outputs[0], activation(b, y, o.get("FusedActivationFunction"), op.name), "nchw")
 
 
 def depthwise_conv_2d(b: Builder, op: Op) -> None:
     x, wt = op.inputs[:2]
-    w = _weights(b, op, wt)  # [1, H, W, C * M]
+    w = _shape(b, op, wt)  # [1, H, W, C * M]
     o = op.options
     dh, dw = int(o.get("DilationHFactor", 1) or 1), int(o.get("DilationWFactor", 1) or 1)
     c = b.tensor(x).shape[3]
-    y = b.node("Conv", [b.get(x, "nchw"), b.add_const(w.transpose(3, 0, 1, 2), "w"), *_bias(b, op, 2)],
+    y = b.node("Conv", [b.get(x, "nchw"), b.weight(wt, [3, 0, 1, 2]), *_bias(b, op, 2)],
                strides=[int(o["StrideH"]), int(o["StrideW"])], dilations=[dh, dw], group=c,
-               pads=_pads(b, op, x, w.shape[1], w.shape[2], dh, dw))[0]
+               pads=_pads(b, op, x, w[1], w[2], dh, dw))[0]
     b.set(op.outputs[0], activation(b, y, o.get("FusedActivationFunction"), op.name), "nchw")
 
 
 def _transpose_conv(b: Builder, op: Op, x: int, wt: int, bias: list[str], padding: int, sh: int, sw: int,
                     fused: object) -> None:
-    w = _weights(b, op, wt)  # [O, H, W, I]
+    w = _shape(b, op, wt)  # [O, H, W, I]
     _, ih, iw, _ = b.tensor(x).shape
     _, oh, ow, _ = b.tensor(op.outputs[0]).shape
     pads = []
-    for size, out, k, s in ((ih, oh, w.shape[1], sh), (iw, ow, w.shape[2], sw)):
+    for size, out, k, s in ((ih, oh, w[1], sh), (iw, ow, w[2], sw)):
         total = (size - 1) * s + k - out
         if total < 0:
             raise ModelError(f"{op.name}: output size {out} is larger than the transposed conv gives")
         pads.append((total // 2, total - total // 2) if padding == SAME else (0, total))
-    y = b.node("ConvTranspose", [b.get(x, "nchw"), b.add_const(w.transpose(3, 0, 1, 2), "w"), *bias],
+    y = b.node("ConvTranspose", [b.get(x, "nchw"), b.weight(wt, [3, 0, 1, 2]), *bias],
                strides=[sh, sw], pads=[pads[0][0], pads[1][0], pads[0][1], pads[1][1]])[0]
     b.set(op.outputs[0], activation(b, y, fused, op.name), "nchw")
 

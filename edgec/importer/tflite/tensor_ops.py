@@ -30,8 +30,8 @@ def _nchw_operand(b: Builder, t: int) -> str | None:
     if b.rank(t) == 4:
         return b.get(t, "nchw")
     data = b.const_value(t)
-    if data is None:
-        return None if b.rank(t) else b.get(t)
+    if data is None or b.quantized(t):
+        return None if b.rank(t) or data is not None else b.get(t)
     return b.add_const(data.reshape((1,) * (4 - data.ndim) + data.shape).transpose(TO_NCHW), "bc")
 
 
@@ -45,7 +45,7 @@ def _layout(b: Builder, op: Op, ins: list[int]) -> str:
 def _elementwise(onnx_op: str, n_in: int = 2):  # noqa: ANN202
     def convert(b: Builder, op: Op) -> None:
         ins = op.inputs[:n_in]
-        if onnx_op in FOLD and all(b.const_value(t) is not None for t in ins):
+        if onnx_op in FOLD and all(b.const_value(t) is not None and not b.quantized(t) for t in ins):
             b.consts[op.outputs[0]] = FOLD[onnx_op](*(b.const_value(t) for t in ins)).astype(
                 b.tensor(op.outputs[0]).dtype)
             return
@@ -146,13 +146,10 @@ def softmax(b: Builder, op: Op) -> None:
 
 def fully_connected(b: Builder, op: Op) -> None:
     x, wt = op.inputs[:2]
-    w = b.const_value(wt)
-    if w is None:
-        raise ModelError("FULLY_CONNECTED: the weights must be constant")
-    k = w.shape[1]
+    k = b.tensor(wt).shape[1]
     flat = b.node("Reshape", [b.get(x), b.add_const(np.array([-1, k], np.int64), "shape")])[0]
     bias = [b.get(op.inputs[2])] if len(op.inputs) > 2 and op.inputs[2] >= 0 else []
-    y = b.node("Gemm", [flat, b.add_const(np.asarray(w, np.float32), "w"), *bias], transB=1)[0]
+    y = b.node("Gemm", [flat, b.weight(wt, None), *bias], transB=1)[0]
     y = b.node("Reshape", [y, b.add_const(np.array(b.tensor(op.outputs[0]).shape, np.int64), "shape")])[0]
     b.set(op.outputs[0], activation(b, y, op.options.get("FusedActivationFunction"), op.name))
 
@@ -219,7 +216,7 @@ def split_v(b: Builder, op: Op) -> None:
     _split(b, op, x, axis, [b.tensor(t).shape[axis % b.rank(x)] for t in op.outputs])
 
 
-def _quant_params(b: Builder, t: int) -> tuple[np.ndarray, np.ndarray, int]:
+def _quant_params(b: Builder, t: int) -> tuple[np.ndarray, np.ndarray, int]:  # constants only
     q = b.tensor(t).quant
     if q is None:
         raise ModelError(f"tensor {b.tensor(t).name!r} has no quantization parameters")
@@ -241,19 +238,15 @@ def dequantize(b: Builder, op: Op) -> None:
     if b.tensor(x).dtype == np.float16:
         b.set(op.outputs[0], b.node("Cast", [b.get(x)], to=1)[0])
         return
-    scale, zp, axis = _quant_params(b, x)
-    dt = b.tensor(x).dtype
-    y = b.node("DequantizeLinear", [b.get(x), b.add_const(scale, "scale"), b.add_const(zp.astype(dt), "zp")],
-               **({"axis": axis} if scale.size > 1 else {}))[0]
-    b.set(op.outputs[0], y)
+    layout = b.preferred(x)  # a quantized tensor is carried dequantized already (convert.py)
+    b.set(op.outputs[0], b.get(x, layout), layout)
 
 
 def quantize(b: Builder, op: Op) -> None:
-    scale, zp, axis = _quant_params(b, op.outputs[0])
-    dt = b.tensor(op.outputs[0]).dtype
-    y = b.node("QuantizeLinear", [b.get(op.inputs[0]), b.add_const(scale, "scale"), b.add_const(zp.astype(dt), "zp")],
-               **({"axis": axis} if scale.size > 1 else {}))[0]
-    b.set(op.outputs[0], y)
+    """QUANTIZE (float -> int8, or int8 -> int8 with other parameters): Builder.set quantizes."""
+    x = op.inputs[0]
+    layout = b.preferred(x)
+    b.set(op.outputs[0], b.get(x, layout), layout)
 
 
 def densify_op(b: Builder, op: Op) -> None:
