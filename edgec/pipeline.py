@@ -24,6 +24,7 @@ from edgec.optimize.integer_float import integer_as_float
 from edgec.optimize.memory_plan import alias_concat_inputs
 from edgec.optimize.passes import (
     dead_node_removal,
+    fold_pad_into_conv,
     fold_scale_into_conv,
     fuse_activation,
     fuse_bias,
@@ -44,6 +45,7 @@ GENERIC_PASSES: list[tuple[str, Pass]] = [
     ("fold-qdq", fold_qdq),  # first: it looks up constants a converter copied (Gemm's B)
     ("integer-as-float", integer_as_float),  # ConvInteger / MatMulInteger on the float kernels, exactly
     ("dead-node-removal", dead_node_removal),
+    ("fold-pad-into-conv", fold_pad_into_conv),
     ("fold-scale-into-conv", fold_scale_into_conv),
     ("fuse-bias", fuse_bias),
     ("fuse-activation", fuse_activation),

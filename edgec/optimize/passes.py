@@ -97,6 +97,28 @@ def _scale_output_channels(n: Node, w: np.ndarray, scale: np.ndarray) -> np.ndar
     return (grouped * scale.reshape((groups, 1, mg) + tail)).reshape(w.shape)
 
 
+def fold_pad_into_conv(g: Graph) -> Graph:
+    """Pad(zeros on H/W only) -> Conv  ==>  the Conv with larger pads: TF exports (and TFLite's
+    PAD before a strided conv) spell asymmetric SAME padding as a separate Pad, a copy of the
+    whole map per run."""
+    uses = g.consumers()
+    producers = g.producers()
+    for n in list(g.nodes):
+        p = producers.get(n.inputs[0]) if n.op == "Conv" and n.inputs else None
+        if p is None or p.op != "Pad" or p.attrs.get("mode", "constant") != "constant" or p.attrs.get("value", 0) != 0:
+            continue
+        pads = list(p.attrs["pads"])
+        if len(pads) != 8 or pads[0] or pads[1] or pads[4] or pads[5] or min(pads) < 0 \
+                or _single_consumer(g, p.outputs[0], uses) is not n or len(n.attrs.get("pads", [])) != 4:
+            continue
+        pt, pl, pb, pr = n.attrs["pads"]
+        n.attrs["pads"] = [pt + pads[2], pl + pads[3], pb + pads[6], pr + pads[7]]
+        n.inputs[0] = p.inputs[0]
+        g.nodes.remove(p)
+        del g.values[p.outputs[0]]
+    return g
+
+
 def fuse_bias(g: Graph) -> Graph:
     """MatMul(A, B) + Add(bias over the last dim) ==> MatMul(A, B, bias)."""
     uses = g.consumers()
