@@ -32,8 +32,9 @@ def lower_window_gemm(kc: KernelContext) -> None:
     act = a.get("activation")
     rows_major = a["layout"] == "tn"
 
-    def tile(blk: ir.Value, xb: ir.Value, yb: ir.Value, t0: ir.Value, m: int) -> None:
-        """Positions t0 .. t0+m-1 of channel block `blk` (batch offsets xb, yb)."""
+    def tile(blk: ir.Value, xb: ir.Value, yb: ir.Value, t0: ir.Value, m: int, nv: int, full: bool) -> None:
+        """Positions t0 .. t0+m-1 of channel block `blk` (batch offsets xb, yb), `nv` vectors of
+        it; `full`: every lane is a real channel (no checks at the stores)."""
         col0 = b.mul(blk, kc.idx(nb))
         init = [vec.load(kc.gep(bias, b.add(col0, kc.idx(v * lanes)))) for v in range(nv)] * m
         wbase = b.mul(blk, kc.idx(steps * nb))
@@ -56,7 +57,7 @@ def lower_window_gemm(kc: KernelContext) -> None:
                 chan0 = b.add(col0, kc.idx(v * lanes))
                 if rows_major:  # y[t, n]: contiguous lanes; the padded block's tail is cut
                     out = kc.gep(y, b.add(b.mul(b.add(t0, kc.idx(r)), kc.idx(n_)), chan0))
-                    if n_ % nb == 0:
+                    if full:
                         vec.store(val, out)
                         continue
                     full_v, partial = b.append_basic_block("wg.full"), b.append_basic_block("wg.part")
@@ -77,19 +78,35 @@ def lower_window_gemm(kc: KernelContext) -> None:
                 out = b.add(yb, b.add(b.mul(chan0, kc.idx(rows)), b.add(t0, kc.idx(r))))
                 last = b.sub(kc.idx(n_), chan0)  # channels left from chan0 (the block may be padded)
                 for lane in range(lanes):
-                    keep = b.icmp_signed(">", last, kc.idx(lane))
-                    with b.if_then(keep):
-                        kc.b.store(b.extract_element(val, ir.Constant(I32, lane)),
-                                   kc.gep(y, b.add(out, kc.idx(lane * rows))))
+                    lane_v = b.extract_element(val, ir.Constant(I32, lane))
+                    if full:
+                        kc.b.store(lane_v, kc.gep(y, b.add(out, kc.idx(lane * rows))))
+                        continue
+                    with b.if_then(b.icmp_signed(">", last, kc.idx(lane))):
+                        kc.b.store(lane_v, kc.gep(y, b.add(out, kc.idx(lane * rows))))
 
-    blocks = -(-n_ // nb)
-    full, tail = divmod(rows, mr)
-    t_start, t_end = kc.task_range(blocks)
-    with kc.loop(t_end, "blk", start=t_start) as blk, kc.loop(batch, "b") as bi:
-        xb = b.mul(bi, kc.idx(ch * width))
-        yb = b.mul(bi, kc.idx(n_ * rows))
-        if full:
-            with kc.loop(full, "t") as t:
-                tile(blk, xb, yb, b.mul(t, kc.idx(mr)), mr)
-        if tail:
-            tile(blk, xb, yb, kc.idx(full * mr), tail)
+    def block(blk: ir.Value, nv_b: int, mr_b: int, full: bool) -> None:
+        with kc.loop(batch, "b") as bi:
+            xb = b.mul(bi, kc.idx(ch * width))
+            yb = b.mul(bi, kc.idx(n_ * rows))
+            tiles, rest = divmod(rows, mr_b)
+            if tiles:
+                with kc.loop(tiles, "t") as t:
+                    tile(blk, xb, yb, b.mul(t, kc.idx(mr_b)), mr_b, nv_b, full)
+            if rest:
+                tile(blk, xb, yb, kc.idx(tiles * mr_b), rest, nv_b, full)
+
+    # Whole blocks, then the last, partial one with only the vectors it needs (and taller tiles
+    # for the registers they free): 257 STFT bins are 5 x 48 + 17, not 6 x 48.
+    whole, left = divmod(n_, nb)
+    t_start, t_end = kc.task_range(whole + (1 if left else 0))
+    if whole:
+        with kc.loop(b.select(b.icmp_signed("<", t_end, kc.idx(whole)), t_end, kc.idx(whole)), "blk",
+                     start=t_start) as blk:
+            block(blk, nv, mr, True)
+    if left:
+        nv_t = -(-left // lanes)
+        mr_t = max(1, min(8, (kc.target.vector_registers - nv_t - 1) // nv_t))
+        mine = b.and_(b.icmp_signed("<=", t_start, kc.idx(whole)), b.icmp_signed(">", t_end, kc.idx(whole)))
+        with b.if_then(mine):  # the task whose share holds the last block
+            block(kc.idx(whole), nv_t, mr_t, left == nv_t * lanes)

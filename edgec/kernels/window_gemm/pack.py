@@ -13,9 +13,7 @@ from edgec.kernels.generic.column_blocks import pack_column_blocks
 from edgec.targets import TargetProfile
 
 MIN_TAPS = 32
-# relative throughput of a tile NV vectors wide (loads per FMA): picks NV against the zero
-# padding of the last block (257 STFT bins: 3 x 16 lanes wastes less than 4 x 16)
-NV_RATE = {1: 0.6, 2: 0.85, 3: 0.95, 4: 1.0}
+MAX_NV = 4  # vectors per tile row: more leaves too few registers for rows
 
 
 def _eligible(g: Graph, n: Node) -> bool:
@@ -47,8 +45,10 @@ def _multi_row_matmul(g: Graph, n: Node) -> bool:
 
 
 def schedule(profile: TargetProfile, n: int) -> dict:
+    """The widest tile (the last, partial block gets a narrower tile of its own in lower.py, so
+    a wide one wastes no padding) and as many rows as the registers hold."""
     lanes = profile.fp32_lanes
-    nv = max(NV_RATE, key=lambda v: (n / (-(-n // (v * lanes)) * v * lanes) * NV_RATE[v], v))
+    nv = max(1, min(MAX_NV, -(-n // lanes)))
     mr = max(1, min(8, (profile.vector_registers - nv - 1) // nv))
     return {"mr": mr, "nv": nv, "lanes": lanes}
 
