@@ -173,7 +173,8 @@ def inspect(
         return
     tg = info["target"]
     out.print(f"[bold]{_t(info['name'])}[/] for [bold]{_t(info['device'])}[/]: {_t(tg.get('triple'))} "
-              f"cpu={_t(tg.get('cpu'))} float-abi={_t(tg.get('float_abi'))} (edgec {_t(info['edgec_version'])})",
+              f"cpu={_t(tg.get('cpu'))} float-abi={_t(tg.get('float_abi'))} (edgec {_t(info['edgec_version'])}, "
+              f"from {_t(info['source_format'])})",
               highlight=False)
     io = Table("", "name", "dtype", "shape", "bytes", title="inputs / outputs")
     for kind in ("inputs", "outputs"):

@@ -70,6 +70,7 @@ def inspect_bundle(path: str | Path) -> dict:
             "outputs": m["outputs"], "arena_bytes": m["arena_bytes"], "weight_bytes": m["weight_bytes"],
             "code_text_bytes": m.get("code_text_bytes"), "ops": m.get("ops", {}),
             "edgec_version": m["edgec_version"], "model_sha256": m.get("model_sha256"),
+            "source_format": m.get("source_format", "onnx"),
             "objects": objects, "files": {k: (path / k).stat().st_size for k in m.get("files", {})},
             "sizes": [s for s in sizes if s]}
     if slices:

@@ -13,6 +13,7 @@ import pytest
 
 import edgec
 from edgec.errors import EdgecWarning, ModelError
+from edgec.packager.inspect import inspect_bundle
 from tests.corpus.manifest import model_file
 from tests.corpus.tflite_manifest import TFLITE_MODELS, UNSUPPORTED
 from tests.mobile.conftest import ANDROID_TOOLS, needs
@@ -55,7 +56,7 @@ def test_matches_litert(m, corpus_ready: None, tmp_path: Path) -> None:  # noqa:
     path = model_file(m)
     feeds = inputs(path)
     bundle = edgec.build(path, device="host", out_dir=tmp_path / "host")
-    assert bundle.manifest["source_format"] == "tflite"
+    assert bundle.manifest["source_format"] == "tflite" == inspect_bundle(bundle.path)["source_format"]
     got = edgec.load(bundle.path).run(feeds)
     for xnnpack in (True, False):
         try:
