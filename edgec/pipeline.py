@@ -23,6 +23,7 @@ from edgec.optimize.elementwise_fusion import fuse_elementwise
 from edgec.optimize.integer_float import integer_as_float
 from edgec.optimize.memory_plan import alias_concat_inputs
 from edgec.optimize.passes import (
+    conv_as_dense,
     dead_node_removal,
     fold_pad_into_conv,
     fold_scale_into_conv,
@@ -47,6 +48,7 @@ GENERIC_PASSES: list[tuple[str, Pass]] = [
     ("dead-node-removal", dead_node_removal),
     ("fold-pad-into-conv", fold_pad_into_conv),
     ("fold-scale-into-conv", fold_scale_into_conv),
+    ("conv-as-dense", conv_as_dense),  # after BN folding, before bias/activation fusion
     ("fuse-bias", fuse_bias),
     ("fuse-activation", fuse_activation),
     ("materialize-outputs", materialize_outputs),

@@ -1,5 +1,6 @@
-"""fold-pad-into-conv: a zero Pad on H/W in front of a Conv becomes the Conv's own padding (TF
-and TFLite exports spell asymmetric SAME padding that way); other Pads stay."""
+"""Conv rewrites among the generic passes: fold-pad-into-conv (a zero Pad on H/W in front of a
+Conv becomes the Conv's own padding, as TF and TFLite exports spell asymmetric SAME padding;
+other Pads stay) and conv-as-dense (a Conv whose window is its whole input is a MatMul)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,18 @@ def test_other_pads_stay(kw: dict) -> None:
     pads = kw.pop("pads", [0, 0, 1, 1, 0, 0, 1, 1])
     m, xs = _model(pads, **kw)
     assert "Pad" in [n.op for n in run_pipeline(import_model(m)).nodes]
+
+
+@pytest.mark.parametrize("batch,bias,act", [(1, True, "Relu"), (2, False, None)])
+def test_whole_window_conv_is_dense(batch: int, bias: bool, act: str | None) -> None:
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((50, 8, 3, 3)).astype(np.float32)
+    inits = {"w": w, **({"b": rng.standard_normal(50).astype(np.float32)} if bias else {})}
+    nodes = [helper.make_node("Conv", ["x", "w", *(["b"] if bias else [])], ["c" if act else "y"], strides=[3, 3])]
+    if act:
+        nodes.append(helper.make_node(act, ["c"], ["y"]))
+    m = make_model(nodes, [("x", T.FLOAT, [batch, 8, 3, 3])], [("y", T.FLOAT, None)], inits)
+    ops = [n.op for n in run_pipeline(import_model(m)).nodes]
+    assert "Conv" not in ops and "MatMul" in ops, ops
+    check_model(m, {"x": rand(batch, 8, 3, 3, seed=3)})
+    check_model(m, {"x": rand(batch, 8, 3, 3, seed=3)}, device="rpi4", reference=False)
