@@ -18,9 +18,6 @@ from tests.corpus.manifest import MODELS as ONNX_MODELS
 from tests.corpus.manifest import WHEELS, cache_dir, model_file
 from tests.corpus.tflite_manifest import TFLITE_MODELS
 
-# the pinned mediapipe wheel is the CPython 3.11 x86_64 one (pure-Python wheels match any)
-PLATFORM = ("--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp",
-            "--abi", "cp311")
 MODELS = ONNX_MODELS + TFLITE_MODELS  # the ONNX corpus and mediapipe's .tflite files
 
 
@@ -39,7 +36,7 @@ def fetch() -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as req:
         req.writelines(f"{w} --hash=sha256:{WHEELS[w]}\n" for w in todo)
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-                    "--no-deps", "--require-hashes", "--only-binary", ":all:", *PLATFORM, "-d", str(wheels),
+                    "--no-deps", "--require-hashes", "--only-binary", ":all:", "-d", str(wheels),
                     "-r", req.name], check=True)
     Path(req.name).unlink()
     for w in todo:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tests.corpus.manifest import CorpusModel
 
-WHEEL = "mediapipe==0.10.14"
+WHEEL = "mediapipe==0.10.14"  # the CPython 3.11 manylinux x86_64 wheel (this machine's kind)
 WHEEL_SHA256 = "a807328339e7356fda0bb14df12fedbf1d33bdf81649c5f8666b0026b1cc30b4"
 
 
