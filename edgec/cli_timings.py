@@ -12,6 +12,7 @@ def timings_json(r: BuildReport) -> dict:
     return {"phases": {k: round(v, 3) for k, v in r.seconds.items()},
             "targets": {name: {"seconds": {k: round(v, 3) for k, v in st.seconds.items()},
                                "kernels": st.kernels, "cached": st.cached, "jobs": st.jobs,
+                               "worker_failures": st.worker_failures,
                                "slowest": [[k, round(v, 3)] for k, v in st.slowest]}
                         for name, st in r.targets.items()}}
 
@@ -26,6 +27,8 @@ def timings_table(r: BuildReport) -> Table:
             t.add_row(k, f"{r.seconds[k]:.2f}", "")
     for name, st in r.targets.items():
         note = f"{st.cached} of {st.kernels + 1} objects from the cache, {st.jobs} LLVM process(es)"
+        if st.worker_failures:
+            note += f"; {st.worker_failures} module(s) compiled here after a worker died"
         t.add_row(f"codegen {name}", f"{sum(st.seconds.values()):.2f}", note)
         for k, v in st.seconds.items():
             t.add_row(f"  {k}", f"{v:.2f}", "")

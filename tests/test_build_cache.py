@@ -116,8 +116,9 @@ def test_dead_worker_and_llvm_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     dead.proc.kill()
     dead.proc.wait()
     compile_pool._idle.append(dead)
-    objs = compile_pool.emit_objects(profile, 3, [text, text.replace("@f", "@g")], 2)
-    assert [o[:4] for o, _ in objs] == [b"\x7fELF"] * 2  # the dead worker's module compiled here
+    lost: list[int] = []
+    objs = compile_pool.emit_objects(profile, 3, [text, text.replace("@f", "@g")], 2, lost)
+    assert [o[:4] for o, _ in objs] == [b"\x7fELF"] * 2 and lost == [1]  # the dead worker's module, here
     with pytest.raises(RuntimeError, match="parsing error|expected"):
         compile_pool.emit_objects(profile, 3, [text, "define void @h( {"], 2)
 

@@ -140,9 +140,13 @@ def _on_worker(task: tuple) -> tuple[bytes, float] | None:
     return result
 
 
-def emit_objects(profile: TargetProfile, opt_level: int, texts: list[str], jobs: int) -> list[tuple[bytes, float]]:
-    """Objects of `texts` in their order; on `jobs` worker processes when the work is large."""
+def emit_objects(profile: TargetProfile, opt_level: int, texts: list[str], jobs: int,
+                 lost: list[int] | None = None) -> list[tuple[bytes, float]]:
+    """Objects of `texts` in their order; on `jobs` worker processes when the work is large.
+    `lost` (if given) receives the number of modules a dead worker left to this process: a
+    pool that cannot start shows in `--timings`, it is not silently slow."""
     results: list[tuple[bytes, float] | None] = [None] * len(texts)
+    pooled = False
     if jobs > 1 and len(texts) > 1 and sum(map(len, texts)) >= PARALLEL_MIN_IR_BYTES:
         # largest first: the long compiles start early and the tail is short
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
@@ -150,6 +154,9 @@ def emit_objects(profile: TargetProfile, opt_level: int, texts: list[str], jobs:
             futures = {i: threads.submit(_on_worker, (profile, opt_level, texts[i])) for i in order}
             for i in order:
                 results[i] = futures[i].result()
+        pooled = True
+    if lost is not None:
+        lost.append(sum(r is None for r in results) if pooled else 0)
     for i, r in enumerate(results):
         if r is None:  # small work, or its worker died
             results[i] = emit_one(profile, opt_level, texts[i])

@@ -35,6 +35,7 @@ class CodegenStats:
     cached: int = 0
     jobs: int = 1
     slowest: list[tuple[str, float]] = field(default_factory=list)  # (kernel, LLVM seconds)
+    worker_failures: int = 0  # modules compiled here because their worker process died
 
 
 def kernels_object(g: Graph, plan: MemoryPlan, profile: TargetProfile, prefix: str, options: BuildOptions,
@@ -56,7 +57,9 @@ def kernels_object(g: Graph, plan: MemoryPlan, profile: TargetProfile, prefix: s
     t_key = time.perf_counter()
     texts = [kernel_ir(g, units[i], profile, prefix, options) if i < len(units) else entry for i in missing]
     t_ir = time.perf_counter()
-    made = emit_objects(profile, opt_level, texts, jobs)
+    lost: list[int] = []
+    made = emit_objects(profile, opt_level, texts, jobs, lost)
+    stats.worker_failures = lost[0]
     t_llvm = time.perf_counter()
     for i, (obj, _) in zip(missing, made):
         objs[i] = obj
