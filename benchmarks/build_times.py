@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 import edgec
+from benchmarks import timing
 from edgec.errors import EdgecError, EdgecWarning
 from tests.corpus.fetch import missing
 from tests.corpus.manifest import MODELS, model_file
@@ -82,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 cells += [f"{r[f'{d}_cold_s']:.1f}", f"{r[f'{d}_warm_s']:.1f}"]
         t.add_row(str(r["model"]), *cells)
     Console().print(t)
-    out = Path(args.json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": rows, "cpus": os.cpu_count()}, indent=1))
+    timing.write_json(args.json_out, {"rows": rows, "cpus": os.cpu_count()})
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import sys
 import tempfile
 import warnings
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['int8_cos_vs_fp32']:.4f}" if q else "")
     Console().print(t)
     machine = {"cpu": timing.cpu_model(), "ghz": timing.cpu_ghz()}
-    a.json_out.write_text(json.dumps({"machine": machine, "models": rows}, indent=1))
+    timing.write_json(a.json_out, {"machine": machine, "models": rows})
     return 0
 
 

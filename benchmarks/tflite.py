@@ -78,9 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         t.add_row(r["name"], f"{r['edgec_us']:.0f}", f"{r['litert_us']:.0f}", f"{r['edgec_vs_litert']:.2f}",
                   f"{r['max_rel_err']:.1e}")
     Console().print(t)
-    out = Path(args.json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": rows, "cpu": timing.cpu_model()}, indent=1))
+    timing.write_json(args.json_out, {"rows": rows, "cpu": timing.cpu_model()})
     return 0
 
 

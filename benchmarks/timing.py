@@ -10,6 +10,7 @@ is off while timing (also as `timeit`), so a collection does not land inside a s
 from __future__ import annotations
 
 import gc
+import json
 import math
 import os
 import platform
@@ -184,3 +185,11 @@ def machine_info(ghz: float | None, flop_per_cycle: int) -> dict[str, object]:
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
+
+
+def write_json(path: str | Path, doc: object) -> Path:
+    """A benchmark's results as JSON, its directory made if needed (results/ is git-ignored)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    return out

@@ -89,8 +89,7 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     opts = {"input_shapes": {k: list(map(int, v)) for k, v in sorted((input_shapes or {}).items())},
             **options.manifest(), **({"bind": _bound(bind)} if bind else {})}
     extra = {"model_sha256": front.model_sha256, "source_format": source_format, "build_options": opts,
-             "ops": g.op_counts(),
-             "tuning_log": log_info}
+             "ops": g.op_counts(), "tuning_log": log_info}
     first = compiled[0]
     if phone_profiles:
         bundle = mobile.build_bundle(compiled, name=name, out_dir=out_dir, version=__version__,

@@ -124,13 +124,14 @@ def compile_for_target(g: Graph, profile: TargetProfile, options: BuildOptions, 
         raise ModelError(f"no kernel for IR op(s): {', '.join(missing)}")
     plan = plan_memory(g)
     t_plan = time.perf_counter()
+    objects = cache or ObjectCache(None)  # no cache given: one that never hits
     try:
-        kernels, stats = kernels_object(g, plan, profile, name, options, cache or ObjectCache(None),
+        kernels, stats = kernels_object(g, plan, profile, name, options, objects,
                                         jobs or default_jobs(), lambda objs: find_toolchain(profile).merge_objects(objs))
     except NotImplementedError as exc:
         raise ModelError(f"cannot generate code: {exc}") from None
     t_w = time.perf_counter()
-    weights = weights_object(profile, f"{name}_weights", plan.weights, cache or ObjectCache(None))
+    weights = weights_object(profile, f"{name}_weights", plan.weights, objects)
     stats.seconds = {"target passes": t_plan - t0, **stats.seconds, "weights": time.perf_counter() - t_w}
     return CompiledModel(g, profile, options, plan, kernels, weights, stats)
 

@@ -58,7 +58,6 @@ class ObjectCache:
         self.dir = directory
         mb = os.environ.get("EDGEC_CACHE_MAX_MB", "")
         self.max_bytes = max_bytes if max_bytes is not None else (int(mb) << 20 if mb.isdigit() else 2048 << 20)
-        self.hits = self.misses = 0
 
     @classmethod
     def open(cls, enabled: bool) -> ObjectCache:
@@ -75,17 +74,14 @@ class ObjectCache:
         try:
             blob = path.read_bytes()
         except OSError:
-            self.misses += 1
             return None
         data, digest = blob[:-_DIGEST], blob[-_DIGEST:]
         if len(blob) < _DIGEST or hashlib.sha256(data).digest() != digest:
-            self.misses += 1  # damaged (a full disk, a crash of another tool): compile again
-            return None
+            return None  # damaged (a full disk, a crash of another tool): compile again
         try:
             os.utime(path)  # least recently used goes first
         except OSError:
             pass
-        self.hits += 1
         return data
 
     def put(self, key: str | None, data: bytes) -> None:
@@ -94,6 +90,7 @@ class ObjectCache:
         if self.dir is None or key is None:
             return
         path = self._path(key)
+        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -101,7 +98,8 @@ class ObjectCache:
                 f.write(data + hashlib.sha256(data).digest())
             os.replace(tmp, path)
         except OSError:
-            return
+            if tmp is not None:  # a half-written entry would only take space
+                Path(tmp).unlink(missing_ok=True)
 
     def trim(self) -> None:
         """Drop the least recently used entries until the cache is under 80% of its limit."""

@@ -11,13 +11,12 @@ with a ModelError before anything trusts them.
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
 import onnx
-from onnx import helper, shape_inference
+from onnx import helper
 
-from edgec.errors import EdgecWarning, ModelError, UnsupportedOpsError
+from edgec.errors import ModelError, UnsupportedOpsError
 from edgec.importer.bind import bind_inputs, check_bound
 from edgec.importer.context import ConvertContext
 from edgec.importer.contrib import (
@@ -32,6 +31,7 @@ from edgec.importer.functions import inline_functions
 from edgec.importer.operands import check_finite_weights, check_graph_operands
 from edgec.importer.registry import CONVERTERS, supported_ops
 from edgec.importer.sandbox import isolated
+from edgec.importer.shape_infer import DeclaredShapes
 from edgec.importer.validate import (
     check_graph,
     check_header,
@@ -144,73 +144,6 @@ def _clear_negative_dims(model: onnx.ModelProto) -> None:
                 d.Clear()
 
 
-def _infer_and_check(model: onnx.ModelProto, check: bool) -> onnx.ModelProto:
-    """Run in the sandbox's child (one fork for both passes)."""
-    inferred = shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
-                                            data_prop=True)
-    if check:  # after inference, which fills output shapes that exporters sometimes omit
-        try:
-            onnx.checker.check_model(inferred)
-        except Exception as exc:  # noqa: BLE001
-            raise RuntimeError(f"invalid ONNX model: {clean_message(exc)}") from None
-    return inferred
-
-
-def _infer(model: onnx.ModelProto, check: bool = False) -> onnx.ModelProto:
-    """ONNX shape inference (and the checker), isolated: onnx's C++ crashes on some hostile
-    attribute values (edgec/importer/sandbox.py)."""
-    try:
-        out = isolated(lambda m: _without_initializers(_infer_and_check(m, check)), model,
-                       "ONNX shape inference")
-    except ModelError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - onnx raises several error types here
-        text = clean_message(exc)
-        raise ModelError(text if text.startswith("invalid ONNX model") else
-                         f"shape inference failed: {text}") from None
-    assert out is not None
-    out.graph.initializer.extend(model.graph.initializer)  # inference leaves them as they were
-    return out
-
-
-def _without_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The child sends back no weights (the parent has them): tens of MB less to pipe and parse
-    per round of inference."""
-    model.graph.ClearField("initializer")
-    return model
-
-
-class _DeclaredShapes:
-    """Shape inference with the checker. A model whose declared shapes (graph outputs,
-    value_info) disagree with what its ops compute, as some exporters write them, runs in
-    onnxruntime with a warning: here too, the declared shapes are dropped and inference trusted,
-    with one warning naming the first disagreement. The disagreement may show only after
-    folding (a Reshape whose target was computed): every round of inference goes through here."""
-
-    def __init__(self) -> None:
-        self.warned = False
-
-    def infer(self, model: onnx.ModelProto) -> onnx.ModelProto:
-        if not self.warned:
-            try:
-                return _infer(model, check=True)
-            except ModelError as exc:
-                if "existing shape differ" not in str(exc):
-                    raise
-                first = exc
-        stripped = onnx.ModelProto()
-        stripped.CopyFrom(model)
-        for vi in [*stripped.graph.output, *stripped.graph.value_info]:
-            if vi.type.HasField("tensor_type"):
-                vi.type.tensor_type.ClearField("shape")
-        out = _infer(stripped, check=True)  # once they disagreed, later rounds go straight here
-        if not self.warned:
-            self.warned = True
-            warnings.warn(EdgecWarning(f"the model's declared shapes disagree with its ops "
-                                       f"({clean_message(first, 160)}); using the inferred ones"), stacklevel=3)
-        return out
-
-
 def _runtime_if_error(ifs: list[onnx.NodeProto], producer: dict[str, onnx.NodeProto],
                       graph_inputs: set[str], exc: ModelError) -> ModelError:
     """Both branches of an If whose condition is known only at run time must fit the shapes:
@@ -297,7 +230,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike,
     check_graph_operands(proto.graph, opset)
     _fix_input_shapes(proto, shapes)
     _clear_negative_dims(proto)
-    declared = _DeclaredShapes()
+    declared = DeclaredShapes()
     proto = declared.infer(proto)
     check_value_infos(_value_infos(proto).values())
 

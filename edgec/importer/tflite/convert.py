@@ -139,9 +139,6 @@ class Builder:
             self.qforms[t] = {layout: q}
         self.forms[t] = {layout: name}
 
-    def out(self, op: Op, k: int = 0) -> int:
-        return op.outputs[k]
-
 
 Convert = Callable[[Builder, Op], None]
 
