@@ -26,6 +26,7 @@ from edgec.kernels.int8 import (  # noqa: F401
     lower_direct,
     lower_ocvec,
     lower_qconv,
+    lower_qgemm,
     lower_qmatmul,
     lower_quads,
 )

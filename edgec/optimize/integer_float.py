@@ -26,15 +26,19 @@ def _const(g: Graph, name: str) -> np.ndarray | None:
 
 
 def integer_as_float(g: Graph) -> Graph:
+    """ConvInteger only: MatMulInteger waits for the target pass `prepare-qgemm`
+    (edgec/kernels/int8/prepare_qgemm.py), which runs it on the byte dot products where the
+    target has them and calls `rewrite_integer_node` where it has not."""
     nodes: list[Node] = []
     for n in g.nodes:
-        new = _rewrite(g, n) if n.op in ("QConv", "QMatMul") and not n.attrs.get("requant", True) else None
+        new = rewrite_integer_node(g, n) if n.op == "QConv" and not n.attrs.get("requant", True) else None
         nodes.extend(new or [n])
     g.nodes = nodes
     return g
 
 
-def _rewrite(g: Graph, n: Node) -> list[Node] | None:
+def rewrite_integer_node(g: Graph, n: Node) -> list[Node] | None:
+    """The float nodes computing QConv / QMatMul (`requant` False) exactly, or None."""
     x, _, xz, w, _, wz = (n.inputs + [""] * 6)[:6]
     wq, y = _const(g, w), n.outputs[0]
     # x's zero point may be computed at run time (DynamicQuantizeLinear): |x - x_zp| <= 255 anyway

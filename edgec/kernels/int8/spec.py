@@ -121,3 +121,15 @@ class QGemvAttrs(TypedDict):
     dot: NotRequired[Dot]
     flip: NotRequired[int]
     pad: NotRequired[int]
+
+
+@kernel_spec("QGemmDot", parallel=True)
+class QGemmDotAttrs(TypedDict):
+    """MatMulInteger with constant B on byte dots (prepare_qgemm.py explains the encoding)."""
+    dot: Dot
+    lanes: int
+    mr: int
+    nv: int
+    flip: int  # xor applied to every byte of A (0x80: int8 <-> uint8)
+    offset: int  # a = a_enc + offset
+    row_sums: bool  # some column has beta != 0
