@@ -33,7 +33,7 @@ from edgec.optimize.passes import (
     materialize_outputs,
 )
 from edgec.optimize.qdq import fold_qdq
-from edgec.optimize.weight_quant import quantize_weights
+from edgec.optimize.weight_quant import exact_int8_weights, quantize_weights
 from edgec.options import BuildOptions
 from edgec.quantize.fp16 import FP16_CONSUMERS, store_weights_fp16
 from edgec.sparsity.rnn import sparsify_rnn
@@ -91,6 +91,7 @@ TARGET_PASSES: list[TargetPass] = [
     TargetPass("prepare-qconv", lambda cx: prepare_qconv(cx.profile)),
     TargetPass("prepare-gemv", lambda cx: prepare_gemv(cx.profile, cx.overrides, cx.options)),
     # `--weights int8|fp16`: after sparsify-rnn and prepare-gemv have packed the weights
+    TargetPass("exact-int8-weights", _const(exact_int8_weights), when=lambda cx: cx.options.weights == "fp32"),
     TargetPass("quantize-weights", lambda cx: quantize_weights(cx.profile, cx.options.weights),
                when=lambda cx: cx.options.weights != "fp32"),
     TargetPass("fuse-residual-add", _const(fuse_residual_add)),

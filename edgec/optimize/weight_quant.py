@@ -77,7 +77,25 @@ def _gemv(g: Graph, n: Node, fmt: str) -> None:
     n.attrs["weights"] = fmt
 
 
-def _rnn(g: Graph, n: Node, fmt: str) -> None:
+def exact_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Packed RNN weights [D][N/P][K][P] that are int8 values times one scale per column or per
+    direction (a dequantized int8 model: onnxruntime's DynamicQuantizeLSTM) as (q, scale
+    [D][N/P][P]) that reproduce every weight to float rounding, else None."""
+    w = np.asarray(w, np.float32)
+    mag = np.abs(w)
+    col = mag.max(axis=2)
+    per_dir = np.broadcast_to(mag.reshape(w.shape[0], -1).max(axis=1)[:, None, None], col.shape)
+    for amax in (col, per_dir):
+        scale = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+        q = np.rint(w / scale[:, :, None, :])
+        if np.abs(q).max(initial=0) <= 127 and \
+                (np.abs(q * scale[:, :, None, :] - w) <= np.float32(1e-6) * mag).all():
+            return q.astype(np.int8), np.ascontiguousarray(scale)
+    return None
+
+
+def _rnn(g: Graph, n: Node, fmt: str, exact: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+    """`exact`: input position -> (q, scale) found by exact_columns (stored as they are)."""
     a = n.attrs
     d, cols = a["directions"], a["gates"] * a["hidden_padded"]
     ins = n.inputs + [""] * (W_SCALE + 2 - len(n.inputs))
@@ -89,7 +107,7 @@ def _rnn(g: Graph, n: Node, fmt: str) -> None:
         if fmt == "fp16":
             ins[pos] = g.add_const(f"{ins[pos]}_f16", w.astype(np.float16))
         else:
-            q, s = quantize_columns(w, axis=2)
+            q, s = exact[pos] if exact else quantize_columns(w, axis=2)
             ins[pos] = g.add_const(f"{ins[pos]}_q8", q)
             scales[which] = g.add_const(f"{ins[pos]}_scale", _packed_scale(s, d))
     if ins[11]:  # block-sparse recurrent values [E][8]
@@ -126,6 +144,25 @@ def _rnn_eligible(g: Graph, n: Node) -> bool:
     return (n.op in RNN_OPS and len(n.inputs) >= 3 and bool(n.inputs[1])
             and g.values[n.inputs[1]].is_const
             and ((bool(n.inputs[2]) and g.values[n.inputs[2]].is_const) or len(n.inputs) > 11))
+
+
+def exact_int8_weights(g: Graph) -> Graph:
+    """Target pass `exact-int8-weights` (fp32 builds): an LSTM/GRU/RNN whose constant weights
+    are all exactly int8 times per-column or per-direction scales keeps them as int8 (the
+    `--weights int8` kernels, with those scales): a quarter of the bytes streamed per step and
+    no loss. Trained float weights never qualify."""
+    for n in g.nodes:
+        if not _rnn_eligible(g, n) or n.attrs.get("weights") or n.attrs.get("sparse") \
+                or len(n.inputs) > 11 and n.inputs[11]:
+            continue
+        found = {}
+        for pos in (1, 2):
+            name = n.inputs[pos] if len(n.inputs) > pos else ""
+            if name and g.values[name].is_const:
+                found[pos] = exact_columns(g.values[name].data)
+        if found and all(v is not None for v in found.values()):
+            _rnn(g, n, "int8", found)
+    return g
 
 
 def quantize_weights(profile: TargetProfile, fmt: str):  # noqa: ANN201 - returns a Pass

@@ -156,3 +156,38 @@ def test_weights_option_errors() -> None:
         run_edgec(model, {"x": rand(1, 8)}, weights="int4")
     with pytest.raises(EdgecError, match="exclude each other"):
         run_edgec(model, {"x": rand(1, 8)}, weights="int8", quantize="fp16")
+
+
+def _lstm_model(w: np.ndarray, r: np.ndarray, hidden: int) -> onnx.ModelProto:
+    t, i = 6, w.shape[2]
+    node = helper.make_node("LSTM", ["x", "W", "R"], ["y"], hidden_size=hidden, direction="bidirectional")
+    return make_model([node], [("x", F, [t, 1, i])], [("y", F, [t, 2, 1, hidden])], {"W": w, "R": r})
+
+
+@pytest.mark.parametrize("per", ["direction", "column"])
+def test_exact_int8_lstm_weights(per: str) -> None:
+    """fp32 builds keep int8-valued LSTM weights (a dequantized int8 model) as int8 with their
+    own scales: the kernel reads a quarter of the bytes and the result is that of the fp32
+    weights up to summation order. Float weights stay fp32."""
+    from edgec.importer import import_model
+    from edgec.pipeline import run_pipeline, target_passes
+    from edgec.targets.profiles import host_profile
+
+    hidden, i = 24, 20
+    rng = np.random.default_rng(5)
+    shape = (2, 4 * hidden)
+    scales = [rng.uniform(1e-3, 1e-2, shape[:1] + (1,) if per == "direction" else shape).astype(np.float32)
+              for _ in range(2)]
+    ws = []
+    for s, k in zip(scales, (i, hidden)):
+        q = rng.integers(-127, 128, (2, 4 * hidden, k)).astype(np.float32)
+        q[:, :, 0] = 127  # the scale's own maximum, as symmetric quantizers make it
+        ws.append((q * s[:, :, None]).astype(np.float32))
+    model = _lstm_model(ws[0], ws[1], hidden)
+    g = run_pipeline(run_pipeline(import_model(model)), target_passes(host_profile()))
+    assert [n.attrs.get("weights") for n in g.nodes if n.op == "LSTM"] == ["int8"]
+    x = rand(6, 1, i, seed=6)
+    assert_close(run_edgec(model, {"x": x})[0], run_onnxruntime(model, {"x": x})[0], 1e-4)
+    floats = _lstm_model(ws[0] + rand(*ws[0].shape, seed=7, low=-1e-4, high=1e-4), ws[1], hidden)
+    g = run_pipeline(run_pipeline(import_model(floats)), target_passes(host_profile()))
+    assert [n.attrs.get("weights") for n in g.nodes if n.op == "LSTM"] == [None]

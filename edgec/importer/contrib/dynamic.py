@@ -7,7 +7,8 @@
   with A already quantized.
 - DynamicQuantizeLSTM: an LSTM whose W and R are int8/uint8 with per-direction (or per-column)
   scales, stored transposed ([directions, input, 4*hidden]). Here: the weights dequantized at
-  build time into a standard LSTM; the input sequence quantized at run time exactly as
+  build time into a standard LSTM (whose int8-valued weights the `exact-int8-weights` target
+  pass stores as int8 again, edgec/optimize/weight_quant.py); the input sequence quantized at run time exactly as
   onnxruntime does (one range over the whole sequence), so the input GEMM is onnxruntime's.
   onnxruntime also quantizes the hidden state to uint8 (its own range, as DynamicQuantizeLinear)
   before every recurrent GEMM: the LSTM is marked (QUANTIZED_STATE_KEY) and edgec's LSTM kernel
