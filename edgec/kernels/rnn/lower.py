@@ -30,6 +30,8 @@ from edgec.kernels.generic.weight_load import load_weights
 from edgec.kernels.rnn import cell
 from edgec.kernels.rnn.layout import BSR_BLOCK, BSR_UNROLL
 
+PROJECT_ROWS = 4  # rows of the input projection per GEMM tile (4 x NV accumulators + NV weights)
+
 
 class _Rnn:
     def __init__(self, kc: KernelContext):
@@ -111,6 +113,55 @@ class _Rnn:
                     total = b.fadd(total, acc[u * nv + v], flags=FM)
                 self.store_scaled(vec, total, scale, init, at, out)
 
+    def project(self, x: ir.Value, wt_d: ir.Value, bx_d: ir.Value, scale: ir.Value | None) -> None:
+        """gx[t][b] = W x[t][b] + bx for every step and batch row before the recurrence: tiles of
+        ROWS rows share each weight vector load (a GEMM; per-row GEMVs streamed W once per row),
+        the last rows one by one."""
+        kc, b = self.kc, self.b
+        rows = self.t * self.bt
+        nv = 4 if kc.target.vector_registers == 32 else 2
+        cw = nv * self.lanes
+        tile = PROJECT_ROWS if self.p % cw == 0 and rows >= PROJECT_ROWS else 1
+
+        def row(q: ir.Value) -> tuple[ir.Value, ir.Value]:
+            t, bb = b.udiv(q, kc.idx(self.bt)), b.urem(q, kc.idx(self.bt))
+            return (self.at(x, self.lin((t, self.xs[0]), (bb, self.xs[1]))),
+                    self.at(self.gx, b.mul(q, kc.idx(self.n))))
+
+        if tile > 1:
+            with kc.loop(rows // tile, "pq") as qt:
+                pairs = [row(b.add(b.mul(qt, kc.idx(tile)), kc.idx(r))) for r in range(tile)]
+                self.gemm_rows([p[0] for p in pairs], self.i, wt_d, bx_d, [p[1] for p in pairs], scale, cw)
+        with kc.loop(rows, "pr", start=rows - rows % tile if tile > 1 else 0) as q:
+            xrow, out = row(q)
+            self.gemv(xrow, self.i, wt_d, 0, self.n, bx_d, out, scale)
+
+    def gemm_rows(self, xs: list[ir.Value], k: int, mat: ir.Value, init: ir.Value, outs: list[ir.Value],
+                  scale: ir.Value | None, cw: int) -> None:
+        """outs[r][:n] = init + sum_j xs[r][j] * M[j, :] for a tile of rows: each weight vector
+        (widened once when int8/fp16) feeds one FMA per row."""
+        b, kc, vec, p = self.b, self.kc, self.vec, self.p
+        nv = cw // self.lanes
+        with kc.loop(self.n // cw, "gt") as ti:
+            col = b.mul(ti, kc.idx(cw))
+            base = b.add(b.mul(b.udiv(col, kc.idx(p)), kc.idx(k * p)), b.urem(col, kc.idx(p)))
+            wp = self.at(mat, base)
+            init_v = [vec.load(self.at(init, b.add(col, kc.idx(v * self.lanes)))) for v in range(nv)]
+            accs = [vec.zeros() if scale is not None else init_v[v] for _ in xs for v in range(nv)]
+            with for_range_carried(b, k, kc.isize, accs, "gj") as lp:
+                wrow = self.at(wp, b.mul(lp.index, kc.idx(p)))
+                ws = [load_weights(b, self.at(wrow, v * self.lanes), self.lanes) for v in range(nv)]
+                nxt = list(lp.values)
+                for r, xr in enumerate(xs):
+                    xb = vec.splat(b.load(self.at(xr, lp.index)))
+                    for v in range(nv):
+                        nxt[r * nv + v] = vec.fma(ws[v], xb, nxt[r * nv + v])
+                lp.next = nxt
+            for r, out in enumerate(outs):
+                for v in range(nv):
+                    self.store_scaled(vec, lp.values[r * nv + v], scale, init,
+                                      b.add(col, kc.idx(v * self.lanes)), out)
+
     def store_scaled(self, vec: Vec, acc: ir.Value, scale: ir.Value | None, init: ir.Value,
                      at: ir.Value, out: ir.Value) -> None:
         """out[at:] = acc (init already in it) or, with int8 weights, init + scale * acc."""
@@ -187,10 +238,7 @@ class _Rnn:
             rt_d = self.at(kc.ptr(rt), d * self.h * self.n) if rt else None
             bx_d, br_d = self.at(kc.ptr(bx), d * self.n), self.at(kc.ptr(br), d * self.n)
             pp_d = self.at(kc.ptr(pp), d * 3 * self.hp) if pp else None
-            with kc.loop(self.t, "pt") as t, kc.loop(self.bt, "pb") as bb:
-                xrow = self.at(kc.ptr(x), self.lin((t, self.xs[0]), (bb, self.xs[1])))
-                self.gemv(xrow, self.i, wt_d, 0, self.n, bx_d,
-                          self.at(self.gx, self.lin((t, self.bt * self.n), (bb, self.n))), self.scales(12, d))
+            self.project(kc.ptr(x), wt_d, bx_d, self.scales(12, d))
             with kc.loop(self.bt, "sb") as bb:
                 soff = self.lin((d, self.ss[0]), (bb, self.ss[1]))
                 for state, init in ((self.hs, h0), (self.cs, c0 if self.op == "LSTM" else None)):
