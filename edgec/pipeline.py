@@ -15,13 +15,12 @@ from edgec.kernels.conv_direct.pack import fuse_residual_add, prepare_direct_con
 from edgec.kernels.depthwise.pool import prepare_max_pool
 from edgec.kernels.gemv.pack import prepare_gemv
 from edgec.kernels.int8.prepare import prepare_qconv
-from edgec.kernels.int8.prepare_qgemm import prepare_qgemm
+from edgec.kernels.int8.prepare_qgemm import integer_products
 from edgec.kernels.rnn.pack import pack_rnn
 from edgec.kernels.specs import check_attrs
 from edgec.kernels.window_gemm.pack import prepare_window_gemm
 from edgec.kernels.winograd.pack import prepare_winograd
 from edgec.optimize.elementwise_fusion import fuse_elementwise
-from edgec.optimize.integer_float import integer_as_float
 from edgec.optimize.memory_plan import alias_concat_inputs
 from edgec.optimize.passes import (
     conv_as_dense,
@@ -45,7 +44,6 @@ Pass = Callable[[Graph], Graph]
 
 GENERIC_PASSES: list[tuple[str, Pass]] = [
     ("fold-qdq", fold_qdq),  # first: it looks up constants a converter copied (Gemm's B)
-    ("integer-as-float", integer_as_float),  # ConvInteger on the float kernels, exactly
     ("dead-node-removal", dead_node_removal),
     ("fold-pad-into-conv", fold_pad_into_conv),
     ("fold-scale-into-conv", fold_scale_into_conv),
@@ -79,8 +77,9 @@ def _const(p: Pass) -> Callable[[PassContext], Pass]:
 
 TARGET_PASSES: list[TargetPass] = [
     TargetPass("pack-rnn", _const(pack_rnn)),  # first: the RNN passes below read the packed layout
-    # MatMulInteger on byte dots, or (no dots) on the float kernels: before the float GEMM passes
-    TargetPass("prepare-qgemm", lambda cx: prepare_qgemm(cx.profile)),
+    # ConvInteger / MatMulInteger on byte dots, or exactly on the float kernels: before the
+    # float conv / GEMM passes, which then take those float nodes
+    TargetPass("integer-products", lambda cx: integer_products(cx.profile)),
     TargetPass("sparsify-dense", lambda cx: sparsify_dense(cx.profile, cx.options.sparse)),
     TargetPass("sparsify-rnn", lambda cx: sparsify_rnn(cx.profile, cx.options.sparse)),
     TargetPass("prepare-winograd", lambda cx: prepare_winograd(cx.profile, cx.options.threads)),

@@ -1,6 +1,7 @@
-"""Pass `integer-as-float`: ConvInteger / MatMulInteger (IR QConv / QMatMul with `requant`
-False: an int32 result, as onnxruntime's dynamic quantization writes them) computed by edgec's
-fast float kernels, exactly.
+"""ConvInteger / MatMulInteger (IR QConv / QMatMul with `requant` False: an int32 result, as
+onnxruntime's dynamic quantization writes them) computed by edgec's fast float kernels, exactly:
+the fallback of the target pass `integer-products` (edgec/kernels/int8/prepare_qgemm.py) where
+the target has no byte dot products for the node.
 
 (x - x_zero_point) and (w - w_zero_point) are integers; in float32 every product of two such
 integers and every partial sum is exact while the sum of |products| stays below 2^24, in any
@@ -23,18 +24,6 @@ EXACT = float(2**24)
 def _const(g: Graph, name: str) -> np.ndarray | None:
     v = g.values.get(name) if name else None
     return v.data if v is not None and v.is_const else None
-
-
-def integer_as_float(g: Graph) -> Graph:
-    """ConvInteger only: MatMulInteger waits for the target pass `prepare-qgemm`
-    (edgec/kernels/int8/prepare_qgemm.py), which runs it on the byte dot products where the
-    target has them and calls `rewrite_integer_node` where it has not."""
-    nodes: list[Node] = []
-    for n in g.nodes:
-        new = rewrite_integer_node(g, n) if n.op == "QConv" and not n.attrs.get("requant", True) else None
-        nodes.extend(new or [n])
-    g.nodes = nodes
-    return g
 
 
 def rewrite_integer_node(g: Graph, n: Node) -> list[Node] | None:

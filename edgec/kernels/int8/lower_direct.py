@@ -11,7 +11,8 @@ NRV vectors of input pairs and multiplies them with a broadcast weight pair per 
 `pmaddwd` (int16 x int16, adjacent products summed into int32) on x86, smull/smlal + addp on
 aarch64 (LLVM picks both from the same sext/mul/add IR). int32 accumulation is exact; the
 epilogue adds the int32 bias and requantizes (float multiplier x_scale * w_scale / y_scale, round
-half to even, + zero point, clamp) like onnxruntime.
+half to even, + zero point, clamp) like onnxruntime; with `requant` False (ConvInteger, the
+zero point known only at run time: edgec/kernels/int8/dynamic_conv.py) it stores the int32 sums.
 With `dot` = "u8s8" (x86 AVX2, weights in [-64, 64]) the words are byte quads from QConvQuads
 and each product is a 4-way vpmaddubsw + vpmaddwd dot (qconv_quads.py): 4x the MACs per op.
 """
@@ -112,9 +113,11 @@ def lower_qconv_direct(kc: KernelContext) -> None:
     qmin, qmax = kc.attrs["qmin"], kc.attrs["qmax"]
     vty = vtype(I32, lanes)
     madd = {"u8s8": dot4_u8s8, "vnni": dot4_vnni, "s8s8": sdot4}.get(kc.attrs.get("dot"), _madd)
-    zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
-    zp_s = b.sext(zp, I32) if kc.dtype(y).name == "int8" else b.zext(zp, I32)
-    zp = splat(b, zp_s, lanes)
+    requant = kc.attrs.get("requant", True)  # False: the exact int32 sums (ConvInteger)
+    if requant:
+        zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
+        zp_s = b.sext(zp, I32) if kc.dtype(y).name == "int8" else b.zext(zp, I32)
+        zp = splat(b, zp_s, lanes)
     fast = bool(kc.attrs.get("pack_requant"))
 
     def load_x(base: ir.Value, off: ir.Value) -> ir.Value:
@@ -178,7 +181,16 @@ def lower_qconv_direct(kc: KernelContext) -> None:
             store_bb, next_bb = b.append_basic_block("store"), b.append_basic_block("next")
             b.cbranch(valid(m), store_bb, next_bb)
             b.position_at_end(store_bb)
-            if fast:  # x86 packs: the row's NRV vectors become one byte vector
+            if not requant:
+                for v in range(nrv):
+                    dst = kc.gep(y, b.add(out_row(m), kc.idx(v * lanes)))
+                    count = min(lanes, width - v * lanes)
+                    if count == lanes:
+                        b.store(sums[m][v], b.bitcast(dst, vty.as_pointer()), align=4)
+                    for i in range(count if count < lanes else 0):
+                        b.store(b.extract_element(sums[m][v], ir.Constant(I32, i)),
+                                b.gep(dst, [ir.Constant(I32, i)], inbounds=True))
+            elif fast:  # x86 packs: the row's NRV vectors become one byte vector
                 pack_store(b, scaled(m), zp_s, qmin, qmax, signed, kc.gep(y, out_row(m)), width)
             else:
                 for v, f in enumerate(scaled(m)):

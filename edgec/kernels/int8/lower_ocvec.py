@@ -12,6 +12,11 @@ Why a second layout next to QConvDirect's pixel vectors: a strided conv there lo
 pixel is a broadcast, so strides and odd widths cost nothing (ResNet-18's 3x3 stride-2 convs
 ran at 46-64 GMAC/s pixel-vectorized vs onnxruntime's 90). The epilogue requantizes 8 output
 channels per vector and transposes the tile to NCHW rows with one byte shuffle.
+
+With `requant` False (ConvInteger of a dynamically quantized model, made by
+edgec/kernels/int8/dynamic_conv.py) the inputs are (xq, w, sum_w, x_zp): the input zero point
+arrives at run time, the bias is -pad * sum_w per output channel (pad = x_zp ^ flip, the byte
+QConvQuads padded with), and the exact int32 sums are stored, transposed the same way.
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ def _concat(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
 
 @lowering("QConvOcvec")
 def lower_qconv_ocvec(kc: KernelContext) -> None:
-    xq, wpk, bias, mult, yz = kc.inputs[:5]
+    xq, wpk, bias, mult, yz = (kc.inputs + [""] * 5)[:5]
+    requant = kc.attrs.get("requant", True)
     y = kc.outputs[0]
     b = kc.b
     dot4 = dot4_x86(kc.attrs.get("dot", "u8s8"))
@@ -64,13 +70,17 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
     ocw = nrv * LANES  # output channels per block
     ocb_count = m_ // ocw
     taps = kh_ * kw_
-    qmin, qmax = kc.attrs["qmin"], kc.attrs["qmax"]
+    qmin, qmax = kc.attrs.get("qmin", 0), kc.attrs.get("qmax", 0)
     vty = vtype(I32, LANES)
     signed = kc.dtype(y).name == "int8"
     fast = bool(kc.attrs.get("pack_requant"))
-    zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
-    zp_s = b.sext(zp, I32) if signed else b.zext(zp, I32)
-    zp = splat(b, zp_s, LANES)
+    if requant:
+        zp = kc.load(yz, 0) if yz else ir.Constant(llvm_type(kc.dtype(y)), 0)
+        zp_s = b.sext(zp, I32) if signed else b.zext(zp, I32)
+        zp = splat(b, zp_s, LANES)
+    else:  # int32 out (ConvInteger); inputs (xq, w, sum_w, x_zp): bias = -pad value * sum_w
+        pad = b.zext(b.xor(kc.load(mult, 0), ir.Constant(I8, kc.attrs["flip"])), I32)
+        neg_pad = splat(b, b.sub(ir.Constant(I32, 0), pad), LANES)
     tap_off = kc.table(np.array([ky * dh * wpw + kx * dw for ky in range(kh_) for kx in range(kw_)],
                                 np.int64 if kc.isize.width == 64 else np.int32), "taps")
 
@@ -104,14 +114,20 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
         for v in range(nrv):
             oc0 = b.add(b.mul(ocb, kc.idx(ocw)), kc.idx(v * LANES))
             bv = b.load(b.bitcast(kc.gep(bias, oc0), vty.as_pointer()), align=4)
-            mv = b.load(b.bitcast(kc.gep(mult, oc0), vtype(F32, LANES).as_pointer()), align=4)
-            scaled = [b.fmul(b.sitofp(b.add(sums[p * nrv + v], bv), vtype(F32, LANES)), mv) for p in range(width)]
-            if fast:  # x86 packs, 4 pixels at a time (a short chunk repeats its last pixel)
-                chunks = [scaled[i:i + 4] for i in range(0, width, 4)]
-                qs = [pack_bytes(b, ch + ch[-1:] * (4 - len(ch)), zp_s, qmin, qmax, signed) for ch in chunks]
+            if not requant:
+                bv = b.mul(bv, neg_pad)
+                qs = [b.add(sums[p * nrv + v], bv) for p in range(width)]
             else:
-                qs = [b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), vtype(I8, LANES)) for f in scaled]
-            # pixel-major bytes -> channel-major: row l holds channel oc0 + l's `width` pixels
+                mv = b.load(b.bitcast(kc.gep(mult, oc0), vtype(F32, LANES).as_pointer()), align=4)
+                scaled = [b.fmul(b.sitofp(b.add(sums[p * nrv + v], bv), vtype(F32, LANES)), mv)
+                          for p in range(width)]
+                if fast:  # x86 packs, 4 pixels at a time (a short chunk repeats its last pixel)
+                    chunks = [scaled[i:i + 4] for i in range(0, width, 4)]
+                    qs = [pack_bytes(b, ch + ch[-1:] * (4 - len(ch)), zp_s, qmin, qmax, signed) for ch in chunks]
+                else:
+                    qs = [b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), vtype(I8, LANES))
+                          for f in scaled]
+            # pixel-major values -> channel-major: row l holds channel oc0 + l's `width` pixels
             allq = _concat(b, qs)
             for lane in range(LANES):
                 row = b.shuffle_vector(allq, allq, ir.Constant(vtype(I32, width),

@@ -10,6 +10,8 @@
 - "spatial" (depthwise, kernel width <= 4): xq[c][h][w] = (x[w], x[w+dw], x[w+2dw], x[w+3dw])
   of padded row h (bytes past the kernel width are `pad`, their weights 0): one word holds a
   whole kernel row, so a 3x3 depthwise tap row is one vpmaddubsw per 8 output pixels.
+A second input, when given, is the zero point at run time (dynamic quantization, channels mode
+only): `pad` is then that byte ^ flip.
 The interior is built 16 pixels at a time with vector byte shuffles (scalar tail).
 
 The dot products themselves are edgec/codegen/isa/x86.py:dot4_u8s8 and isa/aarch64.py:sdot4.
@@ -21,7 +23,7 @@ from llvmlite import ir
 
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.types import I8, I32
-from edgec.codegen.vector import vtype
+from edgec.codegen.vector import splat, vtype
 from edgec.kernels.generic.reduce import entry_alloca
 from edgec.kernels.int8.spec import QUADS_CHUNK
 
@@ -59,6 +61,11 @@ def lower_qconv_quads(kc: KernelContext) -> None:
     flip8 = ir.Constant(vtype(I8, CHUNK), [flip] * CHUNK)
     padb = ir.Constant(I8, pad)
     pad_word = ir.Constant(I32, pad * 0x01010101)
+    padv = ir.Constant(vtype(I8, CHUNK), [pad] * CHUNK)
+    if len(kc.inputs) > 1 and kc.inputs[1]:  # the zero point known at run time (channels mode)
+        padb = b.xor(kc.load(kc.inputs[1], 0), ir.Constant(I8, flip))
+        pad_word = b.mul(b.zext(padb, I32), ir.Constant(I32, 0x01010101))
+        padv = splat(b, padb, CHUNK)
 
     def load_row(chan: ir.Value, h: int | ir.Value, w: ir.Value) -> ir.Value:
         off = b.add(kc.linear([chan, h], [h_ * w_, w_]) if not isinstance(h, int)
@@ -94,7 +101,6 @@ def lower_qconv_quads(kc: KernelContext) -> None:
             row = b.add(base, b.mul(b.add(h, kc.idx(pt)), kc.idx(wpa)))
             fill_words(row, pl)
             fill_words(b.add(row, kc.idx(pl + w_)), wpa - pl - w_)
-            padv = ir.Constant(vtype(I8, CHUNK), [pad] * CHUNK)
             if chunks:
                 with kc.loop(chunks, "wc") as wc:
                     w0 = b.mul(wc, kc.idx(CHUNK))

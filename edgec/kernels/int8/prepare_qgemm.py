@@ -1,8 +1,8 @@
-"""Target pass `prepare-qgemm`: MatMulInteger with a constant B (IR QMatMul, `requant` False:
+"""Target pass `integer-products` (ConvInteger: dynamic_conv.py). MatMulInteger with a constant B (IR QMatMul, `requant` False:
 the int32 product of onnxruntime's dynamic quantization, whose A zero point comes from a
 DynamicQuantizeLinear at run time) on the byte dot products: `QGemmDot` (lower_qgemm.py).
 Where the target has no usable dot, the node goes to the exact float path of
-`integer-as-float` (edgec/optimize/integer_float.py) instead, as before.
+edgec/optimize/integer_float.py instead.
 
 The encoding. The dots multiply one unsigned-or-signed byte operand (A's, `a_enc`) by signed
 bytes (B's): x86 wants u8 x s8, aarch64's sdot s8 x s8. A is re-encoded with one xor
@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.ir.graph import Graph, Node
+from edgec.kernels.int8.dynamic_conv import dynamic_conv_nodes
 from edgec.optimize.integer_float import rewrite_integer_node
 from edgec.targets import TargetProfile
 
@@ -99,15 +100,18 @@ def _qgemm(g: Graph, n: Node, profile: TargetProfile) -> Node | None:
     return Node("QGemmDot", ins, [y], attrs, n.name)
 
 
-def prepare_qgemm(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
+def integer_products(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
+    """Target pass `integer-products`: MatMulInteger -> QGemmDot, ConvInteger -> QConvQuads +
+    QConvOcvec (dynamic_conv.py) where the target's byte dots take them, else the exact float
+    nodes of integer_float.py, else (past its exactness bound) the integer reference kernel."""
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []
         for n in g.nodes:
-            if n.op != "QMatMul" or n.attrs.get("requant", True):
+            if n.op not in ("QMatMul", "QConv") or n.attrs.get("requant", True):
                 nodes.append(n)
                 continue
-            fast = _qgemm(g, n, profile)
-            nodes.extend([fast] if fast is not None else (rewrite_integer_node(g, n) or [n]))
+            fast = [_qgemm(g, n, profile)] if n.op == "QMatMul" else dynamic_conv_nodes(g, n, profile)
+            nodes.extend(fast if fast and fast[0] is not None else (rewrite_integer_node(g, n) or [n]))
         g.nodes = nodes
         return g
 

@@ -84,12 +84,13 @@ class _QBlocked(_QWindow):
 
 @kernel_spec("QConvDirect", parallel=True)
 class QConvDirectAttrs(_QBlocked):
-    pass
+    requant: NotRequired[bool]  # False: int32 out (ConvInteger on int16 pairs, dynamic_conv.py)
 
 
 @kernel_spec("QConvOcvec", parallel=True)
 class QConvOcvecAttrs(_QBlocked):
-    pass
+    requant: NotRequired[bool]  # False: int32 out, zero point at run time (dynamic_conv.py)
+    flip: NotRequired[int]  # with requant False: the input byte xor of QConvQuads
 
 
 @kernel_spec("QConvQuads", parallel=True)

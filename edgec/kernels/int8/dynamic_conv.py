@@ -1,0 +1,109 @@
+"""ConvInteger with constant weights and a run-time input zero point (onnxruntime's dynamic
+quantization: DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul) on the byte dot products:
+QConvQuads (channels layout, padded with the zero point read at run time) + QConvOcvec with
+`requant` False (exact int32 sums minus pad * sum_w, edgec/kernels/int8/lower_ocvec.py).
+
+Taken on x86 with VNNI (vpdpbusd: full-range int8 weights) or AVX2 when every centered weight is
+in [-64, 64] (vpmaddubsw), for dense convs (one group, at least 3 input channels so quads fill)
+whose output channels are a multiple of 16 (QConvOcvec's blocks). Every other ConvInteger with
+constant weights (uint8 weights whose centered values leave int8, groups, targets without byte
+dots) runs on int16 pairs: QConvPrep subtracts the run-time zero point, QConvDirect stores the
+int32 sums (pmaddwd on x86, smull/smlal on ARM).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.ir.graph import Graph, Node, Value
+from edgec.kernels.int8.prepare import _pack, _per_oc
+from edgec.kernels.int8.quads import _pack_channels, fits_7bit, ocvec_tile
+from edgec.targets import TargetProfile
+
+LANES = 8  # int32 lanes of the byte-quad kernels (ymm, also on AVX-512 profiles)
+
+
+def _const(g: Graph, name: str) -> np.ndarray | None:
+    v = g.values.get(name) if name else None
+    return v.data if v is not None and v.is_const else None
+
+
+def dynamic_conv_nodes(g: Graph, n: Node, profile: TargetProfile) -> list[Node] | None:
+    dot = profile.int8_dot
+    if n.op != "QConv" or n.attrs.get("requant", True):
+        return None
+    x, _, xz, w, _, wz = (n.inputs + [""] * 6)[:6]
+    y = n.outputs[0]
+    wq, xv = _const(g, w), g.values[x]
+    if wq is None or (wz and _const(g, wz) is None) or len(xv.shape) != 4 or xv.shape[0] != 1 \
+            or xv.dtype.name not in ("uint8", "int8") or g.values[y].dtype != np.int32 \
+            or (xz and g.values[xz].size != 1) or wq.ndim != 4:
+        return None
+    m, cg, kh, kw = wq.shape
+    wzp = np.zeros(m, np.int32) if not wz else np.broadcast_to(_const(g, wz).astype(np.int32).reshape(-1), (m,))
+    wc = wq.astype(np.int32) - wzp.reshape(-1, 1, 1, 1)
+    if float(np.abs(wc).reshape(m, -1).sum(axis=1).max(initial=0)) * 255 >= 2**31:
+        return None  # int32 sums could overflow: the reference kernel
+    if not xz:  # no zero point: a constant 0 read at run time like the computed ones
+        xz = g.add_const(f"{n.name or y}_x_zero", np.zeros((), xv.dtype))
+    quads = dot in ("vnni", "u8s8") and m % 16 == 0 and cg >= 3 and n.attrs["group"] == 1 \
+        and wc.min() >= -128 and wc.max() <= 127 and (dot == "vnni" or fits_7bit(wc))
+    return _quads(g, n, wc, xz, profile) if quads else _pairs(g, n, wc, xz, profile)
+
+
+def _pairs(g: Graph, n: Node, wc: np.ndarray, xz: str, profile: TargetProfile) -> list[Node]:
+    """QConvPrep (x minus the run-time zero point as int16 pairs, zero padded) + QConvDirect
+    storing the int32 sums: any 8-bit weights, any group count, every target."""
+    x, y = n.inputs[0], n.outputs[0]
+    m, cg, kh, kw = wc.shape
+    groups = n.attrs["group"]
+    lanes, regs = profile.fp32_lanes, profile.vector_registers
+    _, _, h, wd = g.values[x].shape
+    _, _, oh, ow = g.values[y].shape
+    pt, pl, pb, pr = n.attrs["pads"]
+    sh, sw = n.attrs["strides"]
+    flat = [kh, kw] == [1, 1] and [sh, sw] == [1, 1] and not any((pt, pl, pb, pr))
+    width = oh * ow if flat else ow
+    nrv = max(1, min(4 if regs == 32 else 2, -(-width // lanes)))  # as prepare.py
+    mr = max(1, min(8, (regs - nrv - 2) // nrv, m // groups))
+    attrs = {"kernel": [kh, kw], "strides": [1, 1] if flat else [sh, sw], "dilations": list(n.attrs["dilations"]),
+             "group": groups, "pads": [0, 0, 0, 0] if flat else [pt, pl, pb, pr], "flatten": flat,
+             "qmin": 0, "qmax": 0, "requant": False, "schedule": {"mr": mr, "nrv": nrv, "lanes": lanes}}
+    rows, cols = (1, h * wd) if flat else (h + pt + pb, wd + pl + pr)
+    xp = g.fresh(f"{x}_pairs")
+    g.values[xp] = Value(xp, np.dtype(np.int32), (groups * -(-cg // 2), rows, cols + lanes * sw))
+    name = n.name or y
+    zeros = g.add_const(f"{name}_zero_bias", _per_oc(np.zeros(m, np.int32), groups, mr, m, np.int32))
+    return [Node("QConvPrep", [x, xz], [xp], {k: v for k, v in attrs.items() if k != "requant"}, n.name),
+            Node("QConvDirect", [xp, g.add_const(f"{name}_pairs", _pack(wc.astype(np.int16), groups, mr)),
+                                 zeros, zeros, ""], [y], attrs, n.name)]
+
+
+def _quads(g: Graph, n: Node, wc: np.ndarray, xz: str, profile: TargetProfile) -> list[Node]:
+    x, y = n.inputs[0], n.outputs[0]
+    xv = g.values[x]
+    m, cg, kh, kw = wc.shape
+    dot = profile.int8_dot
+    _, _, h, wd = xv.shape
+    _, _, oh, ow = g.values[y].shape
+    pt, pl, pb, pr = n.attrs["pads"]
+    sh, sw = n.attrs["strides"]
+    flat = [kh, kw] == [1, 1] and [sh, sw] == [1, 1] and not any((pt, pl, pb, pr))
+    width = oh * ow if flat else ow
+    mr, nrv = ocvec_tile(width, profile.vector_registers)
+    rows, cols = (1, h * wd) if flat else (h + pt + pb, wd + pl + pr)
+    xq = g.fresh(f"{x}_quads")
+    g.values[xq] = Value(xq, np.dtype(np.int32), (-(-cg // 4), rows, cols + LANES * sw))
+    flip = 0x80 if xv.dtype == np.int8 else 0  # the quads hold u8 bytes
+    pads = [0, 0, 0, 0] if flat else [pt, pl, pb, pr]
+    prep = {"mode": "channels", "group": 1, "pads": pads, "flatten": flat, "flip": flip, "pad": 0}
+    sum_w = np.zeros(-(-m // (nrv * LANES)) * nrv * LANES, np.int32)
+    sum_w[:m] = wc.reshape(m, -1).sum(axis=1)
+    attrs = {"kernel": [kh, kw], "strides": [1, 1] if flat else [sh, sw], "dilations": list(n.attrs["dilations"]),
+             "pads": pads, "group": 1, "flatten": flat, "qmin": 0, "qmax": 0, "dot": dot, "requant": False,
+             "flip": flip, "schedule": {"mr": mr, "nrv": nrv, "lanes": LANES}}
+    packed = _pack_channels(wc.astype(np.int8), 1, nrv * LANES)
+    name = n.name or y
+    return [Node("QConvQuads", [x, xz], [xq], prep, n.name),
+            Node("QConvOcvec", [xq, g.add_const(f"{name}_quads", packed), g.add_const(f"{name}_sum_w", sum_w), xz],
+                 [y], attrs, n.name)]
