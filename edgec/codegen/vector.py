@@ -66,9 +66,17 @@ class Vec:
         if count == self.lanes:
             self.store(v, fptr)
             return
-        for i in range(count):
-            lane = self.b.extract_element(v, ir.Constant(I32, i))
-            self.b.store(lane, self.b.gep(fptr, [ir.Constant(I32, i)], inbounds=True))
+        # power-of-two pieces (14 lanes: 8 + 4 + 2), each one narrow vector store
+        at, und = 0, ir.Constant(v.type, ir.Undefined)
+        while at < count:
+            size = 1 << ((count - at).bit_length() - 1)
+            ptr = self.b.gep(fptr, [ir.Constant(I32, at)], inbounds=True)
+            if size == 1:
+                self.b.store(self.b.extract_element(v, ir.Constant(I32, at)), ptr)
+            else:
+                part = self.b.shuffle_vector(v, und, ir.Constant(ir.VectorType(I32, size), list(range(at, at + size))))
+                self.b.store(part, self.b.bitcast(ptr, part.type.as_pointer()), align=self.align)
+            at += size
 
     def fma(self, a: ir.Value, x: ir.Value, acc: ir.Value) -> ir.Value:
         return self.b.call(self._fma, [a, x, acc])

@@ -242,3 +242,23 @@ def test_upsampled_residual_fused(up: int, hw: tuple, device: str) -> None:
     if (h, w) == (256, 320) and device == "host":
         assert conv.attrs["schedule"].get("cw"), conv.attrs  # the big map keeps its column chunks
     check_model(m, {"x": rand(1, 8, h, w, seed=54), "t": rand(1, 8, h // up, w // up, seed=55)}, device=device)
+
+
+@pytest.mark.parametrize("device", ["host", AVX2, "rpi4"])
+@pytest.mark.parametrize("hw,k,stride,pads", [
+    ((14, 14), 5, 1, [2, 2, 2, 2]),   # MediaPipe's 5x5 depthwise layers (padded-copy path)
+    ((28, 28), 5, 2, [1, 1, 2, 2]),   # stride 2, TFLite SAME padding
+    ((3, 5), 3, 1, [1, 1, 1, 1]),     # rows much narrower than a vector: stores reach 4+ rows on
+])
+def test_depthwise_small_padded_maps(device: str, hw: tuple, k: int, stride: int, pads: list) -> None:
+    """Small padded maps run through a zero-padded copy of each channel (edgec/kernels/depthwise/
+    padded.py); with 2 threads the channels split, so a store past a plane would race."""
+    c = 21
+    w = rand(c, 1, k, k, seed=17, low=-0.5, high=0.5)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["a"], strides=[stride] * 2, pads=pads, group=c),
+             helper.make_node("Clip", ["a", "lo", "hi"], ["y"])]
+    m = make_model(nodes, [("x", T.FLOAT, [1, c, *hw])], [("y", T.FLOAT, None)],
+                   {"w": w, "b": rand(c, seed=18), "lo": np.array(0, np.float32), "hi": np.array(6, np.float32)})
+    check_model(m, {"x": rand(1, c, *hw, seed=19)}, device=device, reference=False)
+    if device == "host":
+        check_model(m, {"x": rand(1, c, *hw, seed=19)}, reference=False, threads=2)

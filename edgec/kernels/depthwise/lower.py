@@ -24,6 +24,7 @@ from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.mathfn import FM
 from edgec.codegen.types import llvm_type
 from edgec.codegen.vector import Vec
+from edgec.kernels.depthwise.padded import lower_padded_depthwise, use_padded
 from edgec.kernels.depthwise.pool_separable import lower_separable_max_pool, use_separable
 from edgec.kernels.depthwise.windows import interior, valid_taps
 from edgec.kernels.generic.pool import nan_if_empty
@@ -33,6 +34,9 @@ from edgec.kernels.generic.pool import nan_if_empty
 def lower_depthwise_direct(kc: KernelContext) -> None:
     if use_separable(kc):  # a stride-1 max pool that is mostly border (SPP)
         lower_separable_max_pool(kc)
+        return
+    if use_padded(kc):  # a small padded map: borders through a zero-padded copy
+        lower_padded_depthwise(kc)
         return
     pool = kc.node.op == "MaxPoolDirect"
     x, w, bias = (kc.inputs[0], None, None) if pool else kc.inputs[:3]
