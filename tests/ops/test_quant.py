@@ -75,11 +75,17 @@ def test_dequantize_per_tensor_runtime() -> None:
                     "z": np.array(131, np.uint8)})
 
 
-def test_dynamic_quantize() -> None:
+@pytest.mark.parametrize("device", ["host", "x86_64", "rpi4"])
+def test_dynamic_quantize(device: str) -> None:
+    """Vector min/max and quantization with a scalar tail (150 = 9 x 16 + 6); the extremes
+    also sit in the tail."""
     m = make_model([helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "s", "z"])], [("x", F, [3, 50])],
                    [("y", T.UINT8, [3, 50]), ("s", F, []), ("z", T.UINT8, [])])
     for seed, (lo, hi) in enumerate([(-3.0, 5.0), (0.5, 9.0), (-7.0, -1.0)]):
-        check_model(m, {"x": rand(3, 50, seed=seed, low=lo, high=hi)}, reference=False)
+        x = rand(3, 50, seed=seed, low=lo, high=hi)
+        check_model(m, {"x": x}, device=device, reference=False)
+        x[2, -1], x[2, -2] = 3 * hi, 3 * lo
+        check_model(m, {"x": x}, device=device, reference=False)
 
 
 def _qconv_model(xt: str, wt: str, w: np.ndarray, cin: int, hw: int, consts: bool, **attrs: object):

@@ -18,6 +18,7 @@ import numpy as np
 from llvmlite import ir
 
 from edgec.codegen.kernel import KernelContext, lowering
+from edgec.codegen.loops import for_range_carried
 from edgec.codegen.types import F32, I32, is_signed, llvm_type
 from edgec.kernels.generic.reduce import entry_alloca
 
@@ -182,11 +183,40 @@ def dynamic_uint8_params(kc: KernelContext, n: int,
         lo, hi = b.load(lo_slot), b.load(hi_slot)
         b.store(b.select(b.fcmp_ordered("<", v, lo), v, lo), lo_slot)
         b.store(b.select(b.fcmp_ordered(">", v, hi), v, hi), hi_slot)
-    lo, hi = b.load(lo_slot), b.load(hi_slot)
+    return uint8_params_of_range(b, b.load(lo_slot), b.load(hi_slot))
+
+
+def uint8_params_of_range(b: ir.IRBuilder, lo: ir.Value, hi: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(scale, zero point) of dynamic_uint8_params from the range [lo, hi] (which holds 0)."""
+    zero = ir.Constant(F32, 0.0)
     same = b.fcmp_ordered("==", lo, hi)
     scale = b.select(same, ir.Constant(F32, 1.0), b.fdiv(b.fsub(hi, lo), ir.Constant(F32, 255.0)))
     zp = round_clamp(b, b.fsub(zero, b.fdiv(lo, scale)), ir.Constant(I32, 0), 0, 255)
     return scale, zp
+
+
+def _vector_range(kc: KernelContext, x: str, n: int, lanes: int) -> tuple[ir.Value, ir.Value]:
+    """min and max of the n values of x and 0, `lanes` at a time (the scalar select chain of
+    dynamic_uint8_params is a loop-carried dependency LLVM does not vectorize: without fast-math
+    a min reduction cannot be reordered). A NaN is skipped as there (compares are false)."""
+    b = kc.b
+    vty = ir.VectorType(F32, lanes)
+    zero = ir.Constant(vty, [0.0] * lanes)
+
+    def fold(lo: ir.Value, hi: ir.Value, v: ir.Value) -> tuple[ir.Value, ir.Value]:
+        return (b.select(b.fcmp_ordered("<", v, lo), v, lo), b.select(b.fcmp_ordered(">", v, hi), v, hi))
+
+    with for_range_carried(b, n // lanes, kc.isize, [zero, zero], "mm") as lp:
+        v = b.load(b.bitcast(kc.gep(x, b.mul(lp.index, kc.idx(lanes))), vty.as_pointer()), align=4)
+        lp.next = list(fold(*lp.values, v))
+    vlo, vhi = lp.values
+    lo, hi = ir.Constant(F32, 0.0), ir.Constant(F32, 0.0)
+    for i in range(lanes):
+        lo = fold(lo, lo, b.extract_element(vlo, ir.Constant(I32, i)))[0]
+        hi = fold(hi, hi, b.extract_element(vhi, ir.Constant(I32, i)))[1]
+    for i in range(n - n % lanes, n):
+        lo, hi = fold(lo, hi, kc.load(x, i))
+    return lo, hi
 
 
 @lowering("DynamicQuantizeLinear")
@@ -197,10 +227,18 @@ def lower_dynamic_quantize(kc: KernelContext) -> None:
     y, ys, yz = kc.outputs
     b = kc.b
     n = kc.value(x).size
-    scale, zpi = dynamic_uint8_params(kc, n, lambda i: kc.load(x, i))
+    lanes = kc.target.fp32_lanes
+    scale, zpi = uint8_params_of_range(b, *_vector_range(kc, x, n, lanes))
     kc.store(ys, 0, scale)
     kc.store(yz, 0, b.trunc(zpi, llvm_type(kc.dtype(yz))))
-    with kc.loop(n, "q") as i:
+    vty, ity = ir.VectorType(F32, lanes), ir.VectorType(I32, lanes)
+    vscale, vzp = _splat(b, scale, vty), _splat(b, zpi, ity)
+    with kc.loop(n // lanes, "qv") as i:
+        at = b.mul(i, kc.idx(lanes))
+        v = b.load(b.bitcast(kc.gep(x, at), vty.as_pointer()), align=4)
+        q = b.trunc(round_clamp(b, b.fdiv(v, vscale), vzp, 0, 255), ir.VectorType(llvm_type(kc.dtype(y)), lanes))
+        b.store(q, b.bitcast(kc.gep(y, at), q.type.as_pointer()), align=1)
+    for i in range(n - n % lanes, n):
         q = round_clamp(b, b.fdiv(kc.load(x, i), scale), zpi, 0, 255)
         kc.store(y, i, b.trunc(q, llvm_type(kc.dtype(y))))
 
