@@ -73,6 +73,8 @@ def build(
     jobs: Annotated[Optional[int], typer.Option(
         "--jobs", "-j", min=1, max=64, help="LLVM processes (default: EDGEC_JOBS or the CPUs)")] = None,
     timings: Annotated[bool, typer.Option("--timings", help="print where the build time went")] = False,
+    profile: Annotated[bool, typer.Option(
+        "--profile", help="time every kernel call into a per-layer table (`edgec bench --profile`)")] = False,
 ) -> None:
     """Compile MODEL for a device and write a bundle."""
     from edgec.compiler import build as do_build
@@ -85,7 +87,8 @@ def build(
                           progress=lambda msg: status.update(f"[bold]edgec build[/]: {msg}"),
                           tuning_log=tuning_log, fast_math=fast_math, sparsity=sparsity,
                           sparse_threshold=sparse_threshold, sparse_code_limit=sparse_code_limit,
-                          quantize=quantize, calibration=calibration, weights=weights, cache=cache, jobs=jobs)
+                          quantize=quantize, calibration=calibration, weights=weights, cache=cache, jobs=jobs,
+                          profile=profile)
     r = bundle.report  # type: ignore[attr-defined]
     summary = {"bundle": str(bundle.path), "device": bundle.manifest["device"], "nodes": r.nodes,
                "ops": r.ops, "weight_bytes": r.weight_bytes, "code_text_bytes": r.code_bytes,

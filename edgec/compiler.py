@@ -33,7 +33,8 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
           fast_math: str | bool = True, sparsity: str = "auto", sparse_threshold: float = 0.0,
           sparse_code_limit: int = 64 * 1024, quantize: str | None = None,
           calibration: str | os.PathLike | None = None, weights: str = "fp32",
-          bind: dict[str, object] | None = None, cache: bool = True, jobs: int | None = None) -> Bundle:
+          bind: dict[str, object] | None = None, cache: bool = True, jobs: int | None = None,
+          profile: bool = False) -> Bundle:
     """Compile `model` for `device` and write a bundle to `out_dir` (default: ./<name>-<device>).
     `tuning_log` (from `edgec tune`) applies the best measured schedule per task;
     `schedule_overrides` (task key -> knobs) does the same from memory (the tuner's measure).
@@ -42,7 +43,9 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     that decide shapes (Reshape's shape, Slice's starts, Reduce axes, ...) to constants: the
     bundle is specialised to those values and no longer has those inputs.
     `cache`: reuse and store compiled kernels in the object cache (edgec/codegen/objcache.py);
-    `jobs`: LLVM processes (default: EDGEC_JOBS or the CPUs). Neither changes the bundle."""
+    `jobs`: LLVM processes (default: EDGEC_JOBS or the CPUs). Neither changes the bundle.
+    `profile`: a timer around every kernel call, read back with `<name>_profile` or
+    `edgec bench --profile` (docs/profiling.md); without it the bundle has no trace of profiling."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     _check_arguments(model, device, out_dir, threads, tuning_log, calibration, schedule_overrides)
@@ -56,11 +59,14 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     profiles = phone_profiles or [get_profile(device)]
     find_toolchain(profiles[0])  # fail before any work if the C toolchain is missing
     options = BuildOptions.from_flags(fast_math, sparsity, sparse_threshold, sparse_code_limit, weights,
-                                      quantize, threads)
+                                      quantize, threads, profile)
     out_dir = Path(out_dir or Path.cwd() / f"{name}-{profiles[0].platform if phone_profiles else profiles[0].name}")
     check_out_dir(out_dir.resolve())  # refuse a foreign directory before any work
     if threads > 1 and phone_profiles:
         raise EdgecError("--threads > 1 is not supported for Android/iOS bundles yet; build with --threads 1")
+    if options.profile and phone_profiles:
+        raise EdgecError("--profile is not supported for Android/iOS bundles yet; profile on a Linux "
+                         "device of the same CPU (e.g. --device rpi4 or x86_64)")
     if options.precision == "fp16" and phone_profiles:
         raise EdgecError("--quantize fp16 is not supported for Android/iOS bundles yet")
     overrides, log_info = load_tuning(tuning_log, schedule_overrides)

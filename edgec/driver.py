@@ -15,13 +15,14 @@ import numpy as np
 import onnx
 
 from edgec.codegen.compile_pool import default_jobs
-from edgec.codegen.executor import missing_lowerings
+from edgec.codegen.executor import estimated_macs, kernel_symbol, missing_lowerings
 from edgec.codegen.objcache import ObjectCache
 from edgec.codegen.objects import CodegenStats, kernels_object, weights_object
+from edgec.codegen.profile import ProfileTable, layer_table, profile_table
 from edgec.errors import EdgecError, ModelError
 from edgec.importer import import_model
 from edgec.ir import Graph
-from edgec.optimize.memory_plan import MemoryPlan, plan_memory
+from edgec.optimize.memory_plan import ALIAS_OPS, MemoryPlan, plan_memory
 from edgec.options import BuildOptions
 from edgec.packager.cglue import TensorSpec
 from edgec.pipeline import run_pipeline, target_passes
@@ -56,7 +57,9 @@ class FrontEnd:
 @dataclass
 class CompiledModel:
     """One target's result: the graph after its target passes, the memory plan, the kernels
-    and weights objects, and the build options they were made with."""
+    and weights objects, and the build options they were made with. Profiled builds
+    (`options.profile`) add the timer table's place and one entry per kernel (name, op, shape,
+    MACs: edgec/codegen/profile.py)."""
 
     graph: Graph
     profile: TargetProfile
@@ -65,6 +68,13 @@ class CompiledModel:
     kernels_obj: bytes
     weights_obj: bytes
     stats: CodegenStats = field(default_factory=CodegenStats)
+    profile_table: ProfileTable | None = None
+    profile_layers: list[dict] = field(default_factory=list)
+
+    @property
+    def arena_bytes(self) -> int:
+        """The caller's arena: the memory plan, then the profile table when there is one."""
+        return self.profile_table.arena_bytes if self.profile_table else self.plan.arena_bytes
 
     def tensor_specs(self, names: list[str]) -> list[TensorSpec]:
         out = []
@@ -118,6 +128,7 @@ def compile_for_target(g: Graph, profile: TargetProfile, options: BuildOptions, 
     """Lower `g` (left unchanged: the target passes rewrite a copy) for one device. `cache`:
     the object cache (default: none); `jobs`: LLVM processes (default: the CPUs)."""
     t0 = time.perf_counter()
+    front = g
     g = run_pipeline(g.copy(), target_passes(profile, options, overrides), dump=dump, dump_initial=False)
     missing = missing_lowerings(g)
     if missing:
@@ -133,7 +144,15 @@ def compile_for_target(g: Graph, profile: TargetProfile, options: BuildOptions, 
     t_w = time.perf_counter()
     weights = weights_object(profile, f"{name}_weights", plan.weights, objects)
     stats.seconds = {"target passes": t_plan - t0, **stats.seconds, "weights": time.perf_counter() - t_w}
-    return CompiledModel(g, profile, options, plan, kernels, weights, stats)
+    compiled = CompiledModel(g, profile, options, plan, kernels, weights, stats)
+    if options.profile:  # the same kernels, in the same order, as executor.plan_kernels
+        steps = [(step, n) for step, n in enumerate(g.nodes) if n.op not in ALIAS_OPS]
+        nodes = [n for _, n in steps]
+        compiled.profile_table = profile_table(plan.arena_bytes, len(nodes), profile)
+        compiled.profile_layers = layer_table(front, g, nodes, {k: estimated_macs(g, n) for k, n in enumerate(nodes)})
+        for layer, (step, n) in zip(compiled.profile_layers, steps):
+            layer["symbol"] = kernel_symbol(name, step, n)
+    return compiled
 
 
 def load_tuning(tuning_log: object, schedule_overrides: dict | None) -> tuple[Overrides, dict | None]:

@@ -48,13 +48,16 @@ class BuildOptions:
     (edgec/codegen/mathfn.py). sparse: the sparsity pass. weights: weight-only compression of
     batch-1 dense/RNN layers (edgec/optimize/weight_quant.py). precision: `--quantize`
     (int8 is applied to the model before import; fp16 stores packed weights as float16).
-    threads: the thread-pool width the kernels are split for."""
+    threads: the thread-pool width the kernels are split for. profile: a timer around every
+    kernel call writing a per-kernel table in the arena (docs/profiling.md); no kernel's code
+    changes, only the graph function's."""
 
     fast_math: bool = True
     sparse: SparseOptions = field(default_factory=SparseOptions)
     weights: str = "fp32"
     precision: str | None = None
     threads: int = 1
+    profile: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.fast_math, bool):
@@ -69,12 +72,14 @@ class BuildOptions:
             raise EdgecError(f"threads must be an integer, not {type(self.threads).__name__}")
         if not 1 <= self.threads <= 16:
             raise EdgecError("--threads must be between 1 and 16")
+        if not isinstance(self.profile, bool):
+            raise EdgecError(f"profile must be True or False, not {type(self.profile).__name__}")
 
     @classmethod
     def from_flags(cls, fast_math: str | bool = True, sparsity: str = "auto",
                    sparse_threshold: float = 0.0, sparse_code_limit: int = 64 * 1024,
                    weights: str | None = "fp32", quantize: str | None = None,
-                   threads: int = 1) -> BuildOptions:
+                   threads: int = 1, profile: bool = False) -> BuildOptions:
         """From the values of `edgec build`'s flags / `edgec.build`'s keywords, checked."""
         for flag, v, kinds in (("--sparsity", sparsity, (str,)), ("--weights", weights, (str, type(None))),
                                ("--sparse-threshold", sparse_threshold, (int, float)),
@@ -89,7 +94,7 @@ class BuildOptions:
         return cls(fast_math=parse_on_off(fast_math, "--fast-math"),
                    sparse=SparseOptions(sparsity, float(sparse_threshold), int(sparse_code_limit)),
                    weights=(weights or "fp32").lower(), precision=None if quantize == "none" else quantize,
-                   threads=threads)
+                   threads=threads, profile=profile)
 
     def manifest(self) -> dict:
         """The options as the manifest records them (`build_options`, beside input_shapes)."""
@@ -98,12 +103,14 @@ class BuildOptions:
             out["weights"] = self.weights
         if self.precision is not None:
             out["quantize"] = self.precision
+        if self.profile:  # only when set: a build without --profile keeps its manifest bytes
+            out["profile"] = True
         return out
 
     def task_fields(self) -> dict:
         """What of these options changes a tuned kernel's code: part of every tuning task key.
         Threads are not (a task is one kernel call); sparsity decides which layers are dense,
-        not how a dense one runs."""
+        not how a dense one runs; profiling times the calls, it changes no kernel."""
         return {"fast_math": self.fast_math, "weights": self.weights, "precision": self.precision}
 
 

@@ -117,6 +117,7 @@ class Runner:
         self._call("init", ctypes.byref(self.ctx), ctypes.c_void_p(self.arena.ctypes.data),
                    ctypes.c_size_t(m["arena_bytes"]), ctypes.c_int(num_threads))
         self._open = True
+        self._ticks_per_s: int | None = None
         # The per-call path, bound once: ctypes looks a function up by name on every attribute
         # access, converts untyped arguments by inspection and `array.ctypes.data` alone costs
         # 1 us (37 us per run before, for a 5 us model). Inputs and outputs are numpy views of
@@ -161,6 +162,42 @@ class Runner:
     @public_api
     def verify_weights(self) -> None:
         self._call("verify_weights")
+
+    @public_api
+    def profile(self) -> list[dict]:
+        """A bundle built with `--profile`: one entry per kernel in call order, the manifest's
+        layer (name, op, shape, macs, symbol) plus `calls`, `ticks` and `seconds` summed since
+        init or the last `reset_profile()` (docs/profiling.md)."""
+        layers = self._profile_layers()
+        rows = np.zeros((len(layers), 2), np.uint64)  # edgec_profile_entry: ticks, calls
+        fn = self.lib[f"{self.name}_profile"]
+        fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32], ctypes.c_int
+        self._check("profile", fn(self._ctx_addr, rows.ctypes.data, len(layers)))
+        if self._ticks_per_s is None:  # x86: a ~20 ms calibration of the TSC, once
+            tps = self.lib[f"{self.name}_profile_ticks_per_second"]
+            tps.restype = ctypes.c_uint64
+            self._ticks_per_s = int(tps()) or None
+        return [{**layer, "calls": int(c), "ticks": int(t),
+                 "seconds": int(t) / self._ticks_per_s if self._ticks_per_s else None}
+                for layer, (t, c) in zip(layers, rows)]
+
+    @public_api
+    def reset_profile(self) -> None:
+        """Zero the profile table (`init` starts from zero)."""
+        self._profile_layers()
+        fn = self.lib[f"{self.name}_profile_reset"]
+        fn.argtypes, fn.restype = [ctypes.c_void_p], ctypes.c_int
+        self._check("profile_reset", fn(self._ctx_addr))
+
+    def _profile_layers(self) -> list[dict]:
+        prof = self.bundle.manifest.get("profile")
+        layers = prof.get("layers") if isinstance(prof, dict) else None
+        if not isinstance(layers, list) or not hasattr(self.lib, f"{self.name}_profile"):
+            raise RunError(f"bundle {self.bundle.path} was built without --profile (rebuild with "
+                           "`edgec build --profile`)")
+        if ctypes.c_int32.in_dll(self.lib, f"{self.name}_profile_info").value != len(layers):
+            raise BundleError("manifest.json's profile layers do not match the bundle's library")
+        return layers
 
     def _feed(self, feeds: dict[str, np.ndarray]) -> None:
         """Copy the inputs into the arena: straight from the caller's arrays when they have the

@@ -5,12 +5,13 @@ one by one (edgec/codegen/objects.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
 from edgec.codegen.kernel import LOWERINGS, KernelContext, kernel_values
 from edgec.codegen.kernel_key import kernel_key
+from edgec.codegen.profile import profile_table, read_timer, record, table_pointer
 from edgec.codegen.types import I8, I8P, I32, VOID
 from edgec.ir.graph import Graph, Node
 from edgec.kernels import lowerings  # noqa: F401  (registers every lowering)
@@ -33,6 +34,11 @@ def estimated_macs(g: Graph, node: Node) -> int:
     shape = out.shape
     channels = shape[1] if len(shape) == 4 else (shape[-1] if shape else 1)
     return out.size * max(1, g.values[node.inputs[1]].size // max(1, channels))
+
+
+def kernel_symbol(prefix: str, step: int, node: Node) -> str:
+    """The kernel of node number `step` of the graph: `<prefix>_k<step>_<op>`."""
+    return f"{prefix}_k{step}_{node.op.lower()}"
 
 
 def missing_lowerings(g: Graph) -> list[str]:
@@ -64,6 +70,7 @@ def plan_kernels(g: Graph, target: TargetProfile, prefix: str, options: BuildOpt
                  opt_level: int) -> list[KernelUnit]:
     """The kernels of `g` in call order, with their cache keys (made without generating IR)."""
     check_attrs(g.nodes)  # a graph made without the pipeline (tests, tools) is checked too
+    key_options = replace(options, profile=False)  # profiling changes graph_run, no kernel
     units = []
     for step, node in enumerate(g.nodes):
         if node.op in ALIAS_OPS:
@@ -72,9 +79,9 @@ def plan_kernels(g: Graph, target: TargetProfile, prefix: str, options: BuildOpt
         # a kernel in its own module LLVM can no longer see the constants (0, 1) of the only
         # call, and would keep the divisions of the task split (a libgcc call on armv7).
         parallel = is_parallel(node.op) and options.threads > 1 and estimated_macs(g, node) >= PARALLEL_MIN_MACS
-        name, args = f"{prefix}_k{step}_{node.op.lower()}", kernel_values(node)
+        name, args = kernel_symbol(prefix, step, node), kernel_values(node)
         fn = LOWERINGS.get(node.op)
-        key = kernel_key(g, node, args, name, parallel, target, options, prefix, opt_level,
+        key = kernel_key(g, node, args, name, parallel, target, key_options, prefix, opt_level,
                          f"{fn.__module__}.{fn.__qualname__}" if fn else "")
         units.append(KernelUnit(name, node, args, parallel, key))
     return units
@@ -94,7 +101,9 @@ def kernel_ir(g: Graph, unit: KernelUnit, target: TargetProfile, prefix: str, op
 def graph_ir(g: Graph, plan: MemoryPlan, units: list[KernelUnit], target: TargetProfile, prefix: str,
              options: BuildOptions) -> str:
     """The IR of the entry function `void <prefix>_graph_run(i8* arena, i8* pool)`: every kernel
-    (declared here, defined in its own module) called in order with constant offsets."""
+    (declared here, defined in its own module) called in order with constant offsets. With
+    `options.profile`, a timer read before the first kernel and after each one adds the kernel's
+    ticks and a call to its row of the table behind the memory plan (edgec/codegen/profile.py)."""
     threads = options.threads
     module = KernelModule(prefix, options)
     isize = ir.IntType(target.pointer_bits)
@@ -111,7 +120,11 @@ def graph_ir(g: Graph, plan: MemoryPlan, units: list[KernelUnit], target: Target
     arena, pool = run.args
     arena.add_attribute("noalias")
     wbase = b.bitcast(weights, I8P)
-    for unit in units:
+    table = profile_table(plan.arena_bytes, len(units), target) if options.profile else None
+    if table is not None:
+        tab = table_pointer(b, arena, table, isize)
+        t_prev = read_timer(module, b, table.timer)
+    for index, unit in enumerate(units):
         fn = kernel_declaration(module, unit)
         args = []
         for n in unit.args:
@@ -127,6 +140,10 @@ def graph_ir(g: Graph, plan: MemoryPlan, units: list[KernelUnit], target: Target
                 b.store(a, b.gep(arr, [ir.Constant(I32, 0), ir.Constant(I32, k)], inbounds=True))
             b.call(parallel_for, [pool, _trampoline(module, fn, len(args)), b.bitcast(arr, I8P),
                                   ir.Constant(I32, threads)])
+        if table is not None:
+            t_now = read_timer(module, b, table.timer)
+            record(b, tab, index, b.sub(t_now, t_prev))
+            t_prev = t_now
     b.ret_void()
     return str(module)
 

@@ -58,7 +58,9 @@ def write_bundle(out_dir: str | Path, compiled: CompiledModel, *, prefix: str, v
     static and shared library built with the target's toolchain, and the manifest."""
     profile, threads = compiled.profile, compiled.options.threads
     kernels_obj, weights_obj = compiled.kernels_obj, compiled.weights_obj
-    weights, arena_bytes = compiled.plan.weights, compiled.plan.arena_bytes
+    weights, arena_bytes = compiled.plan.weights, compiled.arena_bytes
+    table = compiled.profile_table  # `--profile`: the timer table behind the memory plan
+    timing = cglue.ProfileGlue(table.kernels, table.offset, table.timer) if table else None
     inputs, outputs = compiled.inputs, compiled.outputs
     out = Path(out_dir).resolve()
     toolchain = find_toolchain(profile)
@@ -68,11 +70,15 @@ def write_bundle(out_dir: str | Path, compiled: CompiledModel, *, prefix: str, v
             (tmp / d).mkdir()
         shutil.copyfile(RUNTIME_DIR / "edgec_runtime.h", tmp / "include" / "edgec_runtime.h")
         shutil.copyfile(RUNTIME_DIR / "edgec_runtime.c", tmp / "src" / "edgec_runtime.c")
-        (tmp / "include" / f"{prefix}.h").write_text(cglue.header(prefix, arena_bytes, inputs, outputs))
+        (tmp / "include" / f"{prefix}.h").write_text(cglue.header(prefix, arena_bytes, inputs, outputs, timing))
         (tmp / "src" / f"{prefix}_model.c").write_text(cglue.source(
             prefix, version, arena_bytes, len(weights), cglue.weights_checksum(weights), inputs, outputs,
-            max_threads=threads))
+            max_threads=threads, profile=timing))
         runtime_srcs = [f"src/{prefix}_model.c", "src/edgec_runtime.c"]
+        if timing:  # the table's readers; bundles without --profile carry none of it
+            shutil.copyfile(RUNTIME_DIR / "edgec_profile.h", tmp / "include" / "edgec_profile.h")
+            shutil.copyfile(RUNTIME_DIR / "edgec_profile.c", tmp / "src" / "edgec_profile.c")
+            runtime_srcs.append("src/edgec_profile.c")
         thread_flags: tuple[str, ...] = ()
         if threads > 1:  # a pthread pool; single-thread bundles need no pthreads at all
             shutil.copyfile(RUNTIME_DIR / "edgec_threads.c", tmp / "src" / "edgec_threads.c")
@@ -81,7 +87,7 @@ def write_bundle(out_dir: str | Path, compiled: CompiledModel, *, prefix: str, v
         (tmp / "obj" / f"{prefix}_kernels.o").write_bytes(kernels_obj)
         (tmp / "obj" / f"{prefix}_weights.o").write_bytes(weights_obj)
         (tmp / "examples" / "main.c").write_text(templates.example_main(prefix))
-        (tmp / "CMakeLists.txt").write_text(templates.cmakelists(prefix, threads > 1))
+        (tmp / "CMakeLists.txt").write_text(templates.cmakelists(prefix, threads > 1, timing is not None))
 
         # Build the library in a scratch dir with relative paths (reproducible objects).
         work = Path(tempfile.mkdtemp(prefix="edgec-build-"))
@@ -112,6 +118,9 @@ def write_bundle(out_dir: str | Path, compiled: CompiledModel, *, prefix: str, v
             "code_bytes": len(kernels_obj),
             **manifest_extra,
         }
+        if table:
+            manifest["profile"] = {"timer": table.timer, "table_offset": table.offset,
+                                   "layers": compiled.profile_layers}
         finish_bundle(tmp, out, manifest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -103,6 +103,22 @@ def check_manifest(m: object, mpath: Path) -> None:
               f"bad files entry {str(rel)[:80]!r}")
     slices = m.get("slices", [])
     _need(isinstance(slices, list) and all(isinstance(s, dict) for s in slices), mpath, "slices is not a list")
+    if "profile" in m:
+        _check_profile(m["profile"], m["arena_bytes"], mpath)
+
+
+def _check_profile(p: object, arena_bytes: int, mpath: Path) -> None:
+    """A `--profile` build's table and layers (docs/profiling.md), as the bench reads them."""
+    _need(isinstance(p, dict) and p.get("timer") in ("tsc", "cntvct", "clock"), mpath, "profile.timer is unknown")
+    assert isinstance(p, dict)
+    layers = p.get("layers")
+    _need(isinstance(layers, list) and _is_int(p.get("table_offset")), mpath, "profile has no layers or table")
+    _need(p["table_offset"] + 16 * len(layers) <= arena_bytes, mpath, "profile table lies outside the arena")
+    for k, layer in enumerate(layers):
+        ok = (isinstance(layer, dict) and all(isinstance(layer.get(f), str) for f in ("name", "op", "symbol"))
+              and _is_int(layer.get("macs"), 0, 1 << 62) and isinstance(layer.get("shape"), list)
+              and all(_is_int(d, 0, 1 << 31) for d in layer["shape"]))
+        _need(ok, mpath, f"profile.layers[{k}] is not a layer (name, op, symbol, shape, macs)")
 
 
 def _safe_relpath(rel: str) -> bool:

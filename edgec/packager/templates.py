@@ -57,8 +57,8 @@ int main(int argc, char **argv) {{
 """
 
 
-def cmakelists(prefix: str, threads: bool = False) -> str:
-    threads_src = "\n  src/edgec_threads.c" if threads else ""
+def cmakelists(prefix: str, threads: bool = False, profile: bool = False) -> str:
+    threads_src = ("\n  src/edgec_threads.c" if threads else "") + ("\n  src/edgec_profile.c" if profile else "")
     threads_link = ("\nfind_package(Threads REQUIRED)\ntarget_compile_definitions(" + prefix
                     + " PRIVATE EDGEC_THREADS=1)\ntarget_link_libraries(" + prefix + " PUBLIC Threads::Threads)"
                     if threads else "")
