@@ -164,6 +164,11 @@ def bench(
     trust_new_host: Annotated[bool, typer.Option(
         "--trust-new-host", help="record the device's host key if it is unknown")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+    profile: Annotated[bool, typer.Option(
+        "--profile", help="per-layer times (a bundle built with --profile; a model is built so)")] = False,
+    trace: Annotated[Optional[Path], typer.Option(
+        "--trace", help="with --profile: Chrome trace file (default: profile-<name>-<device>.json; "
+                        "a .png bar chart beside it when matplotlib is installed)")] = None,
 ) -> None:
     """Benchmark a bundle (or a model, built for the device's profile first) on a registered
     device over SSH, or with --local on this machine."""
@@ -180,10 +185,13 @@ def bench(
             base = json.loads(baseline.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise EdgecError(f"--baseline {baseline}: cannot read a JSON result ({exc})") from None
-    profile = (device or "host") if local else get_device(device).profile
-    opts = BenchOptions(runs=runs, warmup=warmup, min_time_s=min_time, threads=threads, seed=seed, timeout_s=timeout)
-    with err.status("[bold]edgec bench[/]") as status, \
-            bundle_or_model(target, profile, input_shapes=parse_shapes(input_shape or [])) as bundle:
+    if trace is not None and not profile:
+        raise EdgecError("--trace needs --profile")
+    target_profile = (device or "host") if local else get_device(device).profile
+    opts = BenchOptions(runs=runs, warmup=warmup, min_time_s=min_time, threads=threads, seed=seed,
+                        timeout_s=timeout, profile=profile)
+    build_kw: dict = {"input_shapes": parse_shapes(input_shape or [])} | ({"profile": True} if profile else {})
+    with err.status("[bold]edgec bench[/]") as status, bundle_or_model(target, target_profile, **build_kw) as bundle:
         names = [t["name"] for t in bundle.manifest["inputs"]]
         feeds = dict(load_input(s, names) for s in input) if input else None
         status.update(f"[bold]edgec bench[/]: running on {'this machine' if local else device}")
@@ -193,6 +201,18 @@ def bench(
             with open_device(device, trust_new_host=trust_new_host) as dev:
                 result = do_bench(bundle, dev, opts, feeds)
     stats = result.stats | (compare_baseline(result.stats, base) if base is not None else {})
+    if result.profile is not None:
+        from edgec.cli_profile import profile_table, write_outputs
+        from edgec.device.profile_report import json_layers
+
+        title = f"{bundle.name} on {stats['device']} ({stats['target']})"
+        files = write_outputs(result.profile, trace or Path(f"profile-{bundle.name}-{stats['device']}.json"), title)
+        err.print(f"trace: {escape(str(files[0]))}" + (f", chart: {escape(str(files[1]))}" if files[1] else
+                                                       " (no chart: matplotlib is not installed)"), highlight=False)
+        stats = {k: v for k, v in stats.items() if k != "profile"} | json_layers(result.profile) | {
+            "trace": str(files[0]), "chart": str(files[1]) if files[1] else None}
+        if not as_json:
+            out.print(profile_table(result.profile, title))
     if as_json:
         print(json.dumps(stats, sort_keys=True))
         return

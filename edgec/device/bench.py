@@ -44,6 +44,7 @@ class BenchOptions:
     threads: int | None = None  # None: the thread count the bundle was built with
     seed: int = 0
     timeout_s: float = 300.0
+    profile: bool = False  # per-layer table of a bundle built with --profile (docs/profiling.md)
 
     def harness_args(self, threads: int) -> list[str]:
         if self.runs < 1 or self.warmup < 0 or self.min_time_s < 0 or threads < 1 or self.seed < 0:
@@ -56,6 +57,7 @@ class BenchOptions:
 class BenchResult:
     stats: dict  # the harness JSON plus context (device, target, bundle, model_sha256)
     outputs: dict[str, np.ndarray] | None = field(default=None)
+    profile: dict | None = None  # with BenchOptions.profile: edgec.device.profile_report.summarize
 
 
 # -- inputs and checksum mirrored from the harness ------------------------------------------------
@@ -113,8 +115,9 @@ def open_bundle(path: str | Path) -> Bundle:
 
 
 @contextmanager
-def bundle_or_model(path: str | Path, profile: str, **build_kw: object) -> Iterator[Bundle]:
-    """A bundle directory as is, or an ONNX model built for `profile` into a temp dir."""
+def bundle_or_model(path: str | Path, device: str, **build_kw: object) -> Iterator[Bundle]:
+    """A bundle directory as is, or an ONNX model built for the device profile `device` into a
+    temp dir (`build_kw`: edgec.build's keywords)."""
     p = Path(path)
     if p.is_dir():
         yield open_bundle(p)
@@ -124,11 +127,12 @@ def bundle_or_model(path: str | Path, profile: str, **build_kw: object) -> Itera
     from edgec.compiler import build
 
     with tempfile.TemporaryDirectory(prefix="edgec-bench-") as tmp:
-        yield build(p, device=profile, out_dir=Path(tmp) / "bundle", **build_kw)
+        yield build(p, device=device, out_dir=Path(tmp) / "bundle", **build_kw)
 
 
-def build_harness(bundle: Bundle, out_dir: Path) -> Path:
-    """Compile and statically link the harness for the bundle's target; returns the binary."""
+def build_harness(bundle: Bundle, out_dir: Path, profile: bool = False) -> Path:
+    """Compile and statically link the harness for the bundle's target; returns the binary.
+    `profile`: the harness also prints the per-kernel table (a bundle built with --profile)."""
     if not HARNESS_SOURCE.is_file():
         raise ToolchainError(f"benchmark harness source not found at {HARNESS_SOURCE} "
                              "(package data of edgec: reinstall edgec)")
@@ -136,7 +140,12 @@ def build_harness(bundle: Bundle, out_dir: Path) -> Path:
     (out_dir / "edgec_bench.c").write_bytes(HARNESS_SOURCE.read_bytes())
     # A one-line wrapper names the bundle's symbol prefix, so the shared link helper needs no
     # extra flags.
-    (out_dir / "bench_main.c").write_text(f'#define EDGEC_PREFIX {bundle.name}\n#include "edgec_bench.c"\n')
+    if profile and not isinstance(bundle.manifest.get("profile"), dict):
+        raise EdgecError(f"bundle {bundle.path} was built without --profile: rebuild it with "
+                         "`edgec build --profile` (or bench the model file with --profile)")
+    (out_dir / "bench_main.c").write_text(f'#define EDGEC_PREFIX {bundle.name}\n'
+                                          + ("#define EDGEC_BENCH_PROFILE 1\n" if profile else "")
+                                          + '#include "edgec_bench.c"\n')
     tc.link_executable("edgec_bench", ["bench_main.c", str(bundle.static_library.resolve())], out_dir,
                        [str((bundle.path / "include").resolve())], static=True)
     return out_dir / "edgec_bench"
@@ -191,7 +200,7 @@ def bench(bundle: Bundle, device: Device | None = None, options: BenchOptions = 
     n_out = len(bundle.manifest["outputs"])
     with tempfile.TemporaryDirectory(prefix="edgec-harness-") as tmp_s:
         tmp = Path(tmp_s)
-        exe = build_harness(bundle, tmp)
+        exe = build_harness(bundle, tmp, options.profile)
         files = _write_inputs(bundle, inputs, tmp) if inputs is not None else []
         for k in range(len(files)):
             args += ["--input", f"in{k}.bin"]
@@ -213,7 +222,13 @@ def bench(bundle: Bundle, device: Device | None = None, options: BenchOptions = 
             stats, outputs = _bench_remote(device, bundle, exe, files, args, options, tmp, n_out, fetch_outputs)
     stats |= {"device": device.name if device else "local", "target": profile.name,
               "bundle": bundle.name, "model_sha256": bundle.manifest.get("model_sha256")}
-    return BenchResult(stats, outputs)
+    report = None
+    if options.profile:
+        from edgec.device.profile_report import summarize
+
+        emulated = bool(device.entry.wrapper_argv if device else profile.exec_wrapper)
+        report = summarize(bundle.manifest, stats, profile, emulated, where)
+    return BenchResult(stats, outputs, report)
 
 
 def check_target(device: Device, bundle: Bundle) -> None:
