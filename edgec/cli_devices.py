@@ -208,7 +208,8 @@ def bench(
         title = f"{bundle.name} on {stats['device']} ({stats['target']})"
         files = write_outputs(result.profile, trace or Path(f"profile-{bundle.name}-{stats['device']}.json"), title)
         err.print(f"trace: {escape(str(files[0]))}" + (f", chart: {escape(str(files[1]))}" if files[1] else
-                                                       " (no chart: matplotlib is not installed)"), highlight=False)
+                                                       " (no chart: matplotlib is not installed)"),
+                  highlight=False, soft_wrap=True)
         stats = {k: v for k, v in stats.items() if k != "profile"} | json_layers(result.profile) | {
             "trace": str(files[0]), "chart": str(files[1]) if files[1] else None}
         if not as_json:
