@@ -247,9 +247,9 @@ class EmulatedRunner:
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
-        self.profile = get_profile(bundle.manifest["device"])
+        self.target = get_profile(bundle.manifest["device"])
         self._dir = Path(tempfile.mkdtemp(prefix="edgec-run-"))
-        tc = find_toolchain(self.profile)
+        tc = find_toolchain(self.target)
         name = bundle.name
         tc.link_executable("main", [str(bundle.path / "examples" / "main.c"), str(bundle.static_library)],
                            self._dir, [str(bundle.path / "include")], static=True)
@@ -265,11 +265,18 @@ class EmulatedRunner:
             f.write_bytes(a.tobytes())
             args.append(str(f))
         outs = [self._dir / f"out{k}.bin" for k in range(len(m["outputs"]))]
-        proc = run_binary(self.profile, [str(self.exe), *args, *map(str, outs)])
+        proc = run_binary(self.target, [str(self.exe), *args, *map(str, outs)])
         if proc.returncode != 0:
             raise RunError(f"bundle driver failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[:500]}")
         return {t["name"]: np.frombuffer(f.read_bytes(), np.dtype(t["dtype"])).reshape(t["shape"])
                 for t, f in zip(m["outputs"], outs)}
+
+    @public_api
+    def profile(self) -> list[dict]:
+        raise RunError("profile() reads the table in this process; for a bundle of another CPU use "
+                       "`edgec bench --profile` (locally under qemu, or on the device)")
+
+    reset_profile = profile
 
     def __del__(self) -> None:
         shutil.rmtree(getattr(self, "_dir", ""), ignore_errors=True)

@@ -158,6 +158,8 @@ def test_profile_c_api(tmp_path: Path, device: str) -> None:
     b = edgec.build(conv_net(), device=device, out_dir=tmp_path / "b", profile=True)
     if device == "rpi3":
         assert undefined(b.path / "obj" / "model_kernels.o") == {"model_weights", "edgec_profile_now"}
+        with pytest.raises(RunError, match="edgec bench --profile"):  # not in this process: qemu
+            edgec.load(b.path).profile()
     (tmp_path / "t.c").write_text(C_TEST)
     profile = get_profile(device)
     find_toolchain(profile).link_executable("t", ["t.c", str(b.static_library)], tmp_path,
