@@ -17,6 +17,7 @@ from edgec.kernels.gemv.pack import prepare_gemv
 from edgec.kernels.int8.prepare import prepare_qconv
 from edgec.kernels.int8.prepare_qgemm import integer_products
 from edgec.kernels.rnn.pack import pack_rnn
+from edgec.kernels.rnn.recurrent_dot import recurrent_dot_pass
 from edgec.kernels.specs import check_attrs
 from edgec.kernels.window_gemm.pack import prepare_window_gemm
 from edgec.kernels.winograd.pack import prepare_winograd
@@ -93,6 +94,7 @@ TARGET_PASSES: list[TargetPass] = [
     TargetPass("exact-int8-weights", _const(exact_int8_weights), when=lambda cx: cx.options.weights == "fp32"),
     TargetPass("quantize-weights", lambda cx: quantize_weights(cx.profile, cx.options.weights),
                when=lambda cx: cx.options.weights != "fp32"),
+    TargetPass("recurrent-dot", lambda cx: recurrent_dot_pass(cx.profile)),  # after the int8 weights
     TargetPass("fuse-residual-add", _const(fuse_residual_add)),
     TargetPass("fuse-elementwise", _const(fuse_elementwise)),
     # `--quantize fp16`: after every weight is packed, before the last clean-up

@@ -16,7 +16,10 @@ from onnx import TensorProto as T
 from onnx import helper, numpy_helper
 
 import edgec
+from edgec.driver import front_end
 from edgec.errors import ModelError
+from edgec.pipeline import run_pipeline, target_passes
+from edgec.targets.profiles import get_profile, host_profile
 from tests.helpers import assert_close
 
 ort = pytest.importorskip("onnxruntime")
@@ -36,7 +39,7 @@ def _q(shape: list[int], dt: type = np.uint8) -> np.ndarray:
 
 
 def _run(nodes: list[onnx.NodeProto], feeds: dict[str, np.ndarray], outs: dict[str, tuple[int, list[int]]],
-         inits: dict[str, np.ndarray], tmp: Path) -> None:
+         inits: dict[str, np.ndarray], tmp: Path, device: str = "host") -> onnx.ModelProto:
     ins = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape)) for k, v in feeds.items()]
     g = helper.make_graph(nodes, "m", ins, [helper.make_tensor_value_info(k, t, s) for k, (t, s) in outs.items()],
                           [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
@@ -44,7 +47,7 @@ def _run(nodes: list[onnx.NodeProto], feeds: dict[str, np.ndarray], outs: dict[s
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     want = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, feeds)
-    edgec.build(m, out_dir=tmp / "b")
+    edgec.build(m, out_dir=tmp / "b", device=device)
     got = edgec.load(tmp / "b").run(feeds)
     for name, w in zip(outs, want):
         g_ = got[name]
@@ -53,6 +56,7 @@ def _run(nodes: list[onnx.NodeProto], feeds: dict[str, np.ndarray], outs: dict[s
             assert diff.max() <= 1 and (diff == 0).mean() >= 0.95, f"{name}: max {diff.max()}, exact {(diff == 0).mean():.3f}"
         else:
             assert_close(g_, w, 1e-4, name)
+    return m
 
 
 def _sz(prefix: str, s: float, z: int, dt: type = np.uint8) -> dict[str, np.ndarray]:
@@ -119,10 +123,15 @@ def test_matmul_integer_to_float(tmp_path: Path) -> None:
     _run([n], {"a": _q([4, 10])}, {"y": (T.FLOAT, [4, 6])}, inits, tmp_path)
 
 
+@pytest.mark.parametrize("device", ["host", "x86_64-avx512", "rpi4"])
 @pytest.mark.parametrize("direction", ["forward", "bidirectional"])
-def test_dynamic_quantize_lstm(direction: str, tmp_path: Path) -> None:
+def test_dynamic_quantize_lstm(direction: str, device: str, tmp_path: Path) -> None:
     """Exact to float rounding: edgec re-quantizes the state before every recurrent product,
-    as onnxruntime does (without that step the outputs differ by ~1e-2)."""
+    as onnxruntime does (without that step the outputs differ by ~1e-2). With VNNI the
+    recurrent product is onnxruntime's integer one (edgec/kernels/rnn/recurrent_dot.py); rpi4
+    keeps the float path (under qemu)."""
+    if device == "x86_64-avx512" and host_profile().int8_dot != "vnni":
+        pytest.skip("needs an AVX-512 VNNI host")
     d, i, h, s = (2 if direction == "bidirectional" else 1), 8, 16, 6
 
     def quant(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,8 +146,12 @@ def test_dynamic_quantize_lstm(direction: str, tmp_path: Path) -> None:
                          ["y", "yh", "yc"], domain=MS, direction=direction, hidden_size=h)
     feeds = {"x": RNG.normal(0, 1, (s, 1, i)).astype(np.float32), "h0": RNG.normal(0, 0.5, (d, 1, h)).astype(np.float32),
              "c0": RNG.normal(0, 0.5, (d, 1, h)).astype(np.float32)}
-    _run([n], feeds, {"y": (T.FLOAT, [s, d, 1, h]), "yh": (T.FLOAT, [d, 1, h]), "yc": (T.FLOAT, [d, 1, h])}, inits,
-         tmp_path)
+    m = _run([n], feeds, {"y": (T.FLOAT, [s, d, 1, h]), "yh": (T.FLOAT, [d, 1, h]), "yc": (T.FLOAT, [d, 1, h])},
+             inits, tmp_path, device)
+    g = front_end(m, None, lambda _: None, None).graph
+    g = run_pipeline(g, target_passes(get_profile(device if device != "host" else "x86_64-avx512")))
+    dots = [x.attrs.get("recurrent_dot") for x in g.nodes if x.op == "LSTM"]
+    assert dots == ([None] if device == "rpi4" else ["vnni"])
 
 
 def test_softmax_over_another_axis_is_refused(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from edgec.kernels.generic.quant import dynamic_uint8_params, round_clamp
 from edgec.kernels.generic.weight_load import load_weights
 from edgec.kernels.rnn import cell
 from edgec.kernels.rnn.layout import BSR_BLOCK, BSR_UNROLL
+from edgec.kernels.rnn.recurrent_dot import quantize_state_bytes, recurrent_dot
 
 PROJECT_ROWS = 4  # rows of the input projection per GEMM tile (4 x NV accumulators + NV weights)
 
@@ -284,10 +285,14 @@ class _Rnn:
         acts, clip = a["activations"][d], a["clip"]
         lbr0 = self.op == "GRU" and not a["linear_before_reset"]
         hin = hrow
-        if a.get("quantized_state"):
-            self.quantize_state(hrow, self.rh)
-            hin = self.rh
-        self.recurrent(hin, d, rt_d, 0, 2 * self.hp if lbr0 else self.n, br_d)
+        if a.get("recurrent_dot"):  # the quantized state times int8 R on byte dots
+            scale, zp = quantize_state_bytes(self, hrow, self.rh)
+            recurrent_dot(self, d, self.rh, scale, zp, br_d)
+        else:
+            if a.get("quantized_state"):
+                self.quantize_state(hrow, self.rh)
+                hin = self.rh
+            self.recurrent(hin, d, rt_d, 0, 2 * self.hp if lbr0 else self.n, br_d)
         if lbr0:
             with self.units() as (u, gates):
                 vh = self.vec.load(self.at(hrow, u))

@@ -31,6 +31,8 @@ class RecurrentAttrs(TypedDict):
     # LSTM from com.microsoft.DynamicQuantizeLSTM: the state is quantized to uint8 and back
     # before each recurrent product, as onnxruntime does (edgec/importer/contrib/dynamic.py)
     quantized_state: NotRequired[bool]
+    # that state times int8 recurrent weights on byte dots (edgec/kernels/rnn/recurrent_dot.py)
+    recurrent_dot: NotRequired[Literal["vnni"]]
 
 
 @kernel_spec("RNNPack")
