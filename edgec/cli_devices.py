@@ -187,6 +187,8 @@ def bench(
             raise EdgecError(f"--baseline {baseline}: cannot read a JSON result ({exc})") from None
     if trace is not None and not profile:
         raise EdgecError("--trace needs --profile")
+    if trace is not None and not trace.resolve().parent.is_dir():  # before the bench, not after it
+        raise EdgecError(f"--trace {trace}: no such directory {trace.resolve().parent}")
     target_profile = (device or "host") if local else get_device(device).profile
     opts = BenchOptions(runs=runs, warmup=warmup, min_time_s=min_time, threads=threads, seed=seed,
                         timeout_s=timeout, profile=profile)

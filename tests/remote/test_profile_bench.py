@@ -75,9 +75,21 @@ def test_aarch64_profile_under_qemu(models: dict[str, Path]) -> None:
     assert all(x["mac_per_cycle"] is None and x["peak_fraction"] is None for x in rep["layers"])
 
 
-def test_profile_errors(models: dict[str, Path]) -> None:
+def test_profile_errors(models: dict[str, Path], tmp_path: Path) -> None:
     assert_clean(cli("bench", str(models["plain"]), "--local", "--profile"), 2, "built without --profile")
     assert_clean(cli("bench", str(models["plain"]), "--local", "--trace", "t.json"), 2, "--trace needs --profile")
+    assert_clean(cli("bench", str(models["plain"]), "--local", "--profile", "--trace", str(tmp_path / "no" / "t.json")),
+                 2, "no such directory")
+    assert_clean(cli("build", str(models["onnx"]), "--profile", "--device", "android-arm64", "-o", str(tmp_path / "a")),
+                 2, "--profile is not supported for Android/iOS")
+
+
+def test_cli_build_profile(models: dict[str, Path], tmp_path: Path) -> None:
+    """`edgec build --profile` records the option and the layers; `inspect` still reads the bundle."""
+    assert_clean(cli("build", str(models["onnx"]), "--profile", "-o", str(tmp_path / "b"), "--json"), 0)
+    m = open_bundle(tmp_path / "b").manifest
+    assert m["build_options"]["profile"] is True and len(m["profile"]["layers"]) >= 4
+    assert_clean(cli("inspect", str(tmp_path / "b")), 0)
 
 
 def test_ssh_profile_table(sshd: SSHServer, edgec_env: dict, models: dict[str, Path], tmp_path: Path) -> None:
