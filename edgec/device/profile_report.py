@@ -15,7 +15,7 @@ from edgec.targets import TargetProfile
 # fp32 multiply-accumulates per cycle of one core (FMA pipes x lanes), for the CPUs whose
 # numbers are known here; other CPUs get peak_fraction null.
 PEAK_FP32_MAC_PER_CYCLE = {
-    "haswell": 16, "broadwell": 16, "skylake": 16, "alderlake": 16, "znver2": 16, "znver3": 16,
+    "haswell": 16, "broadwell": 16, "skylake": 16, "znver2": 16, "znver3": 16,
     "znver4": 16, "skylake-avx512": 32, "cascadelake": 32, "icelake-server": 32, "sapphirerapids": 32,
     "znver5": 32, "cortex-a72": 8, "cortex-a76": 8,
 }

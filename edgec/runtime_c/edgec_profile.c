@@ -50,6 +50,20 @@ static uint64_t read_tsc(void) {
   __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
   return ((uint64_t)hi << 32) | lo;
 }
+
+/* A (TSC, ns) pair read close together: of 5 tries, the one with the fewest ticks around the
+ * clock read (a thread preempted between the two reads would skew the rate). */
+static void tsc_and_clock(uint64_t *tsc, uint64_t *ns) {
+  uint64_t best = ~(uint64_t)0;
+  for (int i = 0; i < 5; ++i) {
+    uint64_t a = read_tsc(), t = edgec_profile_now(), b = read_tsc();
+    if (b - a < best) {
+      best = b - a;
+      *tsc = a + (b - a) / 2;
+      *ns = t;
+    }
+  }
+}
 #endif
 
 uint64_t edgec_profile_ticks_per_second(edgec_timer timer) {
@@ -66,11 +80,11 @@ uint64_t edgec_profile_ticks_per_second(edgec_timer timer) {
     }
     case EDGEC_TIMER_TSC: {
 #if defined(__x86_64__)
-      uint64_t t0 = edgec_profile_now(), c0 = read_tsc(), t1, c1;
-      do { /* ~20 ms: the clock's ~50 ns steps are then a few ppm */
-        t1 = edgec_profile_now();
-        c1 = read_tsc();
-      } while (t1 - t0 < 20000000u);
+      uint64_t t0, c0, t1, c1;
+      tsc_and_clock(&c0, &t0);
+      while (edgec_profile_now() - t0 < 20000000u) {
+      } /* ~20 ms: the clock's ~50 ns steps are then a few ppm */
+      tsc_and_clock(&c1, &t1);
       return (uint64_t)((double)(c1 - c0) * 1e9 / (double)(t1 - t0) + 0.5);
 #else
       return 0;
