@@ -37,7 +37,7 @@ LANES = 8
 
 
 
-def _concat(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
+def concat_vectors(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
     """Concatenate equal-length vectors (a shuffle tree; LLVM folds it into the final shuffle)."""
     while len(parts) > 1:
         nxt = []
@@ -128,7 +128,7 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
                     qs = [b.trunc(round_clamp(b, f, zp, qmin, qmax, finite=True), vtype(I8, LANES))
                           for f in scaled]
             # pixel-major values -> channel-major: row l holds channel oc0 + l's `width` pixels
-            allq = _concat(b, qs)
+            allq = concat_vectors(b, qs)
             for lane in range(LANES):
                 row = b.shuffle_vector(allq, allq, ir.Constant(vtype(I32, width),
                                                                [p * LANES + lane for p in range(width)]))
