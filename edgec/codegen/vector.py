@@ -80,3 +80,23 @@ class Vec:
 
     def fma(self, a: ir.Value, x: ir.Value, acc: ir.Value) -> ir.Value:
         return self.b.call(self._fma, [a, x, acc])
+
+    def splats(self, fptr: ir.Value, count: int, by_lane: bool = False) -> list[ir.Value]:
+        """Broadcasts of fptr[0..count): scalar loads (x86 vbroadcastss, aarch64 ldp + fmla by
+        element), or with `by_lane` vector loads (of `lanes`, then 2, then 1 values, never past
+        `count`) whose lanes are splatted, which armv7 NEON turns into `vmla.f32 q, q, dN[k]`:
+        four broadcasts in one q register (dup-loaded broadcasts, several live at once, made a
+        6x2 tile spill)."""
+        b = self.b
+        out: list[ir.Value] = []
+        while len(out) < count:
+            at = b.gep(fptr, [ir.Constant(I32, len(out))], inbounds=True)
+            n = count - len(out)
+            n = self.lanes if n >= self.lanes else 2 if n >= 2 else 1
+            if not by_lane or n == 1:
+                out.append(self.splat(b.load(at)))
+                continue
+            part = self.load(at, n)
+            out += [b.shuffle_vector(part, ir.Constant(part.type, ir.Undefined),
+                                     ir.Constant(ir.VectorType(I32, self.lanes), [k] * self.lanes)) for k in range(n)]
+        return out

@@ -80,17 +80,9 @@ FP32_LAYERS = ["conv3x3", "conv3x3_s2", "conv1x1", "conv1x1_7x7", "matmul", "fc"
 INT8_LAYERS = ["q3x3", "q1x1"]
 
 # Findings: spills measured in the hot loops (llvmlite 0.50 / LLVM 20). Reasons quote the loop.
-_WINO = ("ConvWinograd 3x3 32->32 28x28: accumulators spilled in the tile GEMM loop ({})")
 SPILLS = {
-    ("x86_64", "conv3x3"): _WINO.format("the last of the 16 GEMM loops reloads, updates and stores 2-3 "
-                                        "accumulators: vmovups -64(%rsp), %ymm14; vfmadd231ps %ymm0, "
-                                        "%ymm10, %ymm14; vmovups %ymm14, -64(%rsp)"),
-    ("rpi4", "conv3x3"): _WINO.format("5 of the 36 GEMM loops: fmla v26.4s ...; str q26, [sp, #1440]; "
-                                      "ldr q26, [sp, #1440]; and the transform loop: str q23, [sp, #1072]"),
     ("rpi4", "conv3x3_s2"): "ConvOcvec 3x3 s2 (mp=6 x nrv=4 = 24 accumulators of 32 q regs): "
                             "the tap loop spills ~20 q regs (str q0, [sp, #272]; stp q16, q15, [sp, #240])",
-    ("rpi3", "conv3x3"): _WINO.format("every GEMM loop: add r0, sp, #1000; add r0, r0, #2048; "
-                                      "vstmia r0, {d28, d29}"),
     ("rpi3", "conv3x3_s2"): "ConvOcvec 3x3 s2 on armv7 (16 q regs): vstmia r0, {d16, d17} via add r0, sp, #N",
     ("rpi3", "conv1x1"): "ConvDirect mr=4 x nrv=3 + 3 inputs + 1 broadcast = all 16 q regs: 2 spills per "
                          "iteration (add r0, sp, #16; vstmia r0, {d20, d21}; ... vldmia r0, {d20, d21})",

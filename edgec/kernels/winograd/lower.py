@@ -21,7 +21,7 @@ from llvmlite import ir
 
 from edgec.codegen.common import interleave, vector_activation
 from edgec.codegen.kernel import KernelContext, lowering
-from edgec.codegen.loops import for_range_carried
+from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.types import F32, I32
 from edgec.codegen.vector import Vec
 
@@ -85,12 +85,32 @@ def lower_conv_winograd(kc: KernelContext) -> None:
     zero_row = kc.gep(scratch, b.add(m_base, idx(a2 * tg * mr)))  # `width` zeros, this task's
     zeros = ir.Constant(ir.VectorType(F32, width), [0.0] * width)
     b.store(zeros, b.bitcast(zero_row, zeros.type.as_pointer()), align=4)
+    e_buf = kc.gep(scratch, b.add(m_base, idx(a2 * tg * mr + zero_len(r, lanes))))  # E, a2 vectors
     pt, pl = kc.attrs.get("pads", (0, 0))
+
+    two_pass = 2 * a2 > kc.target.vector_registers
 
     def input_transform(n: ir.Value, th: ir.Value, tile0: ir.Value, nv: int, first: int | None) -> None:
         """Rows outside the input read the zero row; columns outside it are zero lanes of the
         shuffles. Only the first and the last group of a tile row (`first` = their static first
-        tile) touch the left/right borders; the groups between read straight from x."""
+        tile) touch the left/right borders; the groups between read straight from x.
+        V = B^T d B in one pass holds the a*a patch vectors and a*a partial sums at once: it
+        fits 32 registers for F(2,3) only, and spilled elsewhere (F(4,3): 178 stack stores per
+        channel on AVX2, 68 on AVX-512, ~100 on aarch64). There it takes two passes, a row or
+        a column at a time (~2a registers): E = d B into a small buffer, then V = B^T E. E has
+        a buffer of its own: V's points are c*tg floats apart, 4 KB multiples share an L1 set,
+        and E read back from there missed (64 -> 64 at 56x56 on AVX2: 1.66x slower than the
+        spills; from its own buffer 0.92x)."""
+
+        def patch_row(row: tuple[ir.Value, ir.Value], col: ir.Value, shift: int, ok: list | None,
+                      barrier: bool) -> list[ir.Value]:
+            """d[i][0..a) of input row `row` (inside, offset): one wide load and `a` shuffles."""
+            ptr = b.select(row[0], kc.gep(xp, b.add(row[1], col)), zero_row)
+            wide = vec.load(opaque(b, ptr) if barrier else ptr, width)
+            other = zeros if ok else ir.Constant(wide.type, ir.Undefined)
+            return [b.shuffle_vector(wide, other, ir.Constant(ir.VectorType(I32, lanes), [
+                t * r + j + shift if ok is None or ok[j][t] else width for t in range(lanes)])) for j in range(a)]
+
         with kc.loop(c_, "c") as c:
             chan = b.mul(b.add(b.mul(n, idx(c_)), c), idx(hp * wp))
             rows = []
@@ -105,21 +125,34 @@ def lower_conv_winograd(kc: KernelContext) -> None:
                     s0 = (first + v * lanes) * r - pl
                     col, shift = idx(max(s0, 0)), min(s0, 0)
                     ok = [[0 <= s0 + t * r + j < wp for t in range(lanes)] for j in range(a)]
-                d = []
+                if not two_pass:
+                    d = [patch_row(rows[i], col, shift, ok, False) for i in range(a)]
+                    t1 = [[lincomb(b, vec, bt[p], [d[i][j] for i in range(a)]) for j in range(a)] for p in range(a)]
+                    for p in range(a):
+                        for q in range(a):
+                            off = b.add(v_base, b.add(b.mul(b.add(idx((p * a + q) * c_), c), idx(tg)), idx(v * lanes)))
+                            vec.store(lincomb(b, vec, bt[q], t1[p]), kc.gep(scratch, off))
+                    continue
+                # Opaque pointers (no instruction; ordered after the stores before them): no row
+                # or column is loaded before the previous one is stored (LLVM hoisted them all),
+                # the second pass does not see the first's stores (forwarded, E stayed live), and
+                # V's points stay immediate offsets from one base (c*tg | xi*c*tg became 36
+                # offsets in registers on aarch64).
+                base = opaque(b, kc.gep(scratch, b.add(v_base, b.add(b.mul(c, idx(tg)), idx(v * lanes)))))
                 for i in range(a):
-                    inside, row = rows[i]
-                    ptr = b.select(inside, kc.gep(xp, b.add(row, col)), zero_row)
-                    wide = vec.load(ptr, width)
-                    other = zeros if ok else ir.Constant(wide.type, ir.Undefined)
-                    d.append([b.shuffle_vector(wide, other, ir.Constant(ir.VectorType(I32, lanes), [
-                        t * r + j + shift if ok is None or ok[j][t] else width for t in range(lanes)]))
-                        for j in range(a)])
-                t1 = [[lincomb(b, vec, bt[p], [d[i][j] for i in range(a)]) for j in range(a)] for p in range(a)]
-                for p in range(a):
+                    d = patch_row(rows[i], col, shift, ok, True)
+                    e_row = opaque(b, e_buf)
                     for q in range(a):
-                        val = lincomb(b, vec, bt[q], t1[p])
-                        off = b.add(v_base, b.add(b.mul(b.add(idx((p * a + q) * c_), c), idx(tg)), idx(v * lanes)))
-                        vec.store(val, kc.gep(scratch, off))
+                        vec.store(lincomb(b, vec, bt[q], d), b.gep(e_row, [idx((i * a + q) * lanes)], inbounds=True))
+                for q in range(a):
+                    e_col = opaque(b, e_buf)
+                    e = [vec.load(b.gep(e_col, [idx((i * a + q) * lanes)], inbounds=True)) for i in range(a)]
+                    for p in range(a):
+                        vec.store(lincomb(b, vec, bt[p], e), b.gep(base, [idx((p * a + q) * c_ * tg)], inbounds=True))
+
+    # armv7: the MR weights as lanes of vector loads (vmla.f32 by scalar, Vec.splats): with
+    # dup-loaded broadcasts LLVM kept several live and 6x2 spilled in every GEMM loop.
+    by_lane = kc.target.arch == "armv7"
 
     def gemm(mb: ir.Value, nv: int) -> None:
         for xi in range(a2):
@@ -130,8 +163,7 @@ def lower_conv_winograd(kc: KernelContext) -> None:
                 xs = [vec.load(kc.gep(scratch, b.add(vrow, idx(v * lanes)))) for v in range(nv)]
                 woff = b.mul(b.add(b.mul(b.add(idx(xi * mb_), mb), idx(c_)), c), idx(mr))
                 cur = list(loop.values)
-                for m in range(mr):
-                    wb = vec.splat(kc.load(up, b.add(woff, idx(m))))
+                for m, wb in enumerate(vec.splats(kc.gep(up, woff), mr, by_lane)):
                     for v in range(nv):
                         cur[m * nv + v] = vec.fma(wb, xs[v], cur[m * nv + v])
                 loop.next = cur
@@ -141,6 +173,12 @@ def lower_conv_winograd(kc: KernelContext) -> None:
                     vec.store(loop.values[m * nv + v], kc.gep(scratch, off))
 
     def output_transform(n: ir.Value, th: ir.Value, tile0: ir.Value, mb: ir.Value, nv: int, valid: int) -> None:
+        # The GEMM results are read back through an opaque pointer: forwarded from the GEMM's
+        # stores, all a2 x MR x NRV of them stayed live across the later GEMM loops and the
+        # last loops spilled accumulators (AVX2: 2 of 12 in the 16th; aarch64: 5 of 36 loops).
+        # With both changes AVX2 runs 0.92-0.95x of the time before (32..128 channels, 28..112
+        # pixels, paired rounds), AVX-512 0.96-0.99x.
+        sp = opaque(b, kc.ptr(scratch))
         for m in range(mr):
             oc = b.add(b.mul(mb, idx(mr)), idx(m))
             store_bb, next_bb = b.append_basic_block("store"), b.append_basic_block("next")
@@ -149,7 +187,8 @@ def lower_conv_winograd(kc: KernelContext) -> None:
             bv = vec.splat(kc.load(bias, oc))
             plane = b.mul(b.add(b.mul(n, idx(m_)), oc), idx(oh_ * ow_))
             for v in range(nv):
-                mv = [vec.load(kc.gep(scratch, b.add(m_base, idx((xi * mr + m) * tg + v * lanes)))) for xi in range(a2)]
+                mv = [vec.load(b.gep(sp, [b.add(m_base, idx((xi * mr + m) * tg + v * lanes))], inbounds=True))
+                      for xi in range(a2)]
                 t2 = [[lincomb(b, vec, at[i], [mv[p * a + q] for p in range(a)]) for q in range(a)] for i in range(r)]
                 col = b.mul(b.add(tile0, idx(v * lanes)), idx(r))
                 count = min(lanes * r, valid - v * lanes * r)
@@ -197,6 +236,12 @@ def lower_conv_winograd(kc: KernelContext) -> None:
 
 
 def scratch_per_task(r: int, tg: int, channels: int, mr: int, lanes: int) -> int:
-    """Floats of scratch per task: transformed input tiles, one block's GEMM results, a zero row."""
+    """Floats of scratch per task: transformed input tiles, one block's GEMM results, a zero
+    row, the input transform's row pass (E)."""
     a2 = (r + 2) ** 2
-    return a2 * tg * (channels + mr) + -(-(lanes * r + r) // lanes) * lanes
+    return a2 * tg * (channels + mr) + zero_len(r, lanes) + a2 * lanes
+
+
+def zero_len(r: int, lanes: int) -> int:
+    """Floats of the zero row: the `lanes * r + r` input columns of a vector of tiles, whole vectors."""
+    return -(-(lanes * r + r) // lanes) * lanes
