@@ -245,17 +245,21 @@ def test_upsampled_residual_fused(up: int, hw: tuple, device: str) -> None:
 
 
 @pytest.mark.parametrize("device", ["host", AVX2, "rpi4"])
-@pytest.mark.parametrize("hw,k,stride,pads", [
-    ((14, 14), 5, 1, [2, 2, 2, 2]),   # MediaPipe's 5x5 depthwise layers (padded-copy path)
-    ((28, 28), 5, 2, [1, 1, 2, 2]),   # stride 2, TFLite SAME padding
-    ((3, 5), 3, 1, [1, 1, 1, 1]),     # rows much narrower than a vector: stores reach 4+ rows on
+@pytest.mark.parametrize("hw,k,stride,pads,dil", [
+    ((14, 14), 5, 1, [2, 2, 2, 2], 1),   # MediaPipe's 5x5 depthwise layers (padded-copy path)
+    ((28, 28), 5, 2, [1, 1, 2, 2], 1),   # stride 2 (even/odd column phases), TFLite SAME padding
+    ((29, 31), 3, 2, [2, 1, 2, 2], 2),   # stride 2, odd width and left pad, dilation 2
+    ((40, 75), 5, 2, [2, 2, 2, 2], 1),   # a 5x5 on a wide map (38 output columns, 3 vectors)
+    ((3, 5), 3, 1, [1, 1, 1, 1], 1),     # rows much narrower than a vector: stores reach 4+ rows on
 ])
-def test_depthwise_small_padded_maps(device: str, hw: tuple, k: int, stride: int, pads: list) -> None:
-    """Small padded maps run through a zero-padded copy of each channel (edgec/kernels/depthwise/
-    padded.py); with 2 threads the channels split, so a store past a plane would race."""
+def test_depthwise_small_padded_maps(device: str, hw: tuple, k: int, stride: int, pads: list, dil: int) -> None:
+    """Small padded maps and 5x5 windows run through a zero-padded copy of each channel
+    (edgec/kernels/depthwise/padded.py); with 2 threads the channels split, so a store past a
+    plane would race."""
     c = 21
     w = rand(c, 1, k, k, seed=17, low=-0.5, high=0.5)
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["a"], strides=[stride] * 2, pads=pads, group=c),
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["a"], strides=[stride] * 2, pads=pads, group=c,
+                              dilations=[dil] * 2),
              helper.make_node("Clip", ["a", "lo", "hi"], ["y"])]
     m = make_model(nodes, [("x", T.FLOAT, [1, c, *hw])], [("y", T.FLOAT, None)],
                    {"w": w, "b": rand(c, seed=18), "lo": np.array(0, np.float32), "hi": np.array(6, np.float32)})

@@ -17,17 +17,52 @@ from llvmlite import ir
 
 from edgec.codegen.common import vector_activation
 from edgec.codegen.kernel import KernelContext
-from edgec.codegen.types import F32
+from edgec.codegen.types import F32, I32
 from edgec.codegen.vector import Vec
 from edgec.kernels.generic.reduce import entry_alloca
 
 PADDED_MAX_WIDTH = 32  # output columns; wider rows keep the border split (its share is small)
+MAX_STACK = 128 * 1024  # bytes of the per-channel copy (threads on phones have small stacks)
 
 
 def use_padded(kc: KernelContext) -> bool:
-    if kc.node.op != "DepthwiseDirect" or kc.dtype(kc.inputs[0]).name != "float32":
+    """Small maps, and 5x5 (or wider) windows on any map whose channel copy fits MAX_STACK:
+    a 3x3 on a 56- or 112-wide row was faster with the border split (155 vs 187 us at
+    144 x 56 x 56), a 5x5 was not (263 vs 336 us at 96 x 56 x 56; 615 vs 880 at 144 x 112 x 112
+    stride 2)."""
+    if kc.node.op != "DepthwiseDirect" or kc.dtype(kc.inputs[0]).name != "float32" \
+            or not any(kc.attrs.get("pads", [0, 0, 0, 0])):
         return False
-    return any(kc.attrs.get("pads", [0, 0, 0, 0])) and kc.shape(kc.outputs[0])[3] <= PADDED_MAX_WIDTH
+    ow, kw = kc.shape(kc.outputs[0])[3], kc.attrs["kernel"][1]
+    return (ow <= PADDED_MAX_WIDTH or kw >= 5) and 4 * _buffer_floats(kc) <= MAX_STACK
+
+
+def _buffer_floats(kc: KernelContext) -> int:
+    return _geometry(kc)[2]
+
+
+def _geometry(kc: KernelContext) -> tuple[int, int, int]:
+    """(phases, floats per phase of a padded row, floats of the whole channel buffer)."""
+    _, _, h_, w_ = kc.shape(kc.inputs[0])
+    _, _, oh_, ow_ = kc.shape(kc.outputs[0])
+    kh_, kw_ = kc.attrs["kernel"]
+    sh, sw = kc.attrs["strides"]
+    dh, dw = kc.attrs["dilations"]
+    pt, pl = kc.attrs["pads"][0], kc.attrs["pads"][1]
+    lanes = kc.attrs["schedule"]["lanes"]
+    nrv = -(-ow_ // lanes)
+    # Stride 2: the copy splits each padded row into its even and odd columns (two "phases"),
+    # so every tap reads contiguous lanes; strided loads cost a permute per vector per tap (25
+    # per output vector of a 5x5), the split one per two input vectors (144 x 56 x 56 -> 28 x 28
+    # 5x5: 259 -> 125 us).
+    phases = 2 if sw == 2 else 1
+    if phases == 2:
+        wpp = max(-(-(pl + w_) // 2), nrv * lanes + (kw_ - 1) * dw // 2)
+    else:  # every read in bounds: the widest strided load of the last vector
+        wpp = max(pl + w_, (nrv * lanes - 1) * sw + (kw_ - 1) * dw + 1) + (sw - 1) * lanes
+    wpp = -(-wpp // lanes) * lanes
+    hp = max(pt + h_, (oh_ - 1) * sh + (kh_ - 1) * dh + 1)
+    return phases, wpp, hp * phases * wpp
 
 
 def lower_padded_depthwise(kc: KernelContext) -> None:
@@ -44,26 +79,39 @@ def lower_padded_depthwise(kc: KernelContext) -> None:
     act = kc.attrs.get("activation")
     vec = Vec(b, lanes, F32)
     nrv = -(-ow_ // lanes)
-    # every read in bounds: the widest strided load of the last vector, the lowest kernel row
-    wp = max(pl + w_, (nrv * lanes - 1) * sw + (kw_ - 1) * dw + 1) + (sw - 1) * lanes
-    wp = -(-wp // lanes) * lanes
-    hp = max(pt + h_, (oh_ - 1) * sh + (kh_ - 1) * dh + 1)
+    phases, wpp, size = _geometry(kc)
+    wp = phases * wpp  # one padded row
+    hp = size // wp
     buf = entry_alloca(kc, F32, hp * wp)
     zero = vec.zeros()
     with kc.loop(hp * wp // lanes, "z") as i:  # the borders stay zero for every channel
         vec.store(zero, b.gep(buf, [b.mul(i, kc.idx(lanes))], inbounds=True))
-    full, tail = divmod(w_, lanes)
+    full, tail = divmod(w_, lanes * phases)
+    und = ir.Constant(ir.VectorType(F32, 2 * lanes), ir.Undefined)
+
+    def put(v: ir.Value, at: ir.Value) -> None:
+        vec.store(v, b.gep(buf, [at], inbounds=True))
 
     def copy_plane(plane: ir.Value) -> None:
         with kc.loop(h_, "ch") as h:
             src = b.add(plane, b.mul(h, kc.idx(w_)))
-            dst = b.add(b.mul(b.add(h, kc.idx(pt)), kc.idx(wp)), kc.idx(pl))
+            row = b.mul(b.add(h, kc.idx(pt)), kc.idx(wp))
             for v in range(full):
-                vec.store(vec.load(kc.gep(x, b.add(src, kc.idx(v * lanes)))),
-                          b.gep(buf, [b.add(dst, kc.idx(v * lanes))], inbounds=True))
-            if tail:
+                j0 = v * lanes * phases
+                if phases == 1:
+                    put(vec.load(kc.gep(x, b.add(src, kc.idx(j0)))), b.add(row, kc.idx(pl + j0)))
+                    continue
+                pair = vec.load(kc.gep(x, b.add(src, kc.idx(j0))), 2 * lanes)
+                for k in range(2):  # input columns j0 + 2i + k -> phase (pl + k) % 2
+                    part = b.shuffle_vector(pair, und, ir.Constant(ir.VectorType(I32, lanes),
+                                                                   list(range(k, 2 * lanes, 2))))
+                    put(part, b.add(row, kc.idx((pl + k) % 2 * wpp + (pl + j0 + k) // 2)))
+            if phases == 1 and tail:
                 vec.store_lanes(vec.load(kc.gep(x, b.add(src, kc.idx(full * lanes)))),
-                                b.gep(buf, [b.add(dst, kc.idx(full * lanes))], inbounds=True), tail)
+                                b.gep(buf, [b.add(row, kc.idx(pl + full * lanes))], inbounds=True), tail)
+            for j in range(full * lanes * phases, w_ if phases == 2 else 0):
+                b.store(kc.load(x, b.add(src, kc.idx(j))),
+                        b.gep(buf, [b.add(row, kc.idx((pl + j) % 2 * wpp + (pl + j) // 2))], inbounds=True))
 
     def out_row(c: ir.Value, out: ir.Value, oh: ir.Value, whole: bool) -> None:
         accs = [vec.splat(kc.load(bias, c))] * nrv
@@ -72,8 +120,13 @@ def lower_padded_depthwise(kc: KernelContext) -> None:
             for kw in range(kw_):
                 wb = vec.splat(kc.load(w, b.add(b.mul(c, kc.idx(kh_ * kw_)), kc.idx(kh * kw_ + kw))))
                 for v in range(nrv):
-                    at = b.add(row, kc.idx(kw * dw + v * lanes * sw))
-                    accs[v] = vec.fma(wb, vec.load_strided(b.gep(buf, [at], inbounds=True), sw), accs[v])
+                    if phases == 2:
+                        at = b.add(row, kc.idx(kw * dw % 2 * wpp + v * lanes + kw * dw // 2))
+                        xv = vec.load(b.gep(buf, [at], inbounds=True))
+                    else:
+                        at = b.add(row, kc.idx(kw * dw + v * lanes * sw))
+                        xv = vec.load_strided(b.gep(buf, [at], inbounds=True), sw)
+                    accs[v] = vec.fma(wb, xv, accs[v])
         dst = b.add(out, b.mul(oh, kc.idx(ow_)))
         for v in range(nrv):
             val = vector_activation(b, accs[v], act, lanes)
