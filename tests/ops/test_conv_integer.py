@@ -31,7 +31,8 @@ CASES = {  # M, C, H=W, kernel, stride, pads, group
 }
 
 
-def _model(case: tuple, xt: type, wt: type, w_zp: int, seed: int = 0, w_lim: int | None = None):  # noqa: ANN202
+def _model(case: tuple, xt: type, wt: type, w_zp: int | np.ndarray, seed: int = 0,  # noqa: ANN202
+           w_lim: int | None = None):
     m, c, hw, k, s, pads, group = case
     rng = np.random.default_rng(seed)
     lo = 0 if wt == np.uint8 else -128
@@ -41,7 +42,7 @@ def _model(case: tuple, xt: type, wt: type, w_zp: int, seed: int = 0, w_lim: int
     ow = (hw + pads[1] + pads[3] - k) // s + 1
     node = helper.make_node("ConvInteger", ["x", "w", "xz", "wz"], ["y"], pads=pads, strides=[s, s], group=group)
     model = make_model([node], [("x", ONNX_T[xt], [1, c, hw, hw]), ("xz", ONNX_T[xt], [])],
-                       [("y", T.INT32, [1, m, oh, ow])], {"w": w.astype(wt), "wz": np.array(w_zp, wt)}, opset=13)
+                       [("y", T.INT32, [1, m, oh, ow])], {"w": w.astype(wt), "wz": np.asarray(w_zp).astype(wt)}, opset=13)
     xlo = 0 if xt == np.uint8 else -128
     feeds = {"x": rng.integers(xlo, xlo + 256, (1, c, hw, hw)).astype(xt),
              "xz": np.array(rng.integers(xlo, xlo + 256), xt)}
@@ -72,10 +73,27 @@ def test_vnni_quads(name: str, xt: type) -> None:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_int16_pairs_for_uint8_weights(name: str) -> None:
-    """uint8 weights with a zero point leave int8 once centered: the pair kernels, on the host."""
+    """uint8 weights with a zero point leave int8 once centered: without VNNI (AVX2 profile)
+    the pair kernels; built for the host too (VNNI hosts: the shifted quads below)."""
     model, feeds = _model(CASES[name], np.uint8, np.uint8, 131, seed=1)
-    assert "QConvDirect" in _ops(model, "host")
+    ops = _ops(model, "x86_64")
+    assert "QConvDirect" in ops and "QConvOcvec:u8s8" not in ops and "QConvOcvec:vnni" not in ops
     _check(model, feeds, "host")
+
+
+@pytest.mark.skipif(not HOST_VNNI, reason="needs an AVX-512 VNNI host")
+@pytest.mark.parametrize("wz", [131, np.arange(32) * 8])
+@pytest.mark.parametrize("name", ["dense3x3", "dense3x3_s2_odd_pads", "pointwise_flat"])
+def test_vnni_shifted_quads_for_uint8_weights(name: str, wz: int | np.ndarray) -> None:
+    """VNNI: w - 128 on the byte dots plus (128 - w_zp) times the window sum of x - x_zp (one
+    unit-weight channel on the pair kernel), per-tensor and per-channel weight zero points."""
+    case = CASES[name]
+    if case[0] % 16 or np.ndim(wz):
+        case = (32, *case[1:])
+    model, feeds = _model(case, np.uint8, np.uint8, wz, seed=6)
+    ops = _ops(model, "x86_64-avx512")
+    assert "QConvOcvec:vnni" in ops and "QConvDirect" in ops and "Add" in " ".join(ops), ops
+    _check(model, feeds, "x86_64-avx512")
 
 
 @pytest.mark.skipif(not HOST_AVX2, reason="needs an AVX2 host")

@@ -46,9 +46,37 @@ def dynamic_conv_nodes(g: Graph, n: Node, profile: TargetProfile) -> list[Node] 
         return None  # int32 sums could overflow: the reference kernel
     if not xz:  # no zero point: a constant 0 read at run time like the computed ones
         xz = g.add_const(f"{n.name or y}_x_zero", np.zeros((), xv.dtype))
-    quads = dot in ("vnni", "u8s8") and m % 16 == 0 and cg >= 3 and n.attrs["group"] == 1 \
-        and wc.min() >= -128 and wc.max() <= 127 and (dot == "vnni" or fits_7bit(wc))
-    return _quads(g, n, wc, xz, profile) if quads else _pairs(g, n, wc, xz, profile)
+    dense = dot in ("vnni", "u8s8") and m % 16 == 0 and cg >= 3 and n.attrs["group"] == 1
+    if dense and wc.min() >= -128 and wc.max() <= 127 and (dot == "vnni" or fits_7bit(wc)):
+        return _quads(g, n, wc, xz, profile)
+    if dense and dot == "vnni" and wq.dtype == np.uint8:
+        return _shifted_quads(g, n, wq, wzp, xz, profile)
+    return _pairs(g, n, wc, xz, profile)
+
+
+def _shifted_quads(g: Graph, n: Node, wq: np.ndarray, wzp: np.ndarray, xz: str,
+                   profile: TargetProfile) -> list[Node]:
+    """uint8 weights whose zero point leaves w - zp outside int8 (onnxruntime's default
+    dynamic quantization of convs): the byte dots take w' = w - 128 (always int8), and
+    sum (x - x_zp)(w - w_zp) = sum (x - x_zp) w' + (128 - w_zp) * S, where S, the window sum of
+    x - x_zp over channels and taps, is one output channel of the pair kernel with unit weights
+    (1/M of the conv's work). y = the quads conv + beta[oc] * S, exact int32 (ddddocr's
+    dynamic CRNN: its 192- and 256-channel 3x3 convs ran on int16 pairs, half the MACs per
+    instruction of vpdpbusd)."""
+    y = n.outputs[0]
+    m, cg, kh, kw = wq.shape
+    shape = g.values[y].shape
+    name = n.name or y
+    acc, wsum = g.fresh(f"{y}_shifted"), g.fresh(f"{y}_window_sum")
+    g.values[acc] = Value(acc, np.dtype(np.int32), shape)
+    g.values[wsum] = Value(wsum, np.dtype(np.int32), (shape[0], 1, *shape[2:]))
+    shifted = _quads(g, Node(n.op, n.inputs, [acc], n.attrs, n.name),
+                     wq.astype(np.int32) - 128, xz, profile)
+    ones = _pairs(g, Node(n.op, n.inputs, [wsum], n.attrs, n.name), np.ones((1, cg, kh, kw), np.int32), xz, profile)
+    beta = g.add_const(f"{name}_beta", (128 - wzp).astype(np.int32).reshape(1, m, 1, 1))
+    scaled = g.fresh(f"{y}_window_term")
+    g.values[scaled] = Value(scaled, np.dtype(np.int32), shape)
+    return [*shifted, *ones, Node("Mul", [beta, wsum], [scaled], {}, n.name), Node("Add", [acc, scaled], [y], {}, n.name)]
 
 
 def _pairs(g: Graph, n: Node, wc: np.ndarray, xz: str, profile: TargetProfile) -> list[Node]:
