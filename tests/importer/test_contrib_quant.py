@@ -128,7 +128,7 @@ def test_matmul_integer_to_float(tmp_path: Path) -> None:
 def test_dynamic_quantize_lstm(direction: str, device: str, tmp_path: Path) -> None:
     """Exact to float rounding: edgec re-quantizes the state before every recurrent product,
     as onnxruntime does (without that step the outputs differ by ~1e-2). With VNNI the
-    recurrent product is onnxruntime's integer one (edgec/kernels/rnn/recurrent_dot.py); rpi4
+    recurrent product and the input projection are integer ones (edgec/kernels/rnn/recurrent_dot.py); rpi4
     keeps the float path (under qemu)."""
     if device == "x86_64-avx512" and host_profile().int8_dot != "vnni":
         pytest.skip("needs an AVX-512 VNNI host")
@@ -150,8 +150,8 @@ def test_dynamic_quantize_lstm(direction: str, device: str, tmp_path: Path) -> N
              inits, tmp_path, device)
     g = front_end(m, None, lambda _: None, None).graph
     g = run_pipeline(g, target_passes(get_profile(device if device != "host" else "x86_64-avx512")))
-    dots = [x.attrs.get("recurrent_dot") for x in g.nodes if x.op == "LSTM"]
-    assert dots == ([None] if device == "rpi4" else ["vnni"])
+    dots = [(x.attrs.get("recurrent_dot"), x.attrs.get("projected")) for x in g.nodes if x.op == "LSTM"]
+    assert dots == ([(None, None)] if device == "rpi4" else [("vnni", True)])  # W x on byte dots too
 
 
 def test_softmax_over_another_axis_is_refused(tmp_path: Path) -> None:

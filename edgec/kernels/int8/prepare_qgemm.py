@@ -100,6 +100,11 @@ def _qgemm(g: Graph, n: Node, profile: TargetProfile) -> Node | None:
     return Node("QGemmDot", ins, [y], attrs, n.name)
 
 
+def qgemm_node(g: Graph, a: str, a_zp: str, b: str, y: str, profile: TargetProfile, name: str) -> Node | None:
+    """QGemmDot for y = (a - a_zp) @ b (b a constant int8/uint8 [K, N], y int32), or None."""
+    return _qgemm(g, Node("QMatMul", [a, "", a_zp, b, "", ""], [y], {"requant": False}, name), profile)
+
+
 def integer_products(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
     """Target pass `integer-products`: MatMulInteger -> QGemmDot, ConvInteger -> QConvQuads +
     QConvOcvec (dynamic_conv.py) where the target's byte dots take them, else the exact float

@@ -29,7 +29,7 @@ from edgec.kernels.generic.quant import dynamic_uint8_params, round_clamp
 from edgec.kernels.generic.weight_load import load_weights
 from edgec.kernels.rnn import cell
 from edgec.kernels.rnn.layout import BSR_BLOCK, BSR_UNROLL
-from edgec.kernels.rnn.recurrent_dot import quantize_state_bytes, recurrent_dot
+from edgec.kernels.rnn.recurrent_dot import project_from_dots, quantize_state_bytes, recurrent_dot
 
 PROJECT_ROWS = 4  # rows of the input projection per GEMM tile (4 x NV accumulators + NV weights)
 
@@ -239,7 +239,10 @@ class _Rnn:
             rt_d = self.at(kc.ptr(rt), d * self.h * self.n) if rt else None
             bx_d, br_d = self.at(kc.ptr(bx), d * self.n), self.at(kc.ptr(br), d * self.n)
             pp_d = self.at(kc.ptr(pp), d * 3 * self.hp) if pp else None
-            self.project(kc.ptr(x), wt_d, bx_d, self.scales(12, d))
+            if kc.attrs.get("projected"):  # W x on byte dots already (recurrent_dot.py)
+                project_from_dots(self, d, bx_d)
+            else:
+                self.project(kc.ptr(x), wt_d, bx_d, self.scales(12, d))
             with kc.loop(self.bt, "sb") as bb:
                 soff = self.lin((d, self.ss[0]), (bb, self.ss[1]))
                 for state, init in ((self.hs, h0), (self.cs, c0 if self.op == "LSTM" else None)):

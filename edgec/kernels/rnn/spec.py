@@ -33,6 +33,7 @@ class RecurrentAttrs(TypedDict):
     quantized_state: NotRequired[bool]
     # that state times int8 recurrent weights on byte dots (edgec/kernels/rnn/recurrent_dot.py)
     recurrent_dot: NotRequired[Literal["vnni"]]
+    projected: NotRequired[bool]  # W x comes as int32 byte-dot sums (inputs 16, 17), recurrent_dot.py
 
 
 @kernel_spec("RNNPack")
