@@ -105,6 +105,9 @@ def node_macs(g: Graph, node: Node) -> int:
     return 0
 
 
+ESTIMATED_OPS = ("ConvDirect", "ConvOcvec", "DepthwiseDirect")
+
+
 def layer_table(front: Graph, g: Graph, nodes: list[Node], estimate: dict[int, int]) -> list[dict]:
     """One entry per profiled kernel (`nodes`, in call order, of the target graph `g`): name,
     op, output shape and MACs. A node of the `front` graph (before the target passes) gives its
@@ -127,6 +130,11 @@ def layer_table(front: Graph, g: Graph, nodes: list[Node], estimate: dict[int, i
     macs = [0] * len(nodes)
     for key, k in owner.items():
         macs[k] += by_key[key]
+    for k, n in enumerate(nodes):
+        # A direct conv that took over its consumer (fuse-residual-add: the Add's output, the
+        # conv's own output gone) of an unnamed node finds no key: its weight size tells its MACs.
+        if not macs[k] and n.op in ESTIMATED_OPS:
+            macs[k] = estimate[k]
     return [{"name": n.name or (n.outputs[0] if n.outputs else f"kernel {k}"), "op": n.op,
              "shape": list(g.values[n.outputs[0]].shape) if n.outputs and n.outputs[0] else [],
              "macs": int(macs[k])} for k, n in enumerate(nodes)]
