@@ -160,8 +160,8 @@ def stack_stores(loop: Loop, arch: str) -> list[str]:
         elif mnem.split(".")[0] in ("add", "sub", "mov", "addw", "subw") and len(ops) >= 2:
             (derived.add if _reg(ops[1]) in derived else derived.discard)(_reg(ops[0]))
             derived.add("sp")
-        elif _reg(ops[0]) != "sp":
-            derived.discard(_reg(ops[0]))
+        elif _reg(ops[0]) != "sp" and not re.match(r"v?ldm|cmp|cmn|tst|teq", mnem):
+            derived.discard(_reg(ops[0]))  # written (a load-multiple's first operand is its base)
         if base in derived and i >= loop.start:
             out.append(s)
     return out

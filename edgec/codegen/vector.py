@@ -4,6 +4,8 @@ calls libc or libm (llvm.fmuladd becomes an FMA instruction or a mul+add, never 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from llvmlite import ir
 
 from edgec.codegen.types import F32, I32
@@ -81,22 +83,25 @@ class Vec:
     def fma(self, a: ir.Value, x: ir.Value, acc: ir.Value) -> ir.Value:
         return self.b.call(self._fma, [a, x, acc])
 
-    def splats(self, fptr: ir.Value, count: int, by_lane: bool = False) -> list[ir.Value]:
-        """Broadcasts of fptr[0..count): scalar loads (x86 vbroadcastss, aarch64 ldp + fmla by
+    def splats(self, fptr: ir.Value, count: int, by_lane: bool = False) -> Iterator[ir.Value]:
+        """Broadcasts of fptr[0..count), each emitted when it is taken (so code is ordered as
+        with one `splat` per use): scalar loads (x86 vbroadcastss, aarch64 ldp + fmla by
         element), or with `by_lane` vector loads (of `lanes`, then 2, then 1 values, never past
         `count`) whose lanes are splatted, which armv7 NEON turns into `vmla.f32 q, q, dN[k]`:
-        four broadcasts in one q register (dup-loaded broadcasts, several live at once, made a
-        6x2 tile spill)."""
+        four broadcasts in one q register (dup-loaded broadcasts, several live at once, made the
+        6x2 Winograd and 4x3 direct-conv tiles spill)."""
         b = self.b
-        out: list[ir.Value] = []
-        while len(out) < count:
-            at = b.gep(fptr, [ir.Constant(I32, len(out))], inbounds=True)
-            n = count - len(out)
+        done = 0
+        while done < count:
+            at = b.gep(fptr, [ir.Constant(I32, done)], inbounds=True)
+            n = count - done
             n = self.lanes if n >= self.lanes else 2 if n >= 2 else 1
             if not by_lane or n == 1:
-                out.append(self.splat(b.load(at)))
+                done += 1
+                yield self.splat(b.load(at))
                 continue
             part = self.load(at, n)
-            out += [b.shuffle_vector(part, ir.Constant(part.type, ir.Undefined),
-                                     ir.Constant(ir.VectorType(I32, self.lanes), [k] * self.lanes)) for k in range(n)]
-        return out
+            for k in range(n):
+                done += 1
+                yield b.shuffle_vector(part, ir.Constant(part.type, ir.Undefined),
+                                       ir.Constant(ir.VectorType(I32, self.lanes), [k] * self.lanes))

@@ -44,16 +44,18 @@ class Task:
         return f"conv {c.w[2]}x{c.w[3]}/{c.strides[0]} {c.x[1]}->{c.w[0]} @{c.x[2]}x{c.x[3]}{g}"
 
     def space(self) -> ConfigSpace:
-        return space_for(self.task, get_profile(self.task["target"]).fp32_lanes)
+        return space_for(self.task)
 
 
-def space_for(task: dict, lanes: int) -> ConfigSpace:
+def space_for(task: dict) -> ConfigSpace:
+    """The task's knobs on its target: only register tiles that fit its vector registers."""
+    profile = get_profile(task["target"])
     if task["kernel"] == "gemv":
         s = gemv_tuning.GemvTaskShapes.of(task)
-        return gemv_tuning.gemv_space(s.k, s.n, lanes)
+        return gemv_tuning.gemv_space(s.k, s.n, profile.fp32_lanes, profile)
     if task["kernel"] == "conv2d":
         c = conv_tuning.ConvTaskShapes.of(task)
-        return conv_tuning.conv_space(c.w[0], c.group, lanes)
+        return conv_tuning.conv_space(c.w[0], c.group, profile.fp32_lanes, profile)
     raise EdgecError(f"no config space for kernel template {task['kernel']!r}")
 
 

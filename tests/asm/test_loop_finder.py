@@ -75,6 +75,8 @@ k0:                                     @ @k0
 	add	r0, sp, #1000
 	vld1.32	{d6, d7}, [r2]!
 	add	r0, r0, #2048
+	vldmia	r0, {d28, d29}
+	vmla.f32	q14, q4, q3
 	vstmia	r0, {d28, d29}
 	vmla.f32	q9, q4, q3
 	vst1.32	{d0, d1}, [r2:128]!
@@ -135,8 +137,9 @@ def test_aarch64_loops_and_stack_stores() -> None:
 
 def test_armv7_loop_and_stack_stores() -> None:
     [lp] = innermost_loops(ARMV7, "k0")
-    assert lp.label == ".LBB0_6" and lp.count(r"vmla\.f32 q\d+") == 1
-    # through r0 = sp + 3048, and str to [sp]; not vst1 through r2, not r0 once reloaded
+    assert lp.label == ".LBB0_6" and lp.count(r"vmla\.f32 q\d+") == 2
+    # through r0 = sp + 3048 (a reload through r0 leaves it a stack address), and str to [sp];
+    # not vst1 through r2, not r0 once reloaded
     assert stack_stores(lp, "armv7") == ["vstmia r0, {d28, d29}", "str r4, [sp, #12]"]
 
 

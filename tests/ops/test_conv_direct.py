@@ -84,6 +84,22 @@ def test_output_channel_vectorized_small_maps(c: int, m: int, hw: tuple, k: int,
     check_model(model, {"x": rand(1, c, *hw, seed=13)}, device="rpi4")
 
 
+@pytest.mark.parametrize("device", ["rpi4", "rpi3"])
+@pytest.mark.parametrize("c,m,hw,k,stride,dil,op", [
+    (8, 32, (13, 40), 3, 1, 1, "ConvDirect"),   # too few channels for Winograd
+    (6, 24, (12, 30), 3, 1, 2, "ConvDirect"),   # dilation: the tap table's offsets
+    (5, 16, (9, 26), 5, 1, 1, "ConvDirect"),
+    (12, 20, (7, 7), 3, 1, 1, "ConvOcvec"),     # armv7's 5x2 tile, a partial channel block
+    (8, 64, (11, 10), 3, 2, 1, "ConvOcvec"),
+])
+def test_tap_loops_arm(c: int, m: int, hw: tuple, k: int, stride: int, dil: int, op: str, device: str) -> None:
+    """On ARM the kernel taps are a loop (offsets from a table), not unrolled: unrolled, LLVM
+    loaded ahead across taps and spilled (tests/asm)."""
+    model = _conv_model(c, m, hw, k, stride, k // 2 * dil, dil=dil, act="Relu")
+    assert op in _ops_after_target_passes(model, device)
+    check_model(model, {"x": rand(1, c, *hw, seed=18)}, device=device)
+
+
 @pytest.mark.parametrize("hw,k,stride,pads,dil", [
     ((2, 3), 3, 1, [1, 1, 1, 1], 1),      # every output is a border output
     ((16, 16), 3, 2, [0, 0, 1, 1], 1),    # asymmetric (SAME_UPPER-like) padding

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from edgec.errors import EdgecError
-from edgec.kernels.conv_direct.tuning import conv_space
-from edgec.kernels.gemv.tuning import gemv_space
+from edgec.kernels.conv_direct.tuning import conv_space, default_schedule, ocvec_schedule
+from edgec.kernels.gemv.tuning import default_gemv_schedule, gemv_space
+from edgec.targets import get_profile
 from edgec.tune.keys import task_key
 from edgec.tune.tasks import extract_tasks, reference_output, task_model
 from tests.helpers import run_onnxruntime
@@ -44,6 +45,32 @@ def test_conv_space_variants_and_neighbors() -> None:
         assert 0 <= j < len(sp)
         diff = sum(a != b for a, b in zip(sp.configs[i], sp.configs[j]))
         assert diff >= 1
+
+
+@pytest.mark.parametrize("device", ["x86_64", "x86_64-avx512", "rpi4", "rpi3"])
+def test_spaces_offer_only_tiles_that_fit(device: str) -> None:
+    """The tuner measures no tile that spills (tests/asm checks the defaults' hot loops): the
+    spaces of a target hold its default schedules and nothing past its registers."""
+    p = get_profile(device)
+    lanes, regs = p.fp32_lanes, p.vector_registers
+    conv = conv_space(64, 1, lanes, p)
+    knobs = [conv.knobs(i) for i in range(len(conv))]
+    assert 0 < len(conv) < len(conv_space(64, 1, lanes))
+    assert all(k["mr"] * k["nrv"] < regs for k in knobs if k["variant"] == "row")
+    assert all(k["mp"] * k["nrv"] < regs for k in knobs if k["variant"] == "ocvec")
+    d = default_schedule(p, 200)
+    assert conv.index({"variant": "row", "mr": d.mr, "nrv": d.nrv}) >= 0
+    for pointwise in (False, True):
+        o = ocvec_schedule(p, 64, 49, pointwise)
+        assert conv.index({"variant": "ocvec", "mp": o["mp"], "nrv": o["nrv"]}) >= 0
+    g = default_gemv_schedule(p, 256, 256)
+    assert gemv_space(256, 256, lanes, p).index({"nv": g.nv, "ku": g.ku, "ka": g.ka}) >= 0
+    if device == "rpi3":  # spilled in tests/asm: ocvec 6x2 and 4x3, Gemv 4x4x2 (the old defaults)
+        for k in ({"variant": "ocvec", "mp": 6, "nrv": 2}, {"variant": "ocvec", "mp": 4, "nrv": 3}):
+            with pytest.raises(EdgecError):
+                conv.index(k)
+        with pytest.raises(EdgecError):
+            gemv_space(256, 256, lanes, p).index({"nv": 4, "ku": 4, "ka": 2})
 
 
 def test_extract_tasks_and_task_model() -> None:

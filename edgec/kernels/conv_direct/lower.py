@@ -12,11 +12,12 @@ the arena's slack and only feed lanes that are never stored.
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 
 from edgec.codegen.common import interleave, vector_activation
 from edgec.codegen.kernel import KernelContext, lowering
-from edgec.codegen.loops import for_range_carried
+from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.mathfn import FM
 from edgec.codegen.types import I32
 from edgec.codegen.vector import Vec
@@ -63,6 +64,17 @@ def lower_conv_direct(kc: KernelContext) -> None:
         oc = b.add(b.mul(grp, kc.idx(mg)), b.add(b.mul(ocb, kc.idx(mr)), kc.idx(m)))
         return b.add(b.mul(b.add(b.mul(n, kc.idx(m_)), oc), kc.idx(oh_ * ow_)), b.mul(oh, kc.idx(ow_)))
 
+    # armv7: the MR weights of a tap as lanes of vector loads (vmla.f32 by scalar, Vec.splats):
+    # with dup-loaded broadcasts LLVM kept several live and the 4x3 tile spilled 2 accumulators
+    # per channel; as lanes 4x3 and 6x2 fit (conv_direct/tuning.py tile_fits).
+    by_lane = kc.target.arch == "armv7"
+    # ARM: one kernel tap per iteration of a loop (offsets from a table, an opaque trip count
+    # so LLVM does not unroll it again), as in ConvOcvec: with the taps unrolled LLVM loads
+    # ahead across taps and aarch64 spilled (3x3 8 -> 32 at 56x56: 13 stack stores per channel
+    # in the 4x3 tile, 13 in the 6x4 default's tail tile). x86 keeps them unrolled (no spills).
+    tap_off = kc.table(np.array([kh * dh * w_ + kw * dw for kh in range(kh_) for kw in range(kw_)],
+                                np.int64 if kc.isize.width == 64 else np.int32), "taps") \
+        if kc.target.arch != "x86_64" and kh_ * kw_ > 1 else None
     up = int(kc.attrs.get("residual_upsample") or 1)  # the residual is a nearest-upsampled map
 
     def residual_vector(n: ir.Value, grp: ir.Value, ocb: ir.Value, oh: ir.Value, m: int, out_row: ir.Value,
@@ -106,22 +118,32 @@ def lower_conv_direct(kc: KernelContext) -> None:
         ic_start = kc.idx(0) if kb is None else b.mul(kb, kc.idx(kcb))
         ow0_v = ow0 if isinstance(ow0, ir.Value) else kc.idx(ow0)
 
+        def tap(cur: list[list[ir.Value]], start: ir.Value, woff: ir.Value) -> list[list[ir.Value]]:
+            """One tap: NRV input vectors (from x[start]) x MR broadcast weights (wp[woff])."""
+            cur = [list(r) for r in cur]
+            xs = [vec.load_strided(kc.gep(x, b.add(start, kc.idx(v * lanes * sw))), sw) for v in range(nrv)]
+            for m, wb in enumerate(vec.splats(kc.gep(wp, woff), mr, by_lane)):
+                for v in range(nrv):
+                    cur[m][v] = vec.fma(wb, xs[v], cur[m][v])
+            return cur
+
         def step(ic: ir.Value, cur: list[list[ir.Value]]) -> list[list[ir.Value]]:
             """One input channel's taps: NRV input vectors x MR broadcast weights per tap."""
-            cur = [list(r) for r in cur]
             x_ch = b.mul(b.add(b.mul(n, kc.idx(c_)), b.add(b.mul(grp, kc.idx(cg)), ic)), kc.idx(h_ * w_))
             w_ic = b.add(base_w, b.mul(ic, kc.idx(kh_ * kw_ * mr)))
+            if tap_off is not None:  # ARM: a loop over the taps (see tap_off)
+                corner = b.add(x_ch, b.add(b.mul(b.mul(oh, kc.idx(sh)), kc.idx(w_)), b.mul(ow0_v, kc.idx(sw))))
+                with for_range_carried(b, opaque(b, kc.idx(kh_ * kw_)), kc.isize,
+                                       [a for r in cur for a in r], "tap") as tp:
+                    start = b.add(corner, b.load(b.gep(tap_off, [tp.index], inbounds=True)))
+                    tp.next = [a for r in tap(unflat(tp.values), start, b.add(w_ic, b.mul(tp.index, kc.idx(mr))))
+                               for a in r]
+                return unflat(tp.values)
             for kh in range(kh_):
                 row = b.add(x_ch, b.mul(b.add(b.mul(oh, kc.idx(sh)), kc.idx(kh * dh)), kc.idx(w_)))
                 for kw in range(kw_):
                     start = b.add(row, b.add(b.mul(ow0_v, kc.idx(sw)), kc.idx(kw * dw)))
-                    xs = [vec.load_strided(kc.gep(x, b.add(start, kc.idx(v * lanes * sw))), sw)
-                          for v in range(nrv)]
-                    woff = b.add(w_ic, kc.idx((kh * kw_ + kw) * mr))
-                    for m in range(mr):
-                        wb = vec.splat(kc.load(wp, b.add(woff, kc.idx(m))))
-                        for v in range(nrv):
-                            cur[m][v] = vec.fma(wb, xs[v], cur[m][v])
+                    cur = tap(cur, start, b.add(w_ic, kc.idx((kh * kw_ + kw) * mr)))
             return cur
 
         def unflat(vals: list[ir.Value]) -> list[list[ir.Value]]:

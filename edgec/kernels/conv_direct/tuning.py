@@ -55,28 +55,54 @@ class DirectConvSchedule:
         return {"mr": self.mr, "nrv": self.nrv, "lanes": self.lanes, **extra}
 
 
+def tile_fits(arch: str, regs: int, lanes: int, variant: str, rows: int, nrv: int) -> bool:
+    """Whether a register tile's hot loop fits the vector registers (no spills; tests/asm checks
+    it): ROW is MR output channels x NRV input vectors with one weight broadcast at a time, OCVEC
+    is MP pixels x NRV weight vectors with one input broadcast at a time. Besides that, armv7
+    (LLVM 20, checked with tests/asm's stack-store finder on every tile) packs the row kernel's
+    weight broadcasts four to a q register (conv_direct/lower.py `by_lane`: 4x3 and 6x2 fit,
+    7x2 and 3x4 spilled), and the channel-vectorized tile needs 3 more registers (its
+    accumulators are copied between the tap and channel loops: 5x2 and 3x3 fit, 6x2 and 4x3
+    spilled). x86 AVX2: 4x3 and 6x2 fit, 7x2, 3x4, 5x3 spilled, either kernel; aarch64: up to
+    29 registers (6x4, 8x3) fit."""
+    acc = rows * nrv
+    if variant == ROW:
+        return acc + nrv + (-(-rows // lanes) if arch == "armv7" else 1) <= regs
+    return acc + nrv + 1 + (3 if arch == "armv7" else 0) <= regs
+
+
+def _rows(profile: TargetProfile, variant: str, nrv: int) -> int:
+    """The most rows (MR or MP, at most 8) of an NRV tile that fit the registers."""
+    fit = [r for r in range(1, 9) if tile_fits(profile.arch, profile.vector_registers, profile.fp32_lanes,
+                                               variant, r, nrv)]
+    return max(fit, default=1)
+
+
 def default_schedule(profile: TargetProfile, out_width: int) -> DirectConvSchedule:
     lanes = profile.fp32_lanes
     regs = profile.vector_registers
     nrv = max(1, min(4 if regs == 32 else 3, -(-out_width // lanes)))
-    mr = max(1, min(8, (regs - nrv - 1) // nrv))  # accumulators + input vectors + a broadcast
-    return DirectConvSchedule(mr, nrv, lanes)
+    return DirectConvSchedule(_rows(profile, ROW, nrv), nrv, lanes)
 
 
 PANEL_MAX_PLANE = 100  # pointwise convs on planes up to 10x10 run channel-vectorized on panels
 
 
 def ocvec_schedule(profile: TargetProfile, m: int, plane: int, pointwise: bool) -> dict:
-    """Knobs of the channel-vectorized kernel (conv_ocvec.py): MP pixels x NRV channel vectors.
-    Pointwise convs use two vectors (four on 32-register targets) and the MP whose tail tile
-    costs least: a tail of r pixels runs about as long as max(r, 4) (FMA latency), so 7x7 = 49
-    pixels take 5-wide tiles (measured 0.85-0.91x of onnxruntime vs 0.90-0.98x with 6-wide)."""
+    """Knobs of the channel-vectorized kernel (conv_ocvec.py): MP pixels x NRV channel vectors,
+    the tile with the most accumulators that fits (`tile_fits`; ties: more channel vectors,
+    x86 AVX2 4x3, AVX-512 and aarch64 6x4, armv7 5x2). Pointwise convs use two vectors (four
+    on 32-register targets) and the MP whose tail tile costs least: a tail of r pixels runs
+    about as long as max(r, 4) (FMA latency), so 7x7 = 49 pixels take 5-wide tiles (measured
+    0.85-0.91x of onnxruntime vs 0.90-0.98x with 6-wide)."""
     lanes, regs = profile.fp32_lanes, profile.vector_registers
+    vectors = -(-m // lanes)
     if not pointwise:
-        nrv = min(4 if regs == 32 else 3, -(-m // lanes))
-        return {"mp": max(1, min(8, (regs - nrv - 1) // nrv)), "nrv": nrv, "lanes": lanes}
-    nrv = min(4 if regs == 32 else 2, -(-m // lanes))
-    widest = max(1, min(8, (regs - nrv - 1) // nrv))
+        mp, nrv = max(((_rows(profile, OCVEC, v), v) for v in range(1, min(4 if regs == 32 else 3, vectors) + 1)),
+                      key=lambda t: (t[0] * t[1], t[1]))
+        return {"mp": mp, "nrv": nrv, "lanes": lanes}
+    nrv = min(4 if regs == 32 else 2, vectors)
+    widest = _rows(profile, OCVEC, nrv)
 
     def cost(mp: int) -> tuple[int, int]:
         rem = plane % mp
@@ -109,13 +135,17 @@ def column_chunk(channels: int, out_channels: int, plane: int, cols_per_tile: in
     return cw if cw >= 4 and plane // cols_per_tile > cw else 0
 
 
-def conv_space(out_channels: int, groups: int, lanes: int) -> ConfigSpace:
+def conv_space(out_channels: int, groups: int, lanes: int, profile: TargetProfile | None = None) -> ConfigSpace:
     """Row kernel (MR output channels x NRV vectors of columns) and, for groups == 1 with at
     least one vector of output channels, the channel-vectorized kernel (MP pixels x NRV vectors
-    of channels). Register spills are allowed: the cost model learns they are slow."""
-    rows = [(ROW, mr, nrv, None) for mr in range(1, 9) for nrv in range(1, 5)]
+    of channels). With the target's `profile`, only tiles that fit its registers (`tile_fits`):
+    a spilling tile is never the fast one, and measuring it wastes the budget."""
+    def fits(variant: str, rows: int, nrv: int) -> bool:
+        return profile is None or tile_fits(profile.arch, profile.vector_registers, lanes, variant, rows, nrv)
+
+    rows = [(ROW, mr, nrv, None) for mr in range(1, 9) for nrv in range(1, 5) if fits(ROW, mr, nrv)]
     oc = [(OCVEC, None, nrv, mp) for mp in range(1, 9) for nrv in range(1, 5)
-          if groups == 1 and out_channels >= lanes and nrv <= -(-out_channels // lanes)]
+          if groups == 1 and out_channels >= lanes and nrv <= -(-out_channels // lanes) and fits(OCVEC, mp, nrv)]
     return ConfigSpace(("variant", "mr", "nrv", "mp"), rows + oc)
 
 

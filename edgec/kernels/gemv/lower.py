@@ -35,6 +35,9 @@ def lower_gemv(kc: KernelContext) -> None:
     b = kc.b
     act = kc.attrs.get("activation")
     scale = kc.inputs[3] if kc.attrs.get("weights") == "int8" else None
+    # armv7: the KU inputs of a step as lanes of one vector load (vmla.f32 by scalar,
+    # Vec.splats) instead of KU dup loads: 4x2x2 fits the 16 q registers only so.
+    by_lane = kc.target.arch == "armv7"
 
     def block(blk, width: int) -> None:  # noqa: ANN001 - an index value or a constant
         blk = kc.idx(blk) if isinstance(blk, int) else blk
@@ -46,9 +49,8 @@ def lower_gemv(kc: KernelContext) -> None:
 
         def steps(acc: list, k0, count: int) -> list:  # noqa: ANN001
             acc = list(acc)
-            for u in range(count):
+            for u, xs in enumerate(vec.splats(kc.gep(x, k0), count, by_lane)):
                 kk = b.add(k0, kc.idx(u)) if u else k0
-                xs = vec.splat(kc.load(x, kk))
                 row = b.add(base, b.mul(kk, kc.idx(nb)))
                 st = u % ka
                 for v in range(nv):
