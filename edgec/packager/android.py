@@ -9,7 +9,16 @@
 The .so is linked freestanding by ld.lld: runtime, glue and bridge are compiled with the cross
 gcc (-ffreestanding), the compiler's libgcc.a is linked in hidden (integer division and 64-bit
 helpers on armv7), and nothing is left undefined, so it loads on any API level >= 24 with no
-NDK at bundle build time and no libc dependency."""
+NDK at bundle build time and no libc dependency.
+
+`--threads N` (N > 1) adds the pthread pool (src/edgec_threads.c, -DEDGEC_THREADS=1). Its few
+libc functions (POOL_LIBC) come from bionic's libc.so, which has held pthreads since API 1: the
+.so is linked against a stub libc.so made here (those symbols only, SONAME libc.so, as the NDK's
+stubs), so it needs libc.so and nothing else. The pool is compiled with the cross gcc's glibc
+headers: it only calls the functions and keeps pthread_mutex_t/cond_t/t in the caller's ctx,
+and glibc's types are at least as large and as aligned as bionic's on every ABI (mutex 48/24/40
+bytes vs 40/4/40 on arm64/armv7/x86_64, cond 48 vs 48/4/48, pthread_t a long on both),
+CLOCK_MONOTONIC and struct timespec are the same."""
 
 from __future__ import annotations
 
@@ -25,14 +34,27 @@ from edgec.packager import jni_templates as jt
 from edgec.packager.cglue import TensorSpec
 from edgec.targets import TargetProfile
 from edgec.toolchain import find_toolchain
-from edgec.toolchain.lld import builtins_library, link_shared
+from edgec.toolchain.cc import Toolchain, run_tool
+from edgec.toolchain.lld import builtins_library, find_lld, link_shared
 
 EF_ARM_ABI_FLOAT_SOFT = 0x200
 ELF_MACHINE = {"aarch64": "EM_AARCH64", "armv7": "EM_ARM", "x86_64": "EM_X86_64"}
 
 
+# What the thread pool takes from bionic's libc.so (checked against edgec_threads.c by the tests).
+POOL_LIBC = ("clock_gettime", "pthread_cond_broadcast", "pthread_cond_destroy", "pthread_cond_init",
+             "pthread_cond_signal", "pthread_cond_wait", "pthread_create", "pthread_join",
+             "pthread_mutex_destroy", "pthread_mutex_init", "pthread_mutex_lock", "pthread_mutex_unlock")
+# aarch64 gcc turns __atomic_* into libgcc's outline-atomics helpers, which read the CPU's
+# features through glibc's private __getauxval: inline LL/SC (ARMv8.0, every arm64 phone) instead.
+# Once libc.so is linked, lld resolves libgcc's weak armv7 division-by-zero handler
+# (__aeabi_ldiv0 -> raise(SIGFPE), _dvmd_lnx.o) too: bionic has raise, the .so may import it.
+LIBC_IMPORTS = (*POOL_LIBC, "raise")
+POOL_FLAGS = {"aarch64": ("-DEDGEC_THREADS=1", "-mno-outline-atomics")}
+
+
 def write_glue(bundle: Path, prefix: str, version: str, abis: list[str], arena_bytes: int,
-               inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
+               inputs: list[TensorSpec], outputs: list[TensorSpec], threads: int = 1) -> None:
     """The ABI-independent files under android/."""
     a = bundle / "android"
     java_dir = a / "java" / Path(*jt.JAVA_PACKAGE.split("."))
@@ -41,14 +63,15 @@ def write_glue(bundle: Path, prefix: str, version: str, abis: list[str], arena_b
     (a / "jni" / "edgec_jni.h").write_text(jt.JNI_HEADER)
     (a / "jni" / f"{prefix}_jni.c").write_text(jt.bridge_source(prefix, version))
     (java_dir / f"{jt.java_class_name(prefix)}.java").write_text(
-        jt.java_source(prefix, version, arena_bytes, inputs, outputs))
-    (a / "CMakeLists.txt").write_text(jt.android_cmakelists(prefix, abis))
+        jt.java_source(prefix, version, arena_bytes, inputs, outputs, threads))
+    (a / "CMakeLists.txt").write_text(jt.android_cmakelists(prefix, abis, threads))
     (a / "README.md").write_text(jt.readme(prefix, abis, version))
 
 
-def check_shared_library(profile: TargetProfile, so: bytes) -> None:
+def check_shared_library(profile: TargetProfile, so: bytes, threads: int = 1) -> None:
     """What the phone's loader and the app rely on: right machine, softfp flag on armeabi-v7a,
-    nothing undefined (no libc, no NDK libraries), the JNI entry points exported."""
+    nothing undefined (no libc, no NDK libraries; with threads only the pool's functions from
+    libc.so), the JNI entry points exported."""
     elf = ELFFile(io.BytesIO(so))
     want = ELF_MACHINE[profile.arch]
     if elf["e_machine"] != want:
@@ -57,9 +80,19 @@ def check_shared_library(profile: TargetProfile, so: bytes) -> None:
         raise ToolchainError(f"{profile.name}: armeabi-v7a library is not marked softfp "
                              f"(e_flags {elf['e_flags']:#x}); a hard-float object was linked in")
     undefined = sorted({s.name for s in elf.get_section_by_name(".dynsym").iter_symbols()
-                        if s.name and s["st_shndx"] == "SHN_UNDEF"})
+                        if s.name and s["st_shndx"] == "SHN_UNDEF"} - set(LIBC_IMPORTS if threads > 1 else ()))
     if undefined:
         raise ToolchainError(f"{profile.name}: library needs symbols it cannot get on Android: {undefined}")
+
+
+def stub_libc(tc: Toolchain, work: Path) -> str:
+    """A stub libc.so defining LIBC_IMPORTS (empty bodies, never run: bionic's libc.so is loaded on
+    the phone), to link the thread pool against; the .so records DT_NEEDED libc.so."""
+    (work / "libc_stub.c").write_text("".join(f"void {f}(void) {{}}\n" for f in LIBC_IMPORTS))
+    [obj] = tc.compile_c(["libc_stub.c"], work, [], ("-ffreestanding",))
+    run_tool([find_lld(), "-shared", "-soname", "libc.so", "--build-id=none", "-o", "libc.so", obj], work,
+             "linking the stub libc.so")
+    return "libc.so"
 
 
 def _link(profile: TargetProfile, prefix: str, objs: list[str], builtins: str, work: Path) -> None:
@@ -111,9 +144,11 @@ def jni_library_for_bundle(bundle_dir: str | Path, out_dir: str | Path) -> Path:
 
 
 def build_android(bundle: Path, prefix: str, version: str, profiles: list[TargetProfile],
-                  inputs: list[TensorSpec], outputs: list[TensorSpec], arena_bytes: int) -> list[dict]:
+                  inputs: list[TensorSpec], outputs: list[TensorSpec], arena_bytes: int,
+                  threads: int = 1) -> list[dict]:
     abis = [p.abi for p in profiles]
-    write_glue(bundle, prefix, version, abis, arena_bytes, inputs, outputs)
+    write_glue(bundle, prefix, version, abis, arena_bytes, inputs, outputs, threads)
+    pool = threads > 1
     entries = []
     for p in profiles:
         tc = find_toolchain(p)
@@ -124,13 +159,15 @@ def build_android(bundle: Path, prefix: str, version: str, profiles: list[Target
                 shutil.copytree(bundle / d, work / d)
             shutil.copytree(bundle / "android" / "jni", work / "jni")
             shutil.copytree(bundle / "obj" / p.abi, work / "obj")
-            c_objs = tc.compile_c([f"src/{prefix}_model.c", "src/edgec_runtime.c"], work, ["include"])
+            srcs = [f"src/{prefix}_model.c", "src/edgec_runtime.c", *(["src/edgec_threads.c"] if pool else [])]
+            c_objs = tc.compile_c(srcs, work, ["include"], POOL_FLAGS.get(p.arch, ("-DEDGEC_THREADS=1",)) if pool else ())
             jni_objs = tc.compile_c([f"jni/{prefix}_jni.c"], work, ["include", "jni"])
             objs = [*c_objs, f"obj/{prefix}_kernels.o", f"obj/{prefix}_weights.o"]
             tc.archive(f"lib{prefix}.a", objs, work)
-            _link(p, prefix, [*objs, *jni_objs], builtins_library(tc), work)
+            libc = [stub_libc(tc, work)] if pool else []
+            _link(p, prefix, [*objs, *jni_objs, *libc], builtins_library(tc), work)
             so = (work / f"lib{prefix}.so").read_bytes()
-            check_shared_library(p, so)
+            check_shared_library(p, so, threads)
             lib_dir, jni_dir = bundle / "lib" / p.abi, bundle / "android" / "jniLibs" / p.abi
             lib_dir.mkdir(parents=True)
             jni_dir.mkdir(parents=True)

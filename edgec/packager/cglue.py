@@ -162,7 +162,7 @@ uint64_t {p}_profile_ticks_per_second(void) {{ return edgec_profile_ticks_per_se
 """
 
 
-def slices_source(prefix: str, version: str, slices: list[SliceInfo]) -> str:
+def slices_source(prefix: str, version: str, slices: list[SliceInfo], max_threads: int = 1) -> str:
     """The glue of a phone bundle: one model table per slice, chosen by the compiler's target
     macros (one table, as `source` writes it, when the slices agree)."""
     first = slices[0]
@@ -170,12 +170,12 @@ def slices_source(prefix: str, version: str, slices: list[SliceInfo]) -> str:
            == (first.arena_bytes, first.weight_bytes, first.weights_hash, first.inputs, first.outputs)
            for s in slices):
         return source(prefix, version, first.arena_bytes, first.weight_bytes, first.weights_hash,
-                      first.inputs, first.outputs)
+                      first.inputs, first.outputs, max_threads)
     parts = ["#if defined(__APPLE__)\n#include <TargetConditionals.h>\n#endif\n"]
     for k, s in enumerate(slices):
         parts.append(f"#{'if' if k == 0 else 'elif'} {s.condition}\n")
         parts.append(_info_block(prefix, version, s.arena_bytes, s.weight_bytes, s.weights_hash,
-                                 s.inputs, s.outputs, 1))
+                                 s.inputs, s.outputs, max_threads))
     parts.append('#else\n#error "this bundle has no slice for the target being compiled"\n#endif\n')
     return _source(prefix, version, "".join(parts))
 
