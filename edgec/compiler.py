@@ -62,9 +62,6 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
                                       quantize, threads, profile)
     out_dir = Path(out_dir or Path.cwd() / f"{name}-{profiles[0].platform if phone_profiles else profiles[0].name}")
     check_out_dir(out_dir.resolve())  # refuse a foreign directory before any work
-    if threads > 1 and phone_profiles and phone_profiles[0].platform == "ios":  # Android: android.py
-        raise EdgecError("--threads > 1 is not supported for iOS bundles yet (the pthread pool needs the iOS "
-                         "SDK's headers, which edgec does not use); build with --threads 1")
     if options.profile and phone_profiles:
         raise EdgecError("--profile is not supported for Android/iOS bundles yet; profile on a Linux "
                          "device of the same CPU (e.g. --device rpi4 or x86_64)")

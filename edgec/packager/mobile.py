@@ -181,7 +181,7 @@ def build_bundle(compiled: list[CompiledModel], *, name: str, out_dir: str | Pat
             slice_entries = android.build_android(tmp, name, version, profiles, inputs, outputs, arena_bytes,
                                                   threads)
         else:
-            slice_entries = ios.build_ios(tmp, name, version, profiles, inputs, outputs, arena_bytes)
+            slice_entries = ios.build_ios(tmp, name, version, profiles, inputs, outputs, arena_bytes, threads)
         for entry, info in zip(slice_entries, infos):
             entry |= {"arena_bytes": info.arena_bytes, "weight_bytes": info.weight_bytes}
         code_bytes = compiled[0].text_bytes

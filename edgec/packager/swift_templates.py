@@ -51,7 +51,7 @@ def _swift_tensors(ts: list[TensorSpec]) -> str:
 
 
 def swift_source(prefix: str, version: str, arena_bytes: int, inputs: list[TensorSpec],
-                 outputs: list[TensorSpec]) -> str:
+                 outputs: list[TensorSpec], threads: int = 1) -> str:
     cls, mod, p = swift_class_name(prefix), module_name(prefix), prefix
     # The messages of edgec_status_str by value, read from the runtime (status.py).
     statuses = ", ".join(swift_string(s) for s in STATUS_TEXT)
@@ -91,17 +91,20 @@ public final class {cls} {{
     }}
 
     public static let arenaBytes = {arena_bytes}
+    /// edgec build --threads: the default thread count (the caller + threads - 1 workers,
+    /// joined by close()) and the most init accepts; 1: no worker threads.
+    public static let threads = {threads}
     public static let inputs: [TensorInfo] = {_swift_tensors(inputs)}
     public static let outputs: [TensorInfo] = {_swift_tensors(outputs)}
 
     private var ctx = edgec_ctx()
     private var arena: UnsafeMutableRawPointer?
 
-    public static func load(numThreads: Int = 1) throws -> {cls} {{
+    public static func load(numThreads: Int = {threads}) throws -> {cls} {{
         try {cls}(numThreads: numThreads)
     }}
 
-    public init(numThreads: Int = 1) throws {{
+    public init(numThreads: Int = {threads}) throws {{
         let memory = UnsafeMutableRawPointer.allocate(byteCount: max(Self.arenaBytes, 1), alignment: 64)
         let s = {p}_init(&ctx, memory, Self.arenaBytes, Int32(numThreads))
         guard s == EDGEC_OK else {{

@@ -18,7 +18,6 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import edgec
-from edgec.errors import EdgecError
 from edgec.packager.android import LIBC_IMPORTS, POOL_LIBC
 from edgec.packager.bundle import RUNTIME_DIR
 from tests.helpers import run_onnxruntime
@@ -122,11 +121,6 @@ def test_two_threads_under_qemu(bundle: Path, tmp_path: Path, abi: str) -> None:
     np.testing.assert_array_equal(outs[1], outs[2])
     [want] = run_onnxruntime(_conv_model(), {"x": x})
     np.testing.assert_allclose(outs[2].reshape(want.shape), want, rtol=1e-4, atol=1e-4)
-
-
-def test_ios_threads_refused(tmp_path: Path) -> None:
-    with pytest.raises(EdgecError, match="not supported for iOS"):
-        edgec.build(_conv_model(), device="ios-arm64", out_dir=tmp_path / "b", threads=2)
 
 
 @needs("java", "javac")
