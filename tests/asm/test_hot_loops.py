@@ -80,11 +80,10 @@ INT8 = {"x86_64": r"vpmaddubsw .*%ymm", "x86_64-avx512": r"vpdpbusd ", "rpi5": r
 FP32_LAYERS = ["conv3x3", "conv3x3_s2", "conv1x1", "conv3x3_c8", "conv1x1_7x7", "matmul", "fc"]
 INT8_LAYERS = ["q3x3", "q1x1"]
 
-# Findings: spills measured in the hot loops (llvmlite 0.50 / LLVM 20). Reasons quote the loop.
-SPILLS = {
-    ("x86_64", "q3x3"): "QConvOcvec:u8s8 5x2 tile (16 ymm): 3 accumulators spilled in the 3x3 tap loop "
-                        "(vpaddd %ymm7, %ymm3, %ymm0; vmovdqu %ymm0, (%rsp); ... vpaddd (%rsp), %ymm0, %ymm11)",
-}
+# Findings: spills measured in the hot loops (llvmlite 0.50 / LLVM 20), (target, layer) -> the
+# evidence, quoting the loop. None today: issue 18's scope 4 removed those found by scope 3
+# (Winograd GEMM and transform loops, ConvOcvec on ARM, armv7 ConvDirect and Gemv, AVX2 QConvOcvec).
+SPILLS: dict[tuple[str, str], str] = {}
 
 
 @cache

@@ -98,7 +98,16 @@ def lower_qconv_ocvec(kc: KernelContext) -> None:
             x_ch = b.add(b.mul(loop.index, kc.idx(hp * wpw)), row0)
             w_cq = b.add(w_blk, b.mul(loop.index, kc.idx(taps * ocw)))
             # One tap per iteration (offsets from a table) keeps the int32 sums as plain chains.
-            with for_range_carried(b, taps, kc.isize, loop.values, "tap") as tp:
+            # On 16 registers its trip count is opaque (LLVM keeps it a loop): LLVM unrolled the 9
+            # taps of a narrow tail tile (3 pixels after 5 x 5 of a 28-wide row) and the sums it
+            # reassociated spilled 3 accumulators (AVX2 u8s8); as a loop none, and the layers run
+            # as fast (0.99-1.00x, 14..56-wide rows). Rows of one full tile and a tail (7 = 4 + 3:
+            # ResNet-18's last stage) keep the unrolled tail: there it is 3/7 of the work and,
+            # spills and all, faster (the loop: 1.02-1.03x per layer). 32 registers (VNNI) do
+            # not spill unrolled, and a loop there ran 1.10-1.20x slower.
+            unrolled = kc.target.vector_registers > 16 or (width < mr and ow_ < 2 * mr)
+            with for_range_carried(b, kc.idx(taps) if unrolled else opaque(b, kc.idx(taps)), kc.isize,
+                                   loop.values, "tap") as tp:
                 start = b.add(x_ch, b.load(b.gep(tap_off, [tp.index], inbounds=True)))
                 woff = b.add(w_cq, b.mul(tp.index, kc.idx(ocw)))
                 ws = [wvec(b.add(woff, kc.idx(v * LANES))) for v in range(nrv)]
