@@ -20,10 +20,11 @@ import onnx
 from edgec.errors import EdgecError
 from edgec.options import BuildOptions
 from edgec.tune.cost_model import CostModel, features
-from edgec.tune.log import TuningLog, cost, make_record, measured_indices, read_log
+from edgec.tune.log import TuningLog, cost, make_record, read_log
 from edgec.tune.measure import Built, MeasureOptions, MeasureResult, TaskBuilder
 from edgec.tune.pool import DevicePool
 from edgec.tune.search import anneal, pick_batch
+from edgec.tune.space import ConfigSpace
 from edgec.tune.tasks import Task, extract_tasks
 
 
@@ -58,6 +59,13 @@ class TaskReport:
 
 
 Progress = Callable[[str, TaskReport], None]
+
+
+def _index_in(space: ConfigSpace, knobs: dict) -> int | None:
+    try:
+        return space.index(knobs)
+    except EdgecError:
+        return None
 
 
 class _TaskRun:
@@ -121,10 +129,12 @@ def tune(model: onnx.ModelProto | str | os.PathLike, runners: list, log_path: st
             reports.append(rep)
             run = _TaskRun(t, rep, model_, log, "build")
             for r in records:  # resume: what the log already has
+                # by knobs: a log from an older space (spilling tiles offered) has other indices
+                index = _index_in(run.space, r["config"]["knobs"])
                 if r["task"] == t.task and r["result"].get("error") != "device_lost" \
-                        and r["config"]["index"] not in run.measured:
-                    run.absorb(r["config"]["index"], r["config"]["knobs"], cost(r), r["result"].get("error"))
-            assert run.measured == measured_indices(records, t.key)
+                        and index is not None and index not in run.measured:
+                    run.absorb(index, r["config"]["knobs"], cost(r), r["result"].get("error"))
+            assert run.measured <= set(range(len(run.space)))
             if run.measured:
                 model_.fit()
             if progress:
