@@ -17,7 +17,6 @@ from edgec.kernels.gemv.pack import prepare_gemv
 from edgec.kernels.int8.prepare import prepare_qconv
 from edgec.kernels.int8.prepare_qgemm import integer_products
 from edgec.kernels.rnn.pack import pack_rnn
-from edgec.kernels.rnn.recurrent_dot import recurrent_dot_pass
 from edgec.kernels.specs import check_attrs
 from edgec.kernels.window_gemm.pack import prepare_window_gemm
 from edgec.kernels.winograd.pack import prepare_winograd
@@ -33,6 +32,7 @@ from edgec.optimize.passes import (
     materialize_outputs,
 )
 from edgec.optimize.qdq import fold_qdq
+from edgec.optimize.quantized_lstm import recurrent_dot_pass
 from edgec.optimize.weight_quant import exact_int8_weights, quantize_weights
 from edgec.options import BuildOptions
 from edgec.quantize.fp16 import FP16_CONSUMERS, store_weights_fp16

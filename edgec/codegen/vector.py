@@ -105,3 +105,17 @@ class Vec:
                 done += 1
                 yield b.shuffle_vector(part, ir.Constant(part.type, ir.Undefined),
                                        ir.Constant(ir.VectorType(I32, self.lanes), [k] * self.lanes))
+
+
+def concat_vectors(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
+    """Concatenate equal-length vectors (a shuffle tree; LLVM folds it into the final shuffle)."""
+    while len(parts) > 1:
+        nxt = []
+        for i in range(0, len(parts) - 1, 2):
+            n = parts[i].type.count
+            nxt.append(b.shuffle_vector(parts[i], parts[i + 1], ir.Constant(vtype(I32, 2 * n), list(range(2 * n)))))
+        if len(parts) % 2:  # pad the odd one out with itself; the lanes are never read
+            n = parts[-1].type.count
+            nxt.append(b.shuffle_vector(parts[-1], parts[-1], ir.Constant(vtype(I32, 2 * n), list(range(2 * n)))))
+        parts = nxt
+    return parts[0]

@@ -21,8 +21,7 @@ from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.mathfn import FM
 from edgec.codegen.types import I32
-from edgec.codegen.vector import Vec
-from edgec.kernels.int8.lower_ocvec import concat_vectors
+from edgec.codegen.vector import Vec, concat_vectors
 
 
 @lowering("ConvOcvec")

@@ -28,27 +28,13 @@ from edgec.codegen.isa.x86 import dot4_x86
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.types import F32, I8, I32, llvm_type
-from edgec.codegen.vector import splat, vtype
+from edgec.codegen.vector import concat_vectors, splat, vtype
 from edgec.kernels.generic.quant import round_clamp
 from edgec.kernels.int8.requant_x86 import pack_bytes
 
 LANES = 8
 
 
-
-
-def concat_vectors(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
-    """Concatenate equal-length vectors (a shuffle tree; LLVM folds it into the final shuffle)."""
-    while len(parts) > 1:
-        nxt = []
-        for i in range(0, len(parts) - 1, 2):
-            n = parts[i].type.count
-            nxt.append(b.shuffle_vector(parts[i], parts[i + 1], ir.Constant(vtype(I32, 2 * n), list(range(2 * n)))))
-        if len(parts) % 2:  # pad the odd one out with itself; the lanes are never read
-            n = parts[-1].type.count
-            nxt.append(b.shuffle_vector(parts[-1], parts[-1], ir.Constant(vtype(I32, 2 * n), list(range(2 * n)))))
-        parts = nxt
-    return parts[0]
 
 
 @lowering("QConvOcvec")

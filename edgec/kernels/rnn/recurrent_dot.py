@@ -4,11 +4,11 @@ DynamicQuantizeLinear) times the int8 recurrent weights, summed exactly in int32
 then scaled once per column. The float path (lower.py: quantize_state + GEMV over widened int8
 weights) multiplies the same numbers in float, four times as many instructions per MAC.
 
-Target pass `recurrent-dot` (x86 with VNNI): an LSTM with `quantized_state` whose recurrent
+Target pass `recurrent-dot` (edgec/optimize/quantized_lstm.py, x86 with VNNI): an LSTM with `quantized_state` whose recurrent
 weights are int8 (`exact-int8-weights`) gains inputs 14 and 15, the weights as byte quads
 [D][N/8][ceil(H/4)][8][4] and their column sums [D][N] (int32), and `recurrent_dot` = "vnni".
 When its input is DequantizeLinear of bytes (the input sequence of DynamicQuantizeLSTM), the
-input projection moves onto byte dots as well (`_projection`: a QGemmDot before the LSTM).
+input projection moves onto byte dots as well (a QGemmDot before the LSTM; `projected`).
 Per step: ga[c] = br[c] + float(sum_k q_k R[k][c] - zp * colsum[c]) * (state scale * scale[c]).
 """
 
@@ -23,8 +23,6 @@ from edgec.codegen.isa.x86 import dot4_vnni
 from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.types import F32, I8, I32
 from edgec.codegen.vector import splat, vtype
-from edgec.ir.graph import Graph, Node, Value
-from edgec.targets import TargetProfile
 
 if TYPE_CHECKING:
     from edgec.kernels.rnn.lower import _Rnn
@@ -34,7 +32,7 @@ NV = 4  # column vectors per pass over the state
 QUADS, COLSUM, PROJ, XSCALE = 14, 15, 16, 17  # node inputs
 
 
-def _quads(rt: np.ndarray, d: int, n: int, h: int, p: int) -> tuple[np.ndarray, np.ndarray]:
+def recurrent_quads(rt: np.ndarray, d: int, n: int, h: int, p: int) -> tuple[np.ndarray, np.ndarray]:
     """Packed int8 Rt [D][N/P][H][P] -> (quads [D][N/8][ceil(H/4)][8][4], colsum [D][N])."""
     r = rt.reshape(d, n // p, h, p).transpose(0, 2, 1, 3).reshape(d, h, n)  # [D][H][N]
     hq = -(-h // 4)
@@ -42,65 +40,6 @@ def _quads(rt: np.ndarray, d: int, n: int, h: int, p: int) -> tuple[np.ndarray, 
     full[:, :h] = r
     quads = full.reshape(d, hq, 4, n // LANES, LANES).transpose(0, 3, 1, 4, 2)
     return np.ascontiguousarray(quads).reshape(-1), r.astype(np.int32).sum(axis=1).reshape(-1)
-
-
-def recurrent_dot_pass(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
-    def run(g: Graph) -> Graph:
-        if profile.int8_dot != "vnni":
-            return g
-        producers = {o: nd for nd in g.nodes for o in nd.outputs}
-        nodes: list[Node] = []
-        for node in g.nodes:
-            a = node.attrs
-            ins = node.inputs + [""] * (COLSUM + 1 - len(node.inputs))
-            n = a["gates"] * a["hidden_padded"] if node.op == "LSTM" else 0
-            if node.op != "LSTM" or not a.get("quantized_state") or a.get("weights") != "int8" \
-                    or not ins[2] or not g.values[ins[2]].is_const or a["batch"] != 1 or n % (LANES * NV):
-                nodes.append(node)
-                continue
-            quads, colsum = _quads(g.values[ins[2]].data, a["directions"], n, a["hidden"], a["panel"])
-            ins[QUADS] = g.add_const(f"{ins[2]}_quads", quads)
-            ins[COLSUM] = g.add_const(f"{ins[2]}_colsum", colsum.astype(np.int32))
-            node.inputs = ins
-            a["recurrent_dot"] = "vnni"
-            gemm = _projection(g, node, profile, producers)
-            if gemm is not None:
-                nodes.append(gemm)
-            nodes.append(node)
-        g.nodes = nodes
-        return g
-
-    return run
-
-
-def _projection(g: Graph, node: Node, profile: TargetProfile, producers: dict[str, Node]) -> Node | None:
-    """The input projection W x on byte dots too, where x is DequantizeLinear(q, scale, zp) of
-    uint8 bytes (DynamicQuantizeLSTM's input sequence): a QGemmDot q x W (int32 [T, B, D*N],
-    packed columns of every direction) that the LSTM scales per column (inputs 16, 17; attr
-    `projected`). The float GEMM it replaces did 4x the instructions per MAC."""
-    from edgec.kernels.int8.prepare_qgemm import qgemm_node  # int8 imports nothing of rnn
-
-    a = node.attrs
-    dq = producers.get(node.inputs[0])
-    wt = g.values[node.inputs[1]] if node.inputs[1] else None
-    if dq is None or dq.op != "DequantizeLinear" or wt is None or not wt.is_const or wt.dtype != np.int8:
-        return None
-    q, qs, qz = (dq.inputs + ["", "", ""])[:3]
-    if g.values[q].dtype != np.uint8 or not qs or g.values[qs].size != 1 or (qz and g.values[qz].size != 1):
-        return None  # per-tensor parameters only
-    d, n, i = a["directions"], a["gates"] * a["hidden_padded"], a["input_size"]
-    p = a["panel"]
-    w = wt.data.reshape(d, n // p, i, p).transpose(2, 0, 1, 3).reshape(i, d * n)  # [I][D*N]
-    acc = g.fresh(f"{node.outputs[0]}_projected")
-    g.values[acc] = Value(acc, np.dtype(np.int32), (*g.values[q].shape[:-1], d * n))
-    gemm = qgemm_node(g, q, qz, g.add_const(f"{node.inputs[1]}_cols", np.ascontiguousarray(w)), acc, profile,
-                      f"{node.name or acc}_projection")
-    if gemm is None:
-        return None
-    node.inputs = node.inputs + [""] * (XSCALE + 1 - len(node.inputs))
-    node.inputs[PROJ], node.inputs[XSCALE] = acc, qs
-    a["projected"] = True
-    return gemm
 
 
 def project_from_dots(rnn: _Rnn, d: int, bx_d: ir.Value) -> None:
