@@ -231,9 +231,9 @@ def test_resize_arm(device: str) -> None:
 
 @pytest.mark.parametrize("device", ["host", "rpi4"])
 @pytest.mark.parametrize("shape", [[1, 1, 7, 7], [1, 64, 7, 7], [2, 3, 14, 9]])
-def test_bilinear_upsample_in_two_passes(shape: list[int], device: str) -> None:
-    """Upsamples of whole planes take the two-pass kernel (edgec/kernels/generic/
-    resize_planes.py): one plane (its plain axes merged away), many planes, batches."""
+def test_bilinear_upsample_of_planes(shape: list[int], device: str) -> None:
+    """Upsamples of whole planes (MediaPipe's 2x FPN upsamples): one plane (its plain axes merged
+    away), many planes, batches."""
     cases = [{"mode": "linear", "coordinate_transformation_mode": c, "scales": [1, 1, 2, 2]}
              for c in ("half_pixel", "align_corners", "asymmetric")]
     cases.append({"mode": "linear", "scales": [1, 1, 2.5, 1.5]})

@@ -21,7 +21,6 @@ from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.mathfn import FM
 from edgec.kernels.generic.elementwise import load_compute, store_result
 from edgec.kernels.generic.gather_copy import PAD, emit_gather_copy
-from edgec.kernels.generic.resize_planes import separable_bilinear
 
 f32 = np.float32
 
@@ -285,8 +284,6 @@ def lower_resize(kc: KernelContext) -> None:
     axes = _merge_plain(axes)
     if not axes:  # a single element
         kc.store(y, 0, kc.load(x, 0))
-    elif separable_bilinear(kc, x, y, axes, in_shape):
-        pass
     else:
         _Linear(kc, x, y, axes).level(0, [kc.idx(0)], [], kc.idx(0))
     _fill_outside(kc, x, y, outside, extrapolation)
