@@ -168,6 +168,7 @@ class ResetProxy:
         self.port = free_port()
         self._thread: threading.Thread | None = None
         self._crash = threading.Event()
+        self._hold = threading.Event()
 
     def start(self) -> None:
         ls = socket.socket()
@@ -175,8 +176,14 @@ class ResetProxy:
         ls.bind(("127.0.0.1", self.port))
         ls.listen(16)
         self._crash.clear()
+        self._hold.clear()
         self._thread = threading.Thread(target=self._loop, args=(ls,), daemon=True, name="reset-proxy")
         self._thread.start()
+
+    def hold(self) -> None:
+        """Stop forwarding (the connections stay open): a transfer seen in flight cannot finish
+        before `crash()` (a 48 MB fetch over loopback sometimes did, on a busy machine)."""
+        self._hold.set()
 
     def crash(self) -> None:
         if self._thread is not None:
@@ -198,6 +205,9 @@ class ResetProxy:
 
         try:
             while not self._crash.is_set():
+                if self._hold.is_set():
+                    time.sleep(0.005)
+                    continue
                 for key, _ in sel.select(timeout=0.02):
                     s = key.fileobj
                     if s is ls:

@@ -327,6 +327,7 @@ def test_connection_reset_is_device_lost_and_kills_no_thread(sshd: SSHServer, ed
         deadline = time.monotonic() + 30
         while not in_flight() and th.is_alive() and time.monotonic() < deadline:
             time.sleep(0.002)
+        proxy.hold()  # nothing more goes through: the operation cannot finish before the reset
         assert th.is_alive(), f"{name} finished before the reset"
         proxy.crash()
         th.join(30)
