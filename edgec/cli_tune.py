@@ -1,8 +1,10 @@
-"""`edgec tune MODEL --device NAME|local --trials N --log LOG [--resume] [--report]`:
-AutoTVM-style tuning (edgec.tune) with rich progress; registered on the main app by cli.py."""
+"""`edgec tune MODEL --device NAME|local --trials N --log LOG [--resume] [--report]
+[--cluster pool|ray|ray://HOST:PORT]`: AutoTVM-style tuning (edgec.tune) with rich progress,
+on this machine's device pool or on a Ray farm; registered on the main app by cli.py."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -32,6 +34,37 @@ def _runners(devices: list[str], trust_new_host: bool) -> tuple[list, str]:
     if len(profiles) != 1:
         raise EdgecError(f"--device: all devices of one run must share a profile, got {sorted(profiles)}")
     return runners, profiles.pop()
+
+
+def _farm(devices: list[str], trust_new_host: bool, cluster: str):  # noqa: ANN202
+    """A RayFarm over the devices. SSH host keys are checked here first (and recorded with
+    --trust-new-host); the actors get the known_hosts lines, never a key."""
+    from edgec.device import open_device
+    from edgec.tune.farm import import_ray
+
+    import_ray()  # one line saying what to install, before anything else
+    from edgec.tune.ray_actors import local_spec, ssh_spec
+    from edgec.tune.ray_farm import RayFarm
+
+    specs, profiles, seen = [], set(), Counter()
+    for name in devices:
+        seen[name] += 1
+        if name == "local":
+            specs.append(local_spec("local" if seen[name] == 1 else f"local-{seen[name]}"))
+            profiles.add("host")
+            continue
+        if seen[name] > 1:
+            continue
+        dev = open_device(name, trust_new_host=trust_new_host)
+        dev.connect()
+        dev.close()
+        kh = dev.entry.known_hosts_path()
+        specs.append(ssh_spec(dev.entry, kh.read_text() if kh.is_file() else ""))
+        profiles.add(dev.entry.profile)
+    if len(profiles) != 1:
+        raise EdgecError(f"--device: all devices of one run must share a profile, got {sorted(profiles)}")
+    profile = profiles.pop()
+    return RayFarm(specs, profile, cluster), profile
 
 
 def _us(c: float | None) -> str:
@@ -73,10 +106,13 @@ def tune_command(
         "--fast-math", help="on/off, as the build that will use the log")] = "on",
     weights: Annotated[str, typer.Option(
         help="fp32, int8 or fp16, as the build that will use the log (part of every task)")] = "fp32",
+    cluster: Annotated[str, typer.Option(
+        "--cluster", help="pool: this machine; ray: a local Ray instance or $RAY_ADDRESS; ray://HOST:PORT")] = "pool",
 ) -> None:
     """Tune MODEL's kernels on devices; `edgec build --tuning-log LOG` applies the result."""
     from edgec.cli_args import parse_shapes
     from edgec.options import BuildOptions
+    from edgec.tune.farm import check_cluster
     from edgec.tune.measure import MeasureOptions
     from edgec.tune.pool import AllDevicesLost
     from edgec.tune.tuner import TuneOptions, tune
@@ -84,7 +120,11 @@ def tune_command(
     if not model.is_file():
         raise EdgecError(f"{model}: no such model file")
     build_options = BuildOptions.from_flags(fast_math, weights=weights)
-    runners, profile = _runners(device, trust_new_host)
+    check_cluster(cluster)
+    if cluster == "pool":
+        runners, profile = _runners(device, trust_new_host)
+    else:
+        runners, profile = _farm(device, trust_new_host, cluster)
     opts = TuneOptions(trials=trials, batch=batch, early_stop=early_stop, seed=seed, max_tasks=max_tasks,
                        measure=MeasureOptions(min_time_s=min_time))
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -103,6 +143,9 @@ def tune_command(
         except AllDevicesLost as exc:
             err.print(f"[bold red]device lost:[/] {exc}")
             raise typer.Exit(1) from None
+        finally:
+            if cluster != "pool":
+                runners.close()
     if report or not reports:
         err.print(report_table(reports))
     flags = "".join(f" --{k} {v}" for k, v in (("fast-math", fast_math), ("weights", weights))

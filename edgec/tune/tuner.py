@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import onnx
 
 from edgec.errors import EdgecError
 from edgec.options import BuildOptions
 from edgec.tune.cost_model import CostModel, features
+from edgec.tune.farm import Farm, PoolFarm
 from edgec.tune.log import TuningLog, cost, make_record, read_log
-from edgec.tune.measure import Built, MeasureOptions, MeasureResult, TaskBuilder
-from edgec.tune.pool import DevicePool
+from edgec.tune.measure import MeasureOptions, MeasureResult
 from edgec.tune.search import anneal, pick_batch
 from edgec.tune.space import ConfigSpace
 from edgec.tune.tasks import Task, extract_tasks
@@ -101,12 +98,13 @@ class _TaskRun:
         self.absorb(r.index, r.knobs, r.cost, r.error)
 
 
-def tune(model: onnx.ModelProto | str | os.PathLike, runners: list, log_path: str | os.PathLike,
+def tune(model: onnx.ModelProto | str | os.PathLike, runners: list | Farm, log_path: str | os.PathLike,
          device_profile: str = "host", options: TuneOptions | None = None, resume: bool = False,
          progress: Progress | None = None, input_shapes: dict[str, list[int]] | None = None,
          tasks: list[Task] | None = None, build_options: BuildOptions | None = None) -> list[TaskReport]:
     """Tune `model`'s tasks for `device_profile`, measuring on `runners` (LocalRunner /
-    SSHRunner). Raises AllDevicesLost when every device failed (the log has all results)."""
+    SSHRunner, pooled here) or on a `Farm` (e.g. RayFarm; the caller closes it). Raises
+    AllDevicesLost when every device failed (the log has all results)."""
     opts = options or TuneOptions()
     if opts.trials < 0 or opts.batch < 1:
         raise EdgecError("--trials must be >= 0 and the batch size >= 1")
@@ -121,7 +119,7 @@ def tune(model: onnx.ModelProto | str | os.PathLike, runners: list, log_path: st
     models: dict[str, CostModel] = {}
     rng = random.Random(opts.seed)
     reports: list[TaskReport] = []
-    pool = DevicePool(runners)
+    farm = PoolFarm(runners, opts.measure.seed) if isinstance(runners, list) else runners
     try:
         for t in tasks:
             model_ = models.setdefault(t.kernel, CostModel())
@@ -139,11 +137,12 @@ def tune(model: onnx.ModelProto | str | os.PathLike, runners: list, log_path: st
                 model_.fit()
             if progress:
                 progress("start", rep)
-            _tune_task(run, pool, opts, rng, progress)
+            _tune_task(run, farm, opts, rng, progress)
             if progress:
                 progress("done", rep)
     finally:
-        pool.close()
+        if farm is not runners:
+            farm.close()
     return reports
 
 
@@ -166,31 +165,18 @@ def _next_batch(run: _TaskRun, opts: TuneOptions, rng: random.Random, size: int)
     return first + pick_batch(space, ranked, exclude, size - len(first), rng, opts.epsilon)
 
 
-def _tune_task(run: _TaskRun, pool: DevicePool, opts: TuneOptions, rng: random.Random,
+def _tune_task(run: _TaskRun, farm: Farm, opts: TuneOptions, rng: random.Random,
                progress: Progress | None) -> None:
     rep = run.rep
-    builder: TaskBuilder | None = None
     while rep.trials < opts.trials and len(run.measured) < len(run.space):
         if opts.early_stop is not None and run.since_best >= opts.early_stop and rep.best_cost is not None:
             break
         batch = _next_batch(run, opts, rng, min(opts.batch, opts.trials - rep.trials))
         if not batch:
             break
-        work = Path(tempfile.mkdtemp(prefix="edgec-tune-"))
         try:
-            if builder is None:
-                builder = TaskBuilder(run.t.task, work, opts.measure.seed)
-            builder.work = work
-            built: list[Built] = [builder.build(i, run.space.knobs(i)) for i in batch]
-            for b in built:
-                if b.error:
-                    run.record(MeasureResult(b.index, b.knobs, [], b.error, b.detail, "build"))
-            ok = [b for b in built if not b.error]
-            try:
-                pool.measure(builder, ok, opts.measure, run.record)
-            finally:
-                run.model.fit()
-                if progress:
-                    progress("batch", rep)
+            farm.run_batch(run.t.task, [(i, run.space.knobs(i)) for i in batch], opts.measure, run.record)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            run.model.fit()
+            if progress:
+                progress("batch", rep)
