@@ -64,7 +64,14 @@ def _farm(devices: list[str], trust_new_host: bool, cluster: str):  # noqa: ANN2
     if len(profiles) != 1:
         raise EdgecError(f"--device: all devices of one run must share a profile, got {sorted(profiles)}")
     profile = profiles.pop()
-    return RayFarm(specs, profile, cluster), profile
+    farm = RayFarm(specs, profile, cluster)
+    ok = [n for n in farm.nodes if not n.missing]
+    err.print(f"farm: {len(ok)} of {len(farm.nodes)} node(s) build for {profile} "
+              f"({sum(n.cpus for n in ok):g} CPUs); devices: {', '.join(s.name for s in specs)}")
+    for n in farm.nodes:
+        if n.missing:
+            err.print(f"[yellow]farm: node {n.node} gets no builds: missing {', '.join(n.missing)}[/]")
+    return farm, profile
 
 
 def _us(c: float | None) -> str:
