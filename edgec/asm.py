@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import onnx
 
-from edgec.codegen.executor import kernel_ir, plan_kernels
+from edgec.codegen.executor import KernelUnit, kernel_ir, plan_kernels
 from edgec.codegen.module import Codegen
 from edgec.driver import front_end
+from edgec.ir.graph import Graph
 from edgec.options import BuildOptions
 from edgec.pipeline import run_pipeline, target_passes
 from edgec.targets import TargetProfile, get_profile
@@ -32,11 +33,20 @@ def kernel_assembly(model: onnx.ModelProto, device: str | TargetProfile,
     it for `device` (a profile name or a profile) with `options`."""
     profile = get_profile(device) if isinstance(device, str) else device
     options = options or BuildOptions()
-    g = front_end(model, input_shapes, lambda msg: None, None, bind).graph
-    g = run_pipeline(g.copy(), target_passes(profile, options), dump_initial=False)
+    _, g, units = lowered_kernels(model, profile, options, prefix=prefix, input_shapes=input_shapes, bind=bind,
+                                  opt_level=opt_level)
     cg = Codegen(profile, opt_level)
-    return {u.name: cg.emit_assembly(kernel_ir(g, u, profile, prefix, options))
-            for u in plan_kernels(g, profile, prefix, options, opt_level)}
+    return {u.name: cg.emit_assembly(kernel_ir(g, u, profile, prefix, options)) for u in units}
+
+
+def lowered_kernels(model: onnx.ModelProto, profile: TargetProfile, options: BuildOptions, *,
+                    prefix: str = "model", input_shapes: dict[str, list[int]] | None = None,
+                    bind: dict[str, object] | None = None, opt_level: int = 3) -> tuple[Graph, Graph, list[KernelUnit]]:
+    """The graph before and after the target passes, and the kernels in call order, as
+    `edgec build` makes them."""
+    front = front_end(model, input_shapes, lambda msg: None, None, bind).graph
+    g = run_pipeline(front.copy(), target_passes(profile, options), dump_initial=False)
+    return front, g, plan_kernels(g, profile, prefix, options, opt_level)
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from edgec.cli_args import load_input, output_file_names, parse_bind, parse_shapes
 from edgec.cli_devices import register as register_devices
+from edgec.cli_estimate import register as register_estimate
 from edgec.cli_quant import register as register_quant
 from edgec.cli_sparse import register as register_sparse
 from edgec.cli_timings import timings_json, timings_table
@@ -222,6 +223,7 @@ def _print_slices_and_sizes(info: dict) -> None:
 
 register_devices(app)  # `edgec devices ...` and `edgec bench` live in edgec/cli_devices.py
 register_tune(app)  # `edgec tune` lives in edgec/cli_tune.py
+register_estimate(app)  # `edgec estimate` lives in edgec/cli_estimate.py
 register_sparse(app)  # `edgec sparsify` lives in edgec/cli_sparse.py
 register_quant(app)  # `edgec quantize` / `edgec compare` live in edgec/cli_quant.py
 

@@ -17,7 +17,10 @@ from edgec.targets import TargetProfile
 PEAK_FP32_MAC_PER_CYCLE = {
     "haswell": 16, "broadwell": 16, "skylake": 16, "znver2": 16, "znver3": 16,
     "znver4": 16, "skylake-avx512": 32, "cascadelake": 32, "icelake-server": 32, "sapphirerapids": 32,
-    "znver5": 32, "cortex-a72": 8, "cortex-a76": 8,
+    "znver5": 32,
+    # ARM (Arm's software optimization guides): A53 issues a Q-form FMLA every other cycle, A72
+    # one per cycle (8 FP32 FLOP/cycle), A76 two per cycle
+    "cortex-a53": 2, "cortex-a55": 4, "cortex-a72": 4, "cortex-a76": 8,
 }
 TIMERS = ("tsc", "cntvct", "clock")
 CPUFREQ = "cpufreq max"

@@ -1,0 +1,137 @@
+"""The cycle model against measurement, and its tables for devices we do not have (issue 18,
+acceptance 1 and 2; docs/estimate.md). Not a test: prints and writes JSON.
+
+    python -m benchmarks.estimate --calibrate        # host: estimate vs `edgec bench --profile`
+    python -m benchmarks.estimate --device rpi4      # per-model summary on a Cortex-A72
+
+--calibrate builds MobileNetV2, ResNet-18 and the PP-OCR det for this machine with --profile,
+runs them (`edgec bench --local --profile --json`, 1 thread), estimates the same kernels, and
+prints per model the Spearman rank correlation of the per-layer times and the ratio of the
+totals (goal: Spearman >= 0.8, totals within +-35%). --device prints, per model, the estimated
+total, the fp32 convs' MAC-weighted share of the core's FMA peak and the depthwise layers' time
+over their roofline (the FMA peak or moving input and output once through L2, whichever is
+slower; goal on rpi4: convs >= 70%, depthwise <= 1.5x)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.timing import write_json
+from edgec.estimate import core_of, estimate
+from edgec.targets import get_profile
+from edgec.tune.cost_model import spearman
+
+OUT = Path(__file__).resolve().parent / "results"
+con = Console()
+
+
+def _models(with_sampling: bool) -> dict[str, onnx.ModelProto]:
+    from edgec.models.mobilenet_v2 import mobilenet_v2
+    from edgec.models.ppocr_det import ppocr_det
+    from edgec.models.resnet import resnet18
+
+    models = {"mobilenetv2": mobilenet_v2(), "resnet18": resnet18(), "ppocr_det": ppocr_det()}
+    if with_sampling:
+        from edgec.models.sampling_net import sampling_net
+
+        models["sampling_net"] = sampling_net()
+    return models
+
+
+def _measured(model: onnx.ModelProto, tmp: Path, name: str) -> dict:
+    path = tmp / f"{name}.onnx"
+    onnx.save(model, path)
+    proc = subprocess.run([sys.executable, "-m", "edgec.cli", "bench", str(path), "--local", "--profile", "--json",
+                           "--runs", "20"], capture_output=True, text=True, cwd=tmp, timeout=1800)
+    if proc.returncode:
+        raise SystemExit(f"bench {name} failed: {proc.stderr[-500:]}")
+    return json.loads(proc.stdout)
+
+
+def calibrate() -> dict:
+    rows, doc = [], {}
+    with tempfile.TemporaryDirectory(prefix="edgec-est-") as tmp:
+        for name, model in _models(False).items():
+            meas = _measured(model, Path(tmp), name)
+            est = estimate(model, "host")
+            by_symbol = {x["symbol"]: x for x in meas["layers"]}
+            pairs = [(x["us"], by_symbol[x["symbol"]]["us"]) for x in est["layers"] if x["symbol"] in by_symbol]
+            e, m = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+            rho, ratio = spearman(e, m), float(e.sum() / m.sum())
+            rows.append((name, len(pairs), rho, float(e.sum()), float(m.sum()), ratio))
+            doc[name] = {"layers": len(pairs), "spearman": rho, "estimated_us": float(e.sum()),
+                         "measured_us": float(m.sum()), "total_ratio": ratio, "clock_ghz": est["clock_ghz"],
+                         "mca_cpu": est["mca_cpu"],
+                         "per_layer": [{"symbol": x["symbol"], "op": x["op"], "estimated_us": x["us"],
+                                        "measured_us": by_symbol[x["symbol"]]["us"]}
+                                       for x in est["layers"] if x["symbol"] in by_symbol]}
+    t = Table("model", "layers", "Spearman", "estimated µs", "measured µs", "est/meas",
+              title=f"cycle model vs edgec bench --profile on this machine ({est['cpu']}, llvm-mca "
+                    f"-mcpu={est['mca_cpu']}, measured clock {est['clock_ghz']:.2f} GHz)")
+    for name, n, rho, e_, m_, r in rows:
+        t.add_row(name, str(n), f"{rho:.3f}", f"{e_:.0f}", f"{m_:.0f}", f"{r:.2f}")
+    t.caption = "goal: Spearman >= 0.8 and est/meas within 0.65-1.35 (issue 18, acceptance 1)"
+    con.print(t)
+    return doc
+
+
+def device_tables(device: str) -> dict:
+    profile = get_profile(device)
+    core = core_of(profile)
+    t = Table("model", "est. ms", "fp32 conv % peak", "weakest conv % peak", "depthwise / roofline",
+              title=f"estimate for {device} ({profile.cpu}, 1 thread)")
+    doc = {}
+    for name, model in _models(True).items():
+        r = estimate(model, device)
+        convs = [x for x in r["layers"] if x["op"] in ("ConvDirect", "ConvOcvec") and x["macs"]]
+        peak = r["peak_mac_per_cycle"] or 1
+        share = sum(x["macs"] for x in convs) / sum(x["cycles"] for x in convs) / peak if convs else None
+        weakest = min((x["peak_fraction"] for x in convs if x["peak_fraction"]), default=None)
+        dw = [x for x in r["layers"] if x["op"].startswith("Depthwise")]
+        dw_ratio = None
+        if dw:  # roofline: the FMA peak or moving the input and output once, whichever is slower
+            floors = [max(x["macs"] / peak, sum(_bytes_of(x)) / core.l2_bytes_per_cycle) for x in dw]
+            dw_ratio = sum(x["cycles"] for x in dw) / max(1.0, sum(floors))
+        t.add_row(name, f"{r['total_us'] / 1e3:.1f}", "-" if share is None else f"{100 * share:.0f}",
+                  "-" if weakest is None else f"{100 * weakest:.0f}", "-" if dw_ratio is None else f"{dw_ratio:.2f}x")
+        doc[name] = {"total_us": r["total_us"], "conv_peak_fraction": share, "weakest_conv_peak_fraction": weakest,
+                     "depthwise_over_memory_bound": dw_ratio, "clock_ghz": r["clock_ghz"], "mca_cpu": r["mca_cpu"],
+                     "layers": [{k: x[k] for k in ("name", "op", "shape", "macs", "us", "peak_fraction", "bound")}
+                                for x in r["layers"]]}
+    t.caption = "goals on rpi4 (issue 18, acceptance 2): fp32 convs >= 70% of peak, depthwise <= 1.5x its roofline"
+    con.print(t)
+    return doc
+
+
+def _bytes_of(layer: dict) -> tuple[int, int]:
+    """Bytes a depthwise layer must move at least: its output written and its input read once
+    (the same size for stride 1), 4 bytes each."""
+    out = int(np.prod(layer["shape"])) * 4 if layer["shape"] else 0
+    return out, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calibrate", action="store_true", help="estimate vs measured on this machine")
+    ap.add_argument("--device", default=None, help="print per-model estimates for this device profile")
+    a = ap.parse_args()
+    if not a.calibrate and not a.device:
+        ap.error("pass --calibrate and/or --device NAME")
+    if a.calibrate:
+        print(write_json(OUT / "estimate_calibration.json", calibrate()))
+    if a.device:
+        print(write_json(OUT / f"estimate_{a.device}.json", device_tables(a.device)))
+
+
+if __name__ == "__main__":
+    main()
