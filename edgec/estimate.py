@@ -122,6 +122,7 @@ class LayerEstimate:
     us: float = 0.0
     cycles: float = 0.0
     bound: str = ""  # compute | memory | call
+    bytes: int = 0  # the layer's inputs (weights too) and outputs: what the memory floor moves
     mac_per_cycle: float | None = None
     peak_fraction: float | None = None
     loops: list[LoopCost] = field(default_factory=list)
@@ -212,7 +213,8 @@ def estimate(model: onnx.ModelProto, device: str | TargetProfile, options: Build
     peak = peak_mac_per_cycle(profile)
     for layer, n in zip(layers, nodes):
         out = g.values[n.outputs[0]].size if n.outputs and n.outputs[0] else 0
-        _layer_cycles(layer, n, out, _bytes(g, n), core)
+        layer.bytes = _bytes(g, n)
+        _layer_cycles(layer, n, out, layer.bytes, core)
         layer.us = layer.cycles / (clock * 1e3)
         if layer.macs:
             layer.mac_per_cycle = layer.macs / layer.cycles
@@ -227,6 +229,7 @@ def estimate(model: onnx.ModelProto, device: str | TargetProfile, options: Build
 def json_report(report: dict) -> dict:
     """The `--json` form (issue 18): layers with name, op, shape, macs, us, mac_per_cycle,
     peak_fraction (+ symbol, bound, cycles), and total_us."""
-    keys = ("name", "op", "shape", "macs", "us", "mac_per_cycle", "peak_fraction", "symbol", "bound", "cycles")
+    keys = ("name", "op", "shape", "macs", "us", "mac_per_cycle", "peak_fraction", "symbol", "bound", "cycles",
+            "bytes")
     return {**{k: v for k, v in report.items() if k != "layers"},
             "layers": [{k: x[k] for k in keys} for x in report["layers"]]}
