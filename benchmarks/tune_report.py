@@ -1,4 +1,6 @@
 """Tuning report (issue 7, acceptance 4): `python -m benchmarks.tune_report [--trials N]`.
+With `--whole-model mobilenetv2 --budget 10m`: the whole-model report of issue 20
+(benchmarks/tune_whole_model.py).
 
 For dense-1024 GEMV and MobileNetV2's biggest conv (by FLOPs of one node) on the local device
 (or a registered device with --device): tune with the XGBoost + annealing tuner (N <= 200
@@ -24,6 +26,9 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.cases import dense
+from benchmarks.tune_whole_model import OUT as WM_OUT
+from benchmarks.tune_whole_model import add_arguments
+from benchmarks.tune_whole_model import run as run_whole_model
 from edgec.models.mobilenet_v2 import mobilenet_v2
 from edgec.tune.cost_model import CostModel, features, spearman
 from edgec.tune.log import best_records, cost, read_log
@@ -133,8 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="local", help="`local` or a registered device name")
     ap.add_argument("--min-time", type=float, default=0.05, help="seconds of timed runs per config")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved re-measurement rounds")
-    ap.add_argument("--json", type=Path, default=OUT)
+    ap.add_argument("--json", type=Path, default=None, help=f"default {OUT} ({WM_OUT} with --whole-model)")
+    add_arguments(ap)
     args = ap.parse_args(argv)
+    if args.whole_model:
+        args.json = args.json or WM_OUT
+        return run_whole_model(args, _remeasure, _runner)
+    args.json = args.json or OUT
     gemv = next(t for t in extract_tasks(dense(1024), "host") if t.kernel == "gemv")
     convs = [t for t in extract_tasks(mobilenet_v2(), "host") if t.kernel == "conv2d"]
     conv = max(convs, key=lambda t: (t.flops, t.key))  # the biggest single conv

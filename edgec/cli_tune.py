@@ -1,6 +1,7 @@
 """`edgec tune MODEL --device NAME|local --trials N --log LOG [--resume] [--report]
-[--cluster pool|ray|ray://HOST:PORT]`: AutoTVM-style tuning (edgec.tune) with rich progress,
-on this machine's device pool or on a Ray farm; registered on the main app by cli.py."""
+[--budget 10m] [--warm-start LOG ...] [--cluster pool|ray|ray://HOST:PORT]`: AutoTVM-style
+tuning (edgec.tune) with rich progress, on this machine's device pool or on a Ray farm;
+registered on the main app by cli.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -75,20 +77,65 @@ def _farm(devices: list[str], trust_new_host: bool, cluster: str):  # noqa: ANN2
 
 
 def _us(c: float | None) -> str:
-    return "-" if c is None else f"{c * 1e6:.2f}"
+    return "-" if c is None else f"{c * 1e6:.2f}" if c < 1e-3 else f"{c * 1e6:.0f}"
 
 
-def report_table(reports: list) -> Table:  # noqa: ANN001 - list[TaskReport]
-    t = Table(title="tuning: best vs default per task (min µs of the kernel)")
-    for col in ("task", "nodes", "trials", "space", "default µs", "best µs", "speed-up", "best knobs", "errors"):
-        t.add_column(col)
+def _speedup(default: float | None, best: float | None) -> str:
+    return f"{default / best:.2f}x" if default and best else "-"
+
+
+def report_table(reports: list) -> Table:  # noqa: ANN001 - list[TaskReport] or TuneReports
+    """Per task default vs tuned (min µs of the kernel), trials used of the space, seconds
+    spent and the budget share; the model total (µs x nodes) at the bottom. Fits 80 columns."""
+    budget = getattr(reports, "budget_s", None)
+    t = Table(title="tuning: best vs default per task (µs of one kernel)", box=box.SIMPLE_HEAD,
+              show_footer=True, pad_edge=False, title_justify="left")
+    for name, just in (("task", "left"), ("n", "right"), ("trials", "right"), ("default", "right"),
+                       ("tuned", "right"), ("gain", "right"), ("time", "right")):
+        t.add_column(name, justify=just)  # type: ignore[arg-type]
+    if budget:
+        t.add_column("share", justify="right")
+    dsum = bsum = 0.0
+    complete = bool(reports)
     for r in reports:
-        sp = r.speedup
-        t.add_row(r.task.describe(), str(r.task.count), str(r.trials), str(r.space_size), _us(r.default_cost),
-                  _us(r.best_cost), "-" if sp is None else f"{sp:.2f}x",
-                  " ".join(f"{k}={v}" for k, v in sorted(r.best_knobs.items())) if r.best_knobs else "-",
-                  ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())) or "-")
+        row = [r.task.describe(), str(r.task.count), f"{r.trials}/{r.space_size}", _us(r.default_cost),
+               _us(r.best_cost), _speedup(r.default_cost, r.best_cost), f"{r.seconds:.0f}s"]
+        if budget:
+            row.append("-" if r.share_s is None else f"{100 * r.share_s / budget:.0f}%")
+        t.add_row(*row)
+        if r.default_cost and r.best_cost:
+            dsum += r.default_cost * r.task.count
+            bsum += r.best_cost * r.task.count
+        else:
+            complete = False
+    elapsed = getattr(reports, "elapsed_s", 0.0) or sum(r.seconds for r in reports)
+    foot = [f"total ({len(reports)} tasks)", str(sum(r.task.count for r in reports)),
+            str(sum(r.trials for r in reports)), _us(dsum) if complete else "-",
+            _us(bsum) if complete else "-", _speedup(dsum, bsum) if complete else "-", f"{elapsed:.0f}s"]
+    if budget:
+        foot.append(f"{100 * elapsed / budget:.0f}%")
+    for col, text in zip(t.columns, foot):
+        col.footer = text
     return t
+
+
+def report_notes(reports: list) -> list[str]:  # noqa: ANN001
+    """Lines under the table: errors per task, the budget, the warm start."""
+    lines = [f"{r.task.describe()}: " + ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items()))
+             for r in reports if r.errors]
+    lines = [f"errors: {x}" for x in lines]
+    lines.append("n: nodes of the model; trials: measured/space (resumed included); gain: default/tuned;"
+                 " total: sum of µs x n")
+    budget = getattr(reports, "budget_s", None)
+    if budget:
+        from edgec.tune.budget import format_duration
+
+        lines.append(f"budget {format_duration(budget)}: used {getattr(reports, 'elapsed_s', 0.0):.0f}s; "
+                     "share: of the budget, given when the task started")
+    warm = getattr(reports, "warm", None)
+    if warm is not None:
+        lines.append(warm.summary() + " (not counted in trials)")
+    return lines
 
 
 def tune_command(
@@ -96,7 +143,14 @@ def tune_command(
     device: Annotated[list[str], typer.Option(
         "--device", "-d", help="registered device name, or `local` for this machine (repeat for a pool)")],
     log: Annotated[Path, typer.Option("--log", help="tuning log (JSON lines), appended per measurement")],
-    trials: Annotated[int, typer.Option(help="measured configs per task")] = 64,
+    trials: Annotated[Optional[int], typer.Option(
+        help="measured configs per task (default 64); with --budget a cap per task (default: none)")] = None,
+    budget: Annotated[Optional[str], typer.Option(
+        "--budget", help="wall time of the whole run, e.g. 90s, 10m, 1h: shared over the tasks by "
+        "FLOPs, unused time rolls over; --trials becomes a cap")] = None,
+    warm_start: Annotated[Optional[list[Path]], typer.Option(
+        "--warm-start", help="log of another device of the same profile: trains the cost model and "
+        "its best configs are measured first (repeatable; never copied into --log)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue LOG: skip configs measured")] = False,
     report: Annotated[bool, typer.Option("--report", help="print per-task best vs default at the end")] = False,
     batch: Annotated[int, typer.Option(help="configs built and measured per batch")] = 8,
@@ -119,13 +173,20 @@ def tune_command(
     """Tune MODEL's kernels on devices; `edgec build --tuning-log LOG` applies the result."""
     from edgec.cli_args import parse_shapes
     from edgec.options import BuildOptions
+    from edgec.tune.budget import parse_duration
     from edgec.tune.farm import check_cluster
     from edgec.tune.measure import MeasureOptions
     from edgec.tune.pool import AllDevicesLost
     from edgec.tune.tuner import TuneOptions, tune
 
+    budget_s = parse_duration(budget) if budget is not None else None
     if not model.is_file():
         raise EdgecError(f"{model}: no such model file")
+    for w in warm_start or []:
+        if not w.is_file():
+            raise EdgecError(f"--warm-start {w}: no such tuning log")
+    if trials is None:
+        trials = 64 if budget_s is None else 1 << 30
     build_options = BuildOptions.from_flags(fast_math, weights=weights)
     check_cluster(cluster)
     if cluster == "pool":
@@ -133,7 +194,8 @@ def tune_command(
     else:
         runners, profile = _farm(device, trust_new_host, cluster)
     opts = TuneOptions(trials=trials, batch=batch, early_stop=early_stop, seed=seed, max_tasks=max_tasks,
-                       measure=MeasureOptions(min_time_s=min_time))
+                       measure=MeasureOptions(min_time_s=min_time), budget_s=budget_s,
+                       warm_start=tuple(warm_start or ()))
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("best {task.fields[best]} µs (default {task.fields[default]})"), TimeRemainingColumn())
     bars: dict[str, int] = {}
@@ -146,7 +208,8 @@ def tune_command(
 
         try:
             reports = tune(model, runners, log, profile, opts, resume=resume, progress=on,
-                           input_shapes=parse_shapes(input_shape or []), build_options=build_options)
+                           input_shapes=parse_shapes(input_shape or []), build_options=build_options,
+                           note=lambda line: prog.console.print(line, highlight=False))
         except AllDevicesLost as exc:
             err.print(f"[bold red]device lost:[/] {exc}")
             raise typer.Exit(1) from None
@@ -155,6 +218,8 @@ def tune_command(
                 runners.close()
     if report or not reports:
         err.print(report_table(reports))
+        for line in report_notes(reports):
+            err.print(line, highlight=False)
     flags = "".join(f" --{k} {v}" for k, v in (("fast-math", fast_math), ("weights", weights))
                     if (k, v) not in (("fast-math", "on"), ("weights", "fp32")))
     err.print(f"log: {log} — apply with `edgec build {model} --tuning-log {log}{flags}`")
