@@ -30,6 +30,7 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 
 from edgec.errors import ModelError, ToolchainError
+from edgec.packager import java_templates
 from edgec.packager import jni_templates as jt
 from edgec.packager.cglue import TensorSpec
 from edgec.targets import TargetProfile
@@ -63,7 +64,7 @@ def write_glue(bundle: Path, prefix: str, version: str, abis: list[str], arena_b
     (a / "jni" / "edgec_jni.h").write_text(jt.JNI_HEADER)
     (a / "jni" / f"{prefix}_jni.c").write_text(jt.bridge_source(prefix, version))
     (java_dir / f"{jt.java_class_name(prefix)}.java").write_text(
-        jt.java_source(prefix, version, arena_bytes, inputs, outputs, threads))
+        java_templates.java_source(prefix, version, arena_bytes, inputs, outputs, threads))
     (a / "CMakeLists.txt").write_text(jt.android_cmakelists(prefix, abis, threads))
     (a / "README.md").write_text(jt.readme(prefix, abis, version))
 

@@ -119,36 +119,28 @@ def _check_no_spills(layer: str, target: str, pattern: str) -> None:
                                   for lp, st in spilled[:2])
 
 
-def _cases(targets: dict, layers: list[str], xfail: dict | None = None) -> list:
+def _cases(xfail: dict | None = None) -> list:
+    """(target, layer, intended instruction) for the fp32 and the int8 families."""
     out = []
-    for target in targets:
-        for layer in layers:
-            reason = (xfail or {}).get((target, layer))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            out.append(pytest.param(target, layer, marks=marks, id=f"{target}-{layer}"))
+    for family, layers in ((FP32, FP32_LAYERS), (INT8, INT8_LAYERS)):
+        for target in family:
+            for layer in layers:
+                reason = (xfail or {}).get((target, layer))
+                marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+                out.append(pytest.param(target, layer, family[target], marks=marks, id=f"{target}-{layer}"))
     return out
 
 
-@pytest.mark.parametrize("target,layer", _cases(FP32, FP32_LAYERS))
-def test_fp32_hot_loop_has_vector_fma(target: str, layer: str) -> None:
-    """x86 AVX2: vfmadd*ps on ymm; AVX-512: on zmm; aarch64: fmla .4s; armv7: vmla/vfma.f32 on q."""
-    _check_instruction(layer, target, FP32[target])
+@pytest.mark.parametrize("target,layer,pattern", _cases())
+def test_hot_loop_has_intended_instruction(target: str, layer: str, pattern: str) -> None:
+    """fp32: x86 AVX2 vfmadd*ps on ymm, AVX-512 on zmm, aarch64 fmla .4s, armv7 vmla/vfma.f32 on q.
+    int8 (the quads path): vpmaddubsw (AVX2, weights in [-64, 64]), vpdpbusd (VNNI), sdot (dotprod)."""
+    _check_instruction(layer, target, pattern)
 
 
-@pytest.mark.parametrize("target,layer", _cases(FP32, FP32_LAYERS, SPILLS))
-def test_fp32_hot_loop_has_no_spills(target: str, layer: str) -> None:
-    _check_no_spills(layer, target, FP32[target])
-
-
-@pytest.mark.parametrize("target,layer", _cases(INT8, INT8_LAYERS))
-def test_int8_hot_loop_has_byte_dots(target: str, layer: str) -> None:
-    """The quads path: vpmaddubsw (AVX2, weights in [-64, 64]), vpdpbusd (VNNI), sdot (dotprod)."""
-    _check_instruction(layer, target, INT8[target])
-
-
-@pytest.mark.parametrize("target,layer", _cases(INT8, INT8_LAYERS, SPILLS))
-def test_int8_hot_loop_has_no_spills(target: str, layer: str) -> None:
-    _check_no_spills(layer, target, INT8[target])
+@pytest.mark.parametrize("target,layer,pattern", _cases(SPILLS))
+def test_hot_loop_has_no_spills(target: str, layer: str, pattern: str) -> None:
+    _check_no_spills(layer, target, pattern)
 
 
 def test_full_range_int8_weights_avoid_vpmaddubsw() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edgec.packager import jni_templates, swift_templates
+from edgec.packager import java_templates, jni_templates, swift_templates
 from edgec.packager.cglue import TensorSpec
 from edgec.packager.status import (
     HEADER,
@@ -86,13 +86,13 @@ def test_parser_reads_the_runtime(runtime_statuses: list[tuple[str, int, str]]) 
 def test_java_and_swift_tables_are_the_runtime_messages(prefix: str,
                                                         runtime_statuses: list[tuple[str, int, str]]) -> None:
     want = [text for _, _, text in runtime_statuses]  # indexed by value
-    assert _java_table(jni_templates.java_source(prefix, "0", 64, *_IO)) == want
+    assert _java_table(java_templates.java_source(prefix, "0", 64, *_IO)) == want
     assert _swift_table(swift_templates.swift_source(prefix, "0", 64, *_IO)) == want
 
 
 def test_no_hand_copy_in_the_templates() -> None:
     """The templates render the table; none of them spells a message itself."""
-    for module in (jni_templates, swift_templates):
+    for module in (java_templates, jni_templates, swift_templates):
         text = Path(module.__file__).read_text()
         for s in STATUSES[1:]:  # "ok" is too common a word to look for
             assert s.text not in text, f"{Path(module.__file__).name} copies the message of {s.name}"
