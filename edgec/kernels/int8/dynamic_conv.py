@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.ir.graph import Graph, Node, Value
-from edgec.kernels.int8.prepare import _pack, _per_oc
+from edgec.kernels.int8.prepare import _pack, _per_oc, pair_conv_attrs
 from edgec.kernels.int8.quads import _pack_channels, fits_7bit, ocvec_tile
 from edgec.targets import TargetProfile
 
@@ -85,18 +85,12 @@ def _pairs(g: Graph, n: Node, wc: np.ndarray, xz: str, profile: TargetProfile) -
     x, y = n.inputs[0], n.outputs[0]
     m, cg, kh, kw = wc.shape
     groups = n.attrs["group"]
-    lanes, regs = profile.fp32_lanes, profile.vector_registers
+    lanes = profile.fp32_lanes
     _, _, h, wd = g.values[x].shape
-    _, _, oh, ow = g.values[y].shape
     pt, pl, pb, pr = n.attrs["pads"]
-    sh, sw = n.attrs["strides"]
-    flat = [kh, kw] == [1, 1] and [sh, sw] == [1, 1] and not any((pt, pl, pb, pr))
-    width = oh * ow if flat else ow
-    nrv = max(1, min(4 if regs == 32 else 2, -(-width // lanes)))  # as prepare.py
-    mr = max(1, min(8, (regs - nrv - 2) // nrv, m // groups))
-    attrs = {"kernel": [kh, kw], "strides": [1, 1] if flat else [sh, sw], "dilations": list(n.attrs["dilations"]),
-             "group": groups, "pads": [0, 0, 0, 0] if flat else [pt, pl, pb, pr], "flatten": flat,
-             "qmin": 0, "qmax": 0, "requant": False, "schedule": {"mr": mr, "nrv": nrv, "lanes": lanes}}
+    sw = n.attrs["strides"][1]
+    attrs = {**pair_conv_attrs(g, n, kh, kw, m // groups, profile), "qmin": 0, "qmax": 0, "requant": False}
+    flat, mr = attrs["flatten"], attrs["schedule"]["mr"]
     rows, cols = (1, h * wd) if flat else (h + pt + pb, wd + pl + pr)
     xp = g.fresh(f"{x}_pairs")
     g.values[xp] = Value(xp, np.dtype(np.int32), (groups * -(-cg // 2), rows, cols + lanes * sw))

@@ -13,6 +13,25 @@ from edgec.kernels.int8.quads import fits_7bit, quad_nodes
 from edgec.targets import TargetProfile
 
 
+def pair_conv_attrs(g: Graph, n: Node, kh: int, kw: int, mg: int, profile: TargetProfile) -> dict:
+    """The attrs QConvPrep / QConvDirect (int16 pairs) share for conv node `n`: window,
+    strides, pads, groups, the flattened 1x1 form, and the MR x NRV register tile."""
+    _, _, oh, ow = g.values[n.outputs[0]].shape
+    pt, pl, pb, pr = n.attrs["pads"]
+    sh, sw = n.attrs["strides"]
+    lanes, regs = profile.fp32_lanes, profile.vector_registers
+    flat = [kh, kw] == [1, 1] and [sh, sw] == [1, 1] and not any((pt, pl, pb, pr))
+    width = oh * ow if flat else ow
+    # MR x NRV accumulators + NRV inputs + the broadcast + vpmaddwd's result must fit:
+    # 4x3 (17 registers) spilled an accumulator every step; 6x2 is 12-15% faster on
+    # ResNet-18's 64 -> 64 3x3 at 56x56 (A/B, bit-equal outputs).
+    nrv = max(1, min(4 if regs == 32 else 2, -(-width // lanes)))
+    mr = max(1, min(8, (regs - nrv - 2) // nrv, mg))
+    return {"kernel": [kh, kw], "strides": [1, 1] if flat else [sh, sw], "dilations": list(n.attrs["dilations"]),
+            "group": n.attrs["group"], "pads": [0, 0, 0, 0] if flat else [pt, pl, pb, pr], "flatten": flat,
+            "schedule": {"mr": mr, "nrv": nrv, "lanes": lanes}}
+
+
 def _const(g: Graph, name: str) -> np.ndarray | None:
     v = g.values.get(name) if name else None
     return v.data if v is not None and v.is_const else None
@@ -124,26 +143,17 @@ def prepare_qconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
             w32 = wq.astype(np.int32) - wzp.reshape(-1, 1, 1, 1)
             w16 = w32.astype(np.int16)
             _, _, h, wd = g.values[x].shape
-            _, _, oh, ow = g.values[y].shape
+            common = pair_conv_attrs(g, n, kh, kw, mg, profile)
             pt, pl, pb, pr = n.attrs["pads"]
             sh, sw = n.attrs["strides"]
-            flat = [kh, kw] == [1, 1] and [sh, sw] == [1, 1] and not any((pt, pl, pb, pr))
-            width = oh * ow if flat else ow
-            # MR x NRV accumulators + NRV inputs + the broadcast + vpmaddwd's result must fit:
-            # 4x3 (17 registers) spilled an accumulator every step; 6x2 is 12-15% faster on
-            # ResNet-18's 64 -> 64 3x3 at 56x56 (A/B, bit-equal outputs).
-            nrv = max(1, min(4 if regs == 32 else 2, -(-width // lanes)))
-            mr = max(1, min(8, (regs - nrv - 2) // nrv, mg))
+            flat, mr = common["flatten"], common["schedule"]["mr"]
             mult = (np.float32(_const(g, xs).reshape(-1)[0]) * np.broadcast_to(
                 _const(g, ws).astype(np.float32).reshape(-1), (m,))).astype(np.float32)
             mult = (mult / np.float32(_const(g, ys).reshape(-1)[0])).astype(np.float32)
             b32 = np.zeros(m, np.int32) if not bias else _const(g, bias).astype(np.int32)
             qmin, qmax = qrange(g.values[y].dtype)
-            attrs = {"kernel": [kh, kw], "strides": [1, 1] if flat else [sh, sw],
-                     "dilations": list(n.attrs["dilations"]), "group": groups,
-                     "pads": [0, 0, 0, 0] if flat else [pt, pl, pb, pr], "flatten": flat,
-                     "qmin": max(qmin, n.attrs.get("qmin", qmin)), "qmax": min(qmax, n.attrs.get("qmax", qmax)),
-                     "schedule": {"mr": mr, "nrv": nrv, "lanes": lanes}}
+            attrs = {**common, "qmin": max(qmin, n.attrs.get("qmin", qmin)),
+                     "qmax": min(qmax, n.attrs.get("qmax", qmax))}
             if dot:
                 q = quad_nodes(g, n, w32, b32, dict(attrs, mult=mult),
                                lambda v, r, t, gr=groups, mm=m: _per_oc(v, gr, r, mm, t),
