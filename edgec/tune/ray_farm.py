@@ -90,13 +90,14 @@ class RayFarm:
     down the Ray instance it started)."""
 
     def __init__(self, specs: list[RunnerSpec], target: str, cluster: str = "ray", retries: int = 1,
-                 build_fn: object = None):
+                 build_fn: object = None, build_cpus: float = 1.0):
         """`build_fn`: a Ray remote function like `build_config` (the scale study's simulated
-        builds); default: the real build."""
+        builds); default: the real build. `build_cpus`: the CPUs a build task takes."""
         if not specs:
             raise EdgecError("no device to tune on")
         self.ray = import_ray()
         self.build_fn = build_fn or build_config
+        self.build_cpus = build_cpus
         self._owns = connect(cluster, forwarded_env())
         self.target = target
         try:
@@ -139,7 +140,7 @@ class RayFarm:
         return reports
 
     def _build(self, task: dict, index: int, knobs: dict, seed: int) -> tuple:
-        opts: dict = {"num_cpus": 1, "max_retries": BUILD_RETRIES, "num_returns": 2}
+        opts: dict = {"num_cpus": self.build_cpus, "max_retries": BUILD_RETRIES, "num_returns": 2}
         if len(self._build_nodes) < len(self.nodes):  # keep builds off nodes without toolchains
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
