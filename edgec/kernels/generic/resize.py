@@ -19,6 +19,7 @@ from llvmlite import ir
 from edgec.codegen.broadcast import contiguous_strides
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.mathfn import FM
+from edgec.kernels.generic import resize_rows
 from edgec.kernels.generic.elementwise import load_compute, store_result
 from edgec.kernels.generic.gather_copy import PAD, emit_gather_copy
 
@@ -282,8 +283,11 @@ def lower_resize(kc: KernelContext) -> None:
         axes = [linear_axis(c, i, s, ds)
                 for c, i, s, ds in zip(coords, in_shape, st, contiguous_strides(out_shape))]
     axes = _merge_plain(axes)
+    lanes = kc.target.fp32_lanes
     if not axes:  # a single element
         kc.store(y, 0, kc.load(x, 0))
+    elif mode == "linear" and not kc.attrs.get("antialias") and resize_rows.fits(axes, lanes):
+        resize_rows.emit(kc, x, y, axes, lanes)  # short rows: a row per vector operation
     else:
         _Linear(kc, x, y, axes).level(0, [kc.idx(0)], [], kc.idx(0))
     _fill_outside(kc, x, y, outside, extrapolation)
