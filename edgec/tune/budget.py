@@ -100,11 +100,11 @@ class Budget:
 
     def batch_size(self, want: int, task_left: float, first: bool) -> int:
         """Configs of the next batch: at most `want`, what fits the task's share left and
-        the time to the deadline (rounded up: a batch may end a little after it); at least
-        one for a task that has measured nothing yet, while the deadline has not passed."""
+        the time to the deadline; at least one (its default) for a task that has measured
+        nothing yet, while the deadline has not passed (that one may end a little after it)."""
         left = self.remaining()
         if left <= 0 or want <= 0:
             return 0
         spc = max(self.per_config(), 1e-6)
-        n = min(want, int(task_left // spc), math.ceil(left / spc))
+        n = min(want, int(task_left // spc), int(left // spc))
         return max(n, 1 if first else 0)
