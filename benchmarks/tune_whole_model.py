@@ -28,6 +28,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from edgec.cli_tune import report_notes, report_table
 from edgec.tune.budget import format_duration, parse_duration
 from edgec.tune.log import best_records, read_log
 from edgec.tune.measure import MeasureOptions
@@ -88,6 +89,9 @@ def run(args: argparse.Namespace, remeasure, runner_for) -> int:  # noqa: ANN001
                                 measure=MeasureOptions(min_time_s=args.min_time)))
         wall = time.perf_counter() - t0
         con.print(f"  tuned in {wall:.0f} s (budget {budget_s:.0f} s), {sum(r.trials for r in reps)} trials")
+        con.print(report_table(reps))
+        for line in report_notes(reps):
+            con.print(line, highlight=False)
         by_key = {r.task.key: r for r in reps}
         t1 = time.perf_counter()
         ref_min = args.reference_min_time if args.reference_min_time is not None else args.min_time

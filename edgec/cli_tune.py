@@ -77,7 +77,10 @@ def _farm(devices: list[str], trust_new_host: bool, cluster: str):  # noqa: ANN2
 
 
 def _us(c: float | None) -> str:
-    return "-" if c is None else f"{c * 1e6:.2f}" if c < 1e-3 else f"{c * 1e6:.0f}"
+    if c is None:
+        return "-"
+    us = c * 1e6
+    return f"{us:.2f}" if us < 10 else f"{us:.1f}" if us < 100 else f"{us:.0f}"
 
 
 def _speedup(default: float | None, best: float | None) -> str:
@@ -89,7 +92,8 @@ def report_table(reports: list) -> Table:  # noqa: ANN001 - list[TaskReport] or 
     spent and the budget share; the model total (µs x nodes) at the bottom. Fits 80 columns."""
     budget = getattr(reports, "budget_s", None)
     t = Table(title="tuning: best vs default per task (µs of one kernel)", box=box.SIMPLE_HEAD,
-              show_footer=True, pad_edge=False, title_justify="left")
+              show_footer=True, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True,
+              title_justify="left")
     for name, just in (("task", "left"), ("n", "right"), ("trials", "right"), ("default", "right"),
                        ("tuned", "right"), ("gain", "right"), ("time", "right")):
         t.add_column(name, justify=just)  # type: ignore[arg-type]
@@ -110,7 +114,7 @@ def report_table(reports: list) -> Table:  # noqa: ANN001 - list[TaskReport] or 
             complete = False
     elapsed = getattr(reports, "elapsed_s", 0.0) or sum(r.seconds for r in reports)
     foot = [f"total ({len(reports)} tasks)", str(sum(r.task.count for r in reports)),
-            str(sum(r.trials for r in reports)), _us(dsum) if complete else "-",
+            f"{sum(r.trials for r in reports)}/{sum(r.space_size for r in reports)}", _us(dsum) if complete else "-",
             _us(bsum) if complete else "-", _speedup(dsum, bsum) if complete else "-", f"{elapsed:.0f}s"]
     if budget:
         foot.append(f"{100 * elapsed / budget:.0f}%")
