@@ -88,3 +88,20 @@ def test_case_that_cannot_be_prepared_is_reported_and_the_run_goes_on(tmp_path, 
     assert gone["check"] == "ERROR" and "cannot prepare the case: ModuleNotFoundError" in gone["error"]
     assert dense["check"] == "ok"
     assert doc["machine"]["fp32_flop_per_cycle"] in (8, 16, 32, 64)
+
+
+def test_farm_scale_quick_writes_json(tmp_path):
+    """The farm scale study (SIMULATED devices, issue 20) end to end on a tiny run: structure only."""
+    import pytest
+
+    pytest.importorskip("ray")
+    from benchmarks import farm_scale
+
+    out = tmp_path / "farm_scale.json"
+    assert farm_scale.main(["--quick", "--json-out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["simulated"] is True and doc["replay"].startswith("replay_")
+    assert [r["devices"] for r in doc["runs"]] == [1, 2]
+    for r in doc["runs"]:
+        assert r["measurements"] == 8  # --quick: one task, 8 trials
+        assert r["per_min"] > 0 and r["wall_s"] > 0 and set(r["by_device"]) == {f"sim-{i}" for i in range(r["devices"])}

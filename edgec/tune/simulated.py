@@ -161,8 +161,10 @@ def _sleep_build(build_s: float) -> tuple[tuple[str | None, str], bytes]:
     return (None, "simulated"), b""
 
 
+@functools.cache
 def simulated_build_fn(build_s: float = DEFAULT_BUILD_S):  # noqa: ANN201 - a Ray RemoteFunction
-    """A Ray remote function like `build_config` that sleeps `build_s` and builds nothing."""
+    """A Ray remote function like `build_config` that sleeps `build_s` and builds nothing (one
+    per `build_s`: Ray exports a new function to its workers on first use)."""
     import ray
 
     def simulated_build(task: dict, index: int, knobs: dict, seed: int) -> tuple[tuple[str | None, str], bytes]:

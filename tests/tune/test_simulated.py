@@ -104,7 +104,7 @@ def test_ray_farm_with_two_simulated_devices(tmp_path: Path, ray_local: object) 
     keys = {k for k, _ in Replay(REPLAY).costs}
     tasks = [t for t in replay_tasks() if t.key in keys][:2]
     specs = [simulated_spec(REPLAY, i, time_scale=0.05, overhead_s=0.02) for i in range(2)]
-    farm = RayFarm(specs, "host", build_fn=simulated_build_fn(0.0), build_cpus=0.25)
+    farm = RayFarm(specs, "host", build_fn=simulated_build_fn(0.0))
     log = tmp_path / "sim.jsonl"
     try:
         reports = tune(None, farm, log, "host", TuneOptions(trials=10, batch=4, measure=OPTS), tasks=tasks)
