@@ -76,7 +76,7 @@ def run_one(n: int, args: argparse.Namespace, tasks: list, replay: Replay, scale
             if what == "start":
                 starts[rep.task.key] = time.time()  # type: ignore[attr-defined]
 
-        batch = max(args.min_batch, args.batch_per_device * n)
+        batch = min(max(args.min_batch, args.batch_per_device * n), args.trials)  # the tuner's cap too
         t0 = time.monotonic()
         tune(None, timed, log, "host", TuneOptions(trials=args.trials, batch=batch, measure=OPTS, seed=args.seed),
              tasks=tasks, progress=progress)
