@@ -100,8 +100,7 @@ def device_tables(device: str) -> dict:
         dw = [x for x in r["layers"] if x["op"].startswith("Depthwise")]
         dw_ratio = dw_worst = None
         if dw:  # roofline: the FMA peak or moving input and output once, whichever is slower
-            floors = [max(x["macs"] / peak, _moved(x) / (core.l2_bytes_per_cycle if _moved(x) <= core.l2_bytes
-                                                          else core.dram_bytes_per_cycle)) for x in dw]
+            floors = [max(x["macs"] / peak, x["bytes"] / core.bytes_per_cycle(x["bytes"])) for x in dw]
             dw_ratio = sum(x["cycles"] for x in dw) / max(1.0, sum(floors))
             dw_worst = max(x["cycles"] / max(1.0, f) for x, f in zip(dw, floors))
         t.add_row(name, f"{r['total_us'] / 1e3:.1f}", "-" if share is None else f"{100 * share:.0f}",
@@ -113,11 +112,6 @@ def device_tables(device: str) -> dict:
     t.caption = "goals on rpi4 (issue 18, acceptance 2): fp32 convs >= 70% of peak, depthwise <= 1.5x its roofline"
     con.print(t)
     return doc
-
-
-def _moved(layer: dict) -> int:
-    """Bytes a layer must move at least: its inputs read and its output written once."""
-    return int(layer["bytes"])
 
 
 def main() -> None:

@@ -35,6 +35,12 @@ def kernel_assembly(model: onnx.ModelProto, device: str | TargetProfile,
     options = options or BuildOptions()
     _, g, units = lowered_kernels(model, profile, options, prefix=prefix, input_shapes=input_shapes, bind=bind,
                                   opt_level=opt_level)
+    return units_assembly(g, units, profile, options, prefix=prefix, opt_level=opt_level)
+
+
+def units_assembly(g: Graph, units: list[KernelUnit], profile: TargetProfile, options: BuildOptions, *,
+                   prefix: str = "model", opt_level: int = 3) -> dict[str, str]:
+    """Kernel symbol -> the assembly of its module, for kernels planned by `lowered_kernels`."""
     cg = Codegen(profile, opt_level)
     return {u.name: cg.emit_assembly(kernel_ir(g, u, profile, prefix, options)) for u in units}
 

@@ -29,9 +29,8 @@ from pathlib import Path
 
 import onnx
 
-from edgec.asm import innermost_loops, lowered_kernels
-from edgec.codegen.executor import estimated_macs, kernel_ir
-from edgec.codegen.module import Codegen
+from edgec.asm import innermost_loops, lowered_kernels, units_assembly
+from edgec.codegen.executor import estimated_macs
 from edgec.codegen.profile import layer_table
 from edgec.device.profile_report import peak_mac_per_cycle
 from edgec.errors import EdgecError
@@ -51,6 +50,10 @@ class Core:
     l2_bytes: int
     l2_bytes_per_cycle: float
     dram_bytes_per_cycle: float
+
+    def bytes_per_cycle(self, nbytes: int) -> float:
+        """Bandwidth for a working set of `nbytes`: L2's when it fits there, else DRAM's."""
+        return self.l2_bytes_per_cycle if nbytes <= self.l2_bytes else self.dram_bytes_per_cycle
 
 
 CORES = {
@@ -141,7 +144,7 @@ def mca_cycles(mca: str, triple: str, cpu: str, instructions: list[str]) -> floa
 
 def _bytes(g, node) -> int:  # noqa: ANN001 - Graph, Node
     names = [v for v in (*node.inputs, *node.outputs) if v]
-    return sum(g.values[v].size * max(1, g.values[v].dtype.itemsize) for v in names)
+    return sum(g.values[v].size * g.values[v].dtype.itemsize for v in names)
 
 
 def _loop_macs(layer: LayerEstimate, node) -> float:  # noqa: ANN001 - Node
@@ -153,7 +156,7 @@ def _loop_macs(layer: LayerEstimate, node) -> float:  # noqa: ANN001 - Node
     return float(layer.macs)
 
 
-def _layer_cycles(layer: LayerEstimate, node, out_elems: int, nbytes: int, core: Core) -> None:  # noqa: ANN001
+def _layer_cycles(layer: LayerEstimate, node, out_elems: int, core: Core) -> None:  # noqa: ANN001
     """Compute time of the hot loop at the trip count the layer's work asks for, bounded below
     by the memory time. A layer with MACs: the loop doing the most MACs per iteration (the
     main register tile). Without: the mean cost per stored element over the loops that store
@@ -167,9 +170,8 @@ def _layer_cycles(layer: LayerEstimate, node, out_elems: int, nbytes: int, core:
         stores = [lp.cycles_per_iter / lp.elems_per_iter for lp in layer.loops if lp.elems_per_iter > 0]
         if stores:
             compute = out_elems * sum(stores) / len(stores)
-    bw = core.l2_bytes_per_cycle if nbytes <= core.l2_bytes else core.dram_bytes_per_cycle
     # no loop: straight-line code, or nothing to do (a Concat whose inputs were written in place)
-    memory = nbytes / bw if layer.loops else 0.0
+    memory = layer.bytes / core.bytes_per_cycle(layer.bytes) if layer.loops else 0.0
     layer.bound = "compute" if compute >= memory and compute > 0 else "memory" if memory > 0 else "call"
     layer.cycles = max(compute, memory) + CALL_CYCLES
 
@@ -189,9 +191,8 @@ def estimate(model: onnx.ModelProto, device: str | TargetProfile, options: Build
     front, g, units = lowered_kernels(model, profile, options, input_shapes=input_shapes)
     nodes = [u.node for u in units]
     table = layer_table(front, g, nodes, {k: estimated_macs(g, n) for k, n in enumerate(nodes)})
-    cg = Codegen(profile, 3)
     layers = [LayerEstimate(t["name"], t["op"], t["shape"], t["macs"], u.name) for t, u in zip(table, units)]
-    asm = {u.name: cg.emit_assembly(kernel_ir(g, u, profile, "model", options)) for u in units}
+    asm = units_assembly(g, units, profile, options)
     jobs_ = [(layer, lp) for layer in layers for lp in innermost_loops(asm[layer.symbol], layer.symbol)]
 
     def cost(item: tuple) -> LoopCost | None:
@@ -218,7 +219,7 @@ def estimate(model: onnx.ModelProto, device: str | TargetProfile, options: Build
     for layer, n in zip(layers, nodes):
         out = g.values[n.outputs[0]].size if n.outputs and n.outputs[0] else 0
         layer.bytes = _bytes(g, n)
-        _layer_cycles(layer, n, out, layer.bytes, core)
+        _layer_cycles(layer, n, out, core)
         layer.us = layer.cycles / (clock * 1e3)
         if layer.macs:
             layer.mac_per_cycle = layer.macs / layer.cycles
