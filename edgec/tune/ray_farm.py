@@ -37,11 +37,7 @@ def connect(cluster: str, env: dict[str, str] | None = None) -> bool:
     if ray.is_initialized():
         return False
     address = None if cluster == "ray" else cluster
-    if address and address.startswith("ray://"):
-        try:
-            import ray.util.client  # noqa: F401 - needs the client extra (grpcio)
-        except ImportError:
-            raise EdgecError(f"--cluster {cluster}: Ray client needs pip install 'ray[client]'") from None
+    # (ray:// without the client extra: ray.init says to install ray[client], reported below)
     kw: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
                 "runtime_env": {"env_vars": dict(env or {})}}
     if address is None and not os.environ.get("RAY_ADDRESS"):
@@ -150,10 +146,6 @@ class RayFarm:
         return self.build_fn.options(**opts).remote(task, index, knobs, seed)
 
     # -- a batch -----------------------------------------------------------------------------
-    @property
-    def alive(self) -> int:
-        return len(self.devices)
-
     def run_batch(self, task: dict, batch: Batch, opts: MeasureOptions, record: Record) -> None:
         ray = self.ray
         from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
