@@ -143,5 +143,15 @@ class KernelContext:
         g.align = 16
         return self.b.gep(g, [ir.Constant(self.isize, 0), ir.Constant(self.isize, 0)], inbounds=True)
 
+    def load_at(self, table: ir.Value, i: ir.Value) -> ir.Value:
+        """table[i] (a `table`'s entry): an integer is sign-extended or truncated to the index
+        width, so index tables can be stored narrow; a float comes as it is."""
+        v = self.b.load(self.b.gep(table, [i], inbounds=True))
+        if isinstance(v.type, ir.IntType) and v.type.width < self.isize.width:
+            return self.b.sext(v, self.isize)
+        if isinstance(v.type, ir.IntType) and v.type.width > self.isize.width:
+            return self.b.trunc(v, self.isize)
+        return v
+
     def finish(self) -> None:
         self.b.ret_void()

@@ -123,13 +123,7 @@ class _Emitter:
         return self.kc.table(t.astype(np.int32 if t.max(initial=0) < 2**31 else np.int64), "off")
 
     def table_load(self, a: Axis, i: ir.Value) -> ir.Value:
-        v = self.b.load(self.b.gep(self.table_ptr(a), [i], inbounds=True))
-        isz = self.kc.isize
-        if v.type.width < isz.width:
-            return self.b.sext(v, isz)
-        if v.type.width > isz.width:
-            return self.b.trunc(v, isz)
-        return v
+        return self.kc.load_at(self.table_ptr(a), i)
 
     def add(self, x: ir.Value, y: ir.Value | int) -> ir.Value:
         if isinstance(y, int):

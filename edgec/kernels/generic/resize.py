@@ -199,11 +199,7 @@ class _Linear:
     def tload(self, data: np.ndarray, i: ir.Value, hint: str) -> ir.Value:
         if data.dtype.kind == "i":
             data = data.astype(np.int32)
-        v = self.b.load(self.b.gep(self.kc.table(data, hint), [i], inbounds=True))
-        isz = self.kc.isize
-        if isinstance(v.type, ir.IntType) and v.type.width < isz.width:
-            v = self.b.sext(v, isz)
-        return v
+        return self.kc.load_at(self.kc.table(data, hint), i)
 
     def add(self, x: ir.Value, y: ir.Value) -> ir.Value:
         return self.b.add(x, y, flags=["nsw"])

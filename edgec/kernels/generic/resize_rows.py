@@ -27,18 +27,20 @@ from edgec.codegen.vector import Vec, vtype
 MAX_OUT_VECTORS = 4
 
 
+def _row_in(w) -> int:  # noqa: ANN001 - resize.LinearAxis
+    """Input row length the column taps read (offsets are elements: the axis is contiguous)."""
+    return int(max(w.taps[0].max(), w.taps[1].max())) + 1
+
+
 def fits(axes: list, lanes: int) -> bool:
     """Axes (after resize._merge_plain) of a float plane stack whose last two axes are
     interpolated with 2 taps, the last one contiguous, short enough for one row vector."""
-    if len(axes) == 3 and axes[0].taps is not None or len(axes) not in (2, 3):
+    if len(axes) not in (2, 3) or (len(axes) == 3 and axes[0].taps is not None):
         return False
     h, w = axes[-2], axes[-1]
-    if h.taps is None or w.taps is None:
+    if h.taps is None or w.taps is None or len(h.taps) != 2 or len(w.taps) != 2 or w.dst_stride != 1:
         return False
-    if len(h.taps) != 2 or len(w.taps) != 2 or w.dst_stride != 1:
-        return False
-    w_in = int(max(w.taps[1].max(), w.taps[0].max())) + 1
-    return w_in <= 2 * lanes and w.n <= MAX_OUT_VECTORS * lanes and w.n > lanes // 2
+    return _row_in(w) <= 2 * lanes and lanes // 2 < w.n <= MAX_OUT_VECTORS * lanes
 
 
 def _load_row(b: ir.IRBuilder, ptr: ir.Value, count: int, width: int) -> ir.Value:
@@ -52,8 +54,7 @@ def _load_row(b: ir.IRBuilder, ptr: ir.Value, count: int, width: int) -> ir.Valu
                      else b.insert_element(ir.Constant(vtype(F32, 1), ir.Undefined), b.load(p), ir.Constant(I32, 0)))
         at += size
     # widen every piece to `width` lanes and merge them in order
-    und = ir.Constant(vtype(F32, width), ir.Undefined)
-    row, at = und, 0
+    row, at = ir.Constant(vtype(F32, width), ir.Undefined), 0
     for part in parts:
         n = part.type.count
         wide = b.shuffle_vector(part, ir.Constant(part.type, ir.Undefined),
@@ -67,7 +68,7 @@ def _load_row(b: ir.IRBuilder, ptr: ir.Value, count: int, width: int) -> ir.Valu
 def emit(kc: KernelContext, src: str, dst: str, axes: list, lanes: int) -> None:
     b = kc.b
     planes, h, w = axes if len(axes) == 3 else (SimpleNamespace(n=1, step=0, dst_stride=0), *axes)
-    w_in = int(max(w.taps[0].max(), w.taps[1].max())) + 1
+    w_in = _row_in(w)
     width = 1 << (w_in - 1).bit_length()  # the row vector: a power of two >= w_in
     nvec = -(-w.n // lanes)
     vec = Vec(b, lanes)
@@ -77,18 +78,14 @@ def emit(kc: KernelContext, src: str, dst: str, axes: list, lanes: int) -> None:
     h_wl, h_wh = kc.table(h.weights[0], "wl"), kc.table(h.weights[1], "wh")
     sp, dp = kc.ptr(src), kc.ptr(dst)
 
-    def tload(t: ir.Value, i: ir.Value) -> ir.Value:
-        v = b.load(b.gep(t, [i], inbounds=True))
-        return b.sext(v, kc.isize) if isinstance(v.type, ir.IntType) and v.type.width < kc.isize.width else v
-
     with kc.loop(planes.n, name="p") as p:
         s0 = b.mul(p, kc.idx(planes.step), flags=["nsw"])
         d0 = b.mul(p, kc.idx(planes.dst_stride), flags=["nsw"])
         with kc.loop(h.n, name="oy") as oy:
-            rl = _load_row(b, b.gep(sp, [b.add(s0, tload(h_lo, oy))], inbounds=True), w_in, width)
-            rh = _load_row(b, b.gep(sp, [b.add(s0, tload(h_hi, oy))], inbounds=True), w_in, width)
-            wl = Vec(b, width).splat(tload(h_wl, oy))
-            wh = Vec(b, width).splat(tload(h_wh, oy))
+            rl = _load_row(b, b.gep(sp, [b.add(s0, kc.load_at(h_lo, oy))], inbounds=True), w_in, width)
+            rh = _load_row(b, b.gep(sp, [b.add(s0, kc.load_at(h_hi, oy))], inbounds=True), w_in, width)
+            wl = Vec(b, width).splat(kc.load_at(h_wl, oy))
+            wh = Vec(b, width).splat(kc.load_at(h_wh, oy))
             row = b.fadd(b.fmul(wl, rl, flags=FM), b.fmul(wh, rh, flags=FM), flags=FM)
             out0 = b.add(d0, b.mul(oy, kc.idx(h.dst_stride), flags=["nsw"]))
             for c in range(nvec):
