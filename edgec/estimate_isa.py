@@ -89,9 +89,9 @@ def _armv7(mnem: str, ops: list[str]) -> tuple[float, float]:
     if base in ("vmlal",) and ops:
         return 4.0, 0.0
     if base.startswith(("vst1", "vst2", "vst3", "vst4", "vstm", "vstr", "vpush")):
-        regs = _armv7_regs(ops[0] if base.startswith("vst") and not base.startswith("vstr") else ",".join(ops[:1]))
-        if base.startswith("vstr"):
-            regs = ops[:1]
+        # the register list in braces (vst1-4, vstm after its base register, vpush); vstr: one register
+        reglist = next((o for o in ops if o.startswith("{")), None)
+        regs = _armv7_regs(reglist) if reglist else ops[:1]
         return 0.0, sum({"q": 4.0, "d": 2.0, "s": 1.0}.get(r[:1].lower(), 1.0) for r in regs)
     if base in ("str", "strd"):
         return 0.0, 2.0 if base == "strd" else 1.0

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(not any(shutil.which(f"llvm-mca{v}") for v in ("
                  "str q0, [x1]", "stp q0, q1, [x2, #32]", "st1 { v0.4s, v1.4s }, [x0]", "ldr q1, [x3]"],
      (4 + 8 + 16, 4 + 8 + 8)),
     ("armv7", ["vmla.f32 q8, q9, d0[0]", "vfma.f32 d2, d3, d4", "vst1.32 {d16, d17}, [r0]!", "vstr s0, [r1]",
-               "vldr d0, [r2]"], (4 + 2, 4 + 1)),
+               "vldr d0, [r2]", "vstmia r0, {d8-d11}"], (4 + 2, 4 + 1 + 8)),
 ])
 def test_work_per_iteration(arch: str, loop: list[str], work: tuple[float, float]) -> None:
     assert loop_work(loop, arch) == work
