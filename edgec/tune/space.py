@@ -35,10 +35,17 @@ class ConfigSpace:
         return {n: v for n, v in zip(self.names, self.configs[index]) if v is not None}
 
     def index(self, knobs: dict) -> int:
-        key = tuple(knobs.get(n) for n in self.names)
-        if key not in self._index:
+        i = self.find(knobs)
+        if i is None:
             raise EdgecError(f"config {knobs} is not in the space")
-        return self._index[key]
+        return i
+
+    def find(self, knobs: object) -> int | None:
+        """The index of `knobs`, or None when they are not a config of this space (a log
+        record from an older space, or a malformed one)."""
+        if not isinstance(knobs, dict):
+            return None
+        return self._index.get(tuple(knobs.get(n) for n in self.names))
 
     def values(self, name: str) -> list:
         k = self.names.index(name)

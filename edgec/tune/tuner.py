@@ -28,7 +28,6 @@ from edgec.tune.farm import Farm, PoolFarm
 from edgec.tune.log import TuningLog, cost, make_record, read_log
 from edgec.tune.measure import MeasureOptions, MeasureResult
 from edgec.tune.search import anneal, pick_batch
-from edgec.tune.space import ConfigSpace
 from edgec.tune.tasks import Task, extract_tasks
 from edgec.tune.warm import WarmStart, load_warm_start
 
@@ -77,13 +76,6 @@ class TuneReports(list):
 
 
 Progress = Callable[[str, TaskReport], None]
-
-
-def _index_in(space: ConfigSpace, knobs: dict) -> int | None:
-    try:
-        return space.index(knobs)
-    except EdgecError:
-        return None
 
 
 class _TaskRun:
@@ -165,7 +157,7 @@ def tune(model: onnx.ModelProto | str | os.PathLike, runners: list | Farm, log_p
             run = _TaskRun(t, rep, model_, log, "build")
             for r in records:  # resume: what the log already has
                 # by knobs: a log from an older space (spilling tiles offered) has other indices
-                index = _index_in(run.space, r["config"]["knobs"])
+                index = run.space.find(r["config"]["knobs"])
                 if r["task"] == t.task and r["result"].get("error") != "device_lost" \
                         and index is not None and index not in run.measured:
                     run.absorb(index, r["config"]["knobs"], cost(r), r["result"].get("error"))

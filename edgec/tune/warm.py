@@ -59,13 +59,6 @@ class WarmStart:
         return [i for i, _ in sorted(rel.items(), key=lambda t: (t[1], t[0]))][:n]
 
 
-def _index(space: ConfigSpace, knobs: object) -> int | None:
-    try:
-        return space.index(knobs)  # type: ignore[arg-type]
-    except (EdgecError, AttributeError, TypeError):
-        return None
-
-
 def load_warm_start(paths: list[str | os.PathLike], tasks: list[Task]) -> WarmStart:
     """The records of `paths` that match `tasks` (see the module doc)."""
     ws = WarmStart(logs=len(paths))
@@ -97,7 +90,7 @@ def load_warm_start(paths: list[str | os.PathLike], tasks: list[Task]) -> WarmSt
                 ws.ignored["other task"] += 1
             else:
                 space = spaces.setdefault(key, by_key[key].space())
-                i = _index(space, knobs)
+                i = space.find(knobs)
                 if i is None:
                     ws.ignored["not in space"] += 1
                 else:

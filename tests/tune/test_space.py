@@ -30,6 +30,9 @@ def test_gemv_space_enumeration() -> None:
         sp.knobs(len(sp))
     with pytest.raises(EdgecError):
         sp.index({"nv": 7, "ku": 1, "ka": 1})
+    # find: None for what is not a config here (resume and warm start skip such records)
+    assert sp.find(sp.knobs(3)) == 3
+    assert sp.find({"nv": 7, "ku": 1, "ka": 1}) is None and sp.find(["nv", 1]) is None
 
 
 def test_conv_space_variants_and_neighbors() -> None:
