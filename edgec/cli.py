@@ -65,6 +65,8 @@ def build(
         help="estimated .text bytes above which weights-in-code falls back to BSR")] = 64 * 1024,
     quantize: Annotated[Optional[str], typer.Option(
         help="int8 (calibrate + QDQ, needs --calibration) or fp16 (weights stored as float16)")] = None,
+    precision: Annotated[str, typer.Option(
+        help="float arithmetic: fp32, or fp16 on devices with ARMv8.2 fp16 (rpi5, android-arm64-dotprod)")] = "fp32",
     calibration: Annotated[Optional[Path], typer.Option(
         help="calibration inputs for --quantize int8: .npz or a directory of .npz/.npy")] = None,
     weights: Annotated[str, typer.Option(
@@ -89,7 +91,7 @@ def build(
                           tuning_log=tuning_log, fast_math=fast_math, sparsity=sparsity,
                           sparse_threshold=sparse_threshold, sparse_code_limit=sparse_code_limit,
                           quantize=quantize, calibration=calibration, weights=weights, cache=cache, jobs=jobs,
-                          profile=profile)
+                          profile=profile, precision=precision)
     r = bundle.report  # type: ignore[attr-defined]
     summary = {"bundle": str(bundle.path), "device": bundle.manifest["device"], "nodes": r.nodes,
                "ops": r.ops, "weight_bytes": r.weight_bytes, "code_text_bytes": r.code_bytes,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import onnx
@@ -19,7 +20,7 @@ from edgec.importer.tflite import SOURCE_FORMAT_KEY
 from edgec.options import BuildOptions
 from edgec.packager import Bundle, mobile, write_bundle
 from edgec.packager.bundle import check_out_dir, check_prefix
-from edgec.targets import get_profile
+from edgec.targets import TargetProfile, get_profile
 from edgec.toolchain import find_toolchain
 from edgec.version import __version__
 
@@ -34,7 +35,7 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
           sparse_code_limit: int = 64 * 1024, quantize: str | None = None,
           calibration: str | os.PathLike | None = None, weights: str = "fp32",
           bind: dict[str, object] | None = None, cache: bool = True, jobs: int | None = None,
-          profile: bool = False) -> Bundle:
+          profile: bool = False, precision: str = "fp32") -> Bundle:
     """Compile `model` for `device` and write a bundle to `out_dir` (default: ./<name>-<device>).
     `tuning_log` (from `edgec tune`) applies the best measured schedule per task;
     `schedule_overrides` (task key -> knobs) does the same from memory (the tuner's measure).
@@ -45,7 +46,10 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     `cache`: reuse and store compiled kernels in the object cache (edgec/codegen/objcache.py);
     `jobs`: LLVM processes (default: EDGEC_JOBS or the CPUs). Neither changes the bundle.
     `profile`: a timer around every kernel call, read back with `<name>_profile` or
-    `edgec bench --profile` (docs/profiling.md); without it the bundle has no trace of profiling."""
+    `edgec bench --profile` (docs/profiling.md); without it the bundle has no trace of profiling.
+    `precision` ("fp32", "fp16"): the arithmetic of the float kernels; fp16 needs a device with
+    ARMv8.2 half-precision arithmetic (rpi5, android-arm64-dotprod; docs/fp16.md). In a phone
+    bundle the slices without it compute in fp32."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     _check_arguments(model, device, out_dir, threads, tuning_log, calibration, schedule_overrides)
@@ -59,7 +63,7 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     profiles = phone_profiles or [get_profile(device)]
     find_toolchain(profiles[0])  # fail before any work if the C toolchain is missing
     options = BuildOptions.from_flags(fast_math, sparsity, sparse_threshold, sparse_code_limit, weights,
-                                      quantize, threads, profile)
+                                      quantize, threads, profile, precision)
     out_dir = Path(out_dir or Path.cwd() / f"{name}-{profiles[0].platform if phone_profiles else profiles[0].name}")
     check_out_dir(out_dir.resolve())  # refuse a foreign directory before any work
     if options.profile and phone_profiles:
@@ -67,6 +71,10 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
                          "device of the same CPU (e.g. --device rpi4 or x86_64)")
     if options.precision == "fp16" and phone_profiles:
         raise EdgecError("--quantize fp16 is not supported for Android/iOS bundles yet")
+    if options.compute == "fp16" and not any(p.fp16_arith for p in profiles):
+        raise EdgecError(f"--precision fp16: {', '.join(p.name for p in profiles)} has no half-precision "
+                         "arithmetic (ARMv8.2 fullfp16: rpi5, android-arm64-dotprod); --quantize fp16 "
+                         "stores fp16 weights and computes in fp32 on any device")
     overrides, log_info = load_tuning(tuning_log, schedule_overrides)
     proto = load_onnx(model)  # a .tflite file arrives converted (edgec/importer/tflite/)
     source_format = "tflite" if any(p.key == SOURCE_FORMAT_KEY and p.value == "tflite"
@@ -86,7 +94,8 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     t_opt = time.perf_counter()
     say("generating code")
     objects = ObjectCache.open(cache)
-    compiled = [compile_for_target(g, p, options, name, overrides, dump, objects, jobs) for p in profiles]
+    compiled = [compile_for_target(g, p, _for_slice(options, p), name, overrides, dump, objects, jobs)
+                for p in profiles]
     objects.trim()
     t_cg = time.perf_counter()
     say("packaging")
@@ -108,6 +117,11 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     report.targets = {c.profile.name: c.stats for c in compiled}
     bundle.report = report  # type: ignore[attr-defined]
     return bundle
+
+
+def _for_slice(options: BuildOptions, profile: TargetProfile) -> BuildOptions:
+    """The options of one slice: a phone bundle's slices without fp16 arithmetic compute in fp32."""
+    return replace(options, compute="fp32") if options.compute == "fp16" and not profile.fp16_arith else options
 
 
 def _bound(bind: dict[str, object]) -> dict[str, list]:

@@ -15,6 +15,7 @@ from edgec.errors import EdgecError
 SPARSITY_MODES = ("auto", "off", "code", "bsr")
 WEIGHT_FORMATS = ("fp32", "int8", "fp16")
 PRECISIONS = (None, "int8", "fp16")  # `--quantize`: None = as the model is
+COMPUTE = ("fp32", "fp16")  # `--precision`: the arithmetic of the float kernels
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class BuildOptions:
     (edgec/codegen/mathfn.py). sparse: the sparsity pass. weights: weight-only compression of
     batch-1 dense/RNN layers (edgec/optimize/weight_quant.py). precision: `--quantize`
     (int8 is applied to the model before import; fp16 stores packed weights as float16).
+    compute: `--precision`, the arithmetic of the float kernels: fp32, or fp16 on targets with
+    ARMv8.2 half-precision arithmetic (edgec/optimize/fp16_compute.py; docs/fp16.md).
     threads: the thread-pool width the kernels are split for. profile: a timer around every
     kernel call writing a per-kernel table in the arena (docs/profiling.md); no kernel's code
     changes, only the graph function's."""
@@ -56,6 +59,7 @@ class BuildOptions:
     sparse: SparseOptions = field(default_factory=SparseOptions)
     weights: str = "fp32"
     precision: str | None = None
+    compute: str = "fp32"
     threads: int = 1
     profile: bool = False
 
@@ -68,6 +72,10 @@ class BuildOptions:
             raise EdgecError(f"--quantize {self.precision!r}: expected int8 or fp16")
         if self.precision is not None and self.weights != "fp32":
             raise EdgecError("--weights and --quantize exclude each other: choose one")
+        if self.compute not in COMPUTE:
+            raise EdgecError(f"--precision {self.compute!r}: expected fp32 or fp16")
+        if self.compute == "fp16" and (self.precision is not None or self.weights != "fp32"):
+            raise EdgecError("--precision fp16 excludes --quantize and --weights (its weights are fp16 already)")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int):
             raise EdgecError(f"threads must be an integer, not {type(self.threads).__name__}")
         if not 1 <= self.threads <= 16:
@@ -79,12 +87,12 @@ class BuildOptions:
     def from_flags(cls, fast_math: str | bool = True, sparsity: str = "auto",
                    sparse_threshold: float = 0.0, sparse_code_limit: int = 64 * 1024,
                    weights: str | None = "fp32", quantize: str | None = None,
-                   threads: int = 1, profile: bool = False) -> BuildOptions:
+                   threads: int = 1, profile: bool = False, precision: str = "fp32") -> BuildOptions:
         """From the values of `edgec build`'s flags / `edgec.build`'s keywords, checked."""
         for flag, v, kinds in (("--sparsity", sparsity, (str,)), ("--weights", weights, (str, type(None))),
                                ("--sparse-threshold", sparse_threshold, (int, float)),
                                ("--sparse-code-limit", sparse_code_limit, (int,)),
-                               ("--quantize", quantize, (str, type(None)))):
+                               ("--quantize", quantize, (str, type(None))), ("--precision", precision, (str,))):
             if isinstance(v, bool) or not isinstance(v, kinds):
                 raise EdgecError(f"{flag}: {v!r} has the wrong type")
         if not (0.0 <= float(sparse_threshold) < float("inf")) or sparse_code_limit < 0:
@@ -94,7 +102,7 @@ class BuildOptions:
         return cls(fast_math=parse_on_off(fast_math, "--fast-math"),
                    sparse=SparseOptions(sparsity, float(sparse_threshold), int(sparse_code_limit)),
                    weights=(weights or "fp32").lower(), precision=None if quantize == "none" else quantize,
-                   threads=threads, profile=profile)
+                   compute=precision.lower(), threads=threads, profile=profile)
 
     def manifest(self) -> dict:
         """The options as the manifest records them (`build_options`, beside input_shapes)."""
@@ -103,6 +111,8 @@ class BuildOptions:
             out["weights"] = self.weights
         if self.precision is not None:
             out["quantize"] = self.precision
+        if self.compute != "fp32":
+            out["precision"] = self.compute
         if self.profile:  # only when set: a build without --profile keeps its manifest bytes
             out["profile"] = True
         return out
@@ -111,7 +121,8 @@ class BuildOptions:
         """What of these options changes a tuned kernel's code: part of every tuning task key.
         Threads are not (a task is one kernel call); sparsity decides which layers are dense,
         not how a dense one runs; profiling times the calls, it changes no kernel."""
-        return {"fast_math": self.fast_math, "weights": self.weights, "precision": self.precision}
+        fields = {"fast_math": self.fast_math, "weights": self.weights, "precision": self.precision}
+        return {**fields, "compute": self.compute} if self.compute != "fp32" else fields  # old keys stay
 
 
 def parse_on_off(value: str | bool, flag: str) -> bool:

@@ -21,6 +21,7 @@ from edgec.kernels.specs import check_attrs
 from edgec.kernels.window_gemm.pack import prepare_window_gemm
 from edgec.kernels.winograd.pack import prepare_winograd
 from edgec.optimize.elementwise_fusion import fuse_elementwise
+from edgec.optimize.fp16_compute import compute_fp16
 from edgec.optimize.memory_plan import alias_concat_inputs
 from edgec.optimize.passes import (
     conv_as_dense,
@@ -83,6 +84,8 @@ TARGET_PASSES: list[TargetPass] = [
     TargetPass("integer-products", lambda cx: integer_products(cx.profile)),
     TargetPass("sparsify-dense", lambda cx: sparsify_dense(cx.profile, cx.options.sparse)),
     TargetPass("sparsify-rnn", lambda cx: sparsify_rnn(cx.profile, cx.options.sparse)),
+    # `--precision fp16`: float tensors of the listed ops become float16 before the families pack
+    TargetPass("compute-fp16", _const(compute_fp16), when=lambda cx: cx.options.compute == "fp16"),
     TargetPass("prepare-winograd", lambda cx: prepare_winograd(cx.profile, cx.options.threads)),
     TargetPass("prepare-window-gemm", lambda cx: prepare_window_gemm(cx.profile)),  # before the direct convs
     TargetPass("prepare-direct-conv", lambda cx: prepare_direct_conv(cx.profile, cx.overrides, cx.options)),

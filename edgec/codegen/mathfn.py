@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
-from edgec.codegen.types import F32, I32
+from edgec.codegen.types import F16, F32, I32
 
 FM = ("reassoc", "contract", "nsz", "arcp", "afn")  # not nnan/ninf: NaN/inf paths use selects
 
@@ -132,12 +132,17 @@ def _i32(x: ir.Value, v: int) -> ir.Constant:
 
 
 def _as_f32(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Type]:
+    """x as fp32 (the bit tricks below are fp32's) and its own type: doubles narrow, halves widen."""
     f32 = _like(x, F32)
-    return (x, x.type) if x.type == f32 else (b.fptrunc(x, f32), x.type)
+    if x.type == f32:
+        return x, x.type
+    return (b.fpext(x, f32) if getattr(x.type, "element", x.type) == F16 else b.fptrunc(x, f32)), x.type
 
 
 def _back(b: ir.IRBuilder, y: ir.Value, ty: ir.Type) -> ir.Value:
-    return y if ty == y.type else b.fpext(y, ty)
+    if ty == y.type:
+        return y
+    return b.fptrunc(y, ty) if getattr(ty, "element", ty) == F16 else b.fpext(y, ty)
 
 
 def exp(b: ir.IRBuilder, x0: ir.Value) -> ir.Value:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from llvmlite import ir
 
-from edgec.codegen.types import F32, I32
+from edgec.codegen.types import F16, F32, I32
 
 
 def vtype(t: ir.Type, n: int) -> ir.VectorType:
@@ -31,17 +31,19 @@ def intrinsic(b: ir.IRBuilder, name: str, ret: ir.Type, args: list[ir.Type]) -> 
 
 class Vec:
     def __init__(self, b: ir.IRBuilder, lanes: int, ety: ir.Type = F32):
-        """Vectors of `lanes` x `ety` (float unless told; fma is float-only)."""
+        """Vectors of `lanes` x `ety` (fp32 unless told; fma needs a float type: fp32, or fp16
+        for `--precision fp16`, which ARMv8.2 turns into `fmla v.8h`)."""
         self.b, self.lanes, self.ety = b, lanes, ety
         self.ty = ir.VectorType(ety, lanes)
-        self.align = 4 if ety == F32 else 1
-        if ety == F32:
+        self.is_float = ety in (F32, F16)
+        self.align = 4 if ety == F32 else 2 if ety == F16 else 1
+        if self.is_float:
             module = b.module
-            name = f"llvm.fmuladd.v{lanes}f32"
+            name = f"llvm.fmuladd.v{lanes}{'f32' if ety == F32 else 'f16'}"
             self._fma = module.globals.get(name) or ir.Function(module, ir.FunctionType(self.ty, [self.ty] * 3), name)
 
     def zeros(self) -> ir.Constant:
-        return ir.Constant(self.ty, [0.0 if self.ety == F32 else 0] * self.lanes)
+        return ir.Constant(self.ty, [0.0 if self.is_float else 0] * self.lanes)
 
     def splat(self, s: ir.Value) -> ir.Value:
         v = self.b.insert_element(ir.Constant(self.ty, ir.Undefined), s, ir.Constant(I32, 0))

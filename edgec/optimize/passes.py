@@ -219,7 +219,7 @@ def zero_pad(g: Graph, nodes: list[Node], x: str, pads: tuple[int, int, int, int
     pt, pl, pb, pr = pads
     xs = g.values[x].shape
     padded = g.fresh(f"{x}_padded")
-    g.values[padded] = Value(padded, np.dtype(np.float32), (xs[0], xs[1], xs[2] + pt + pb, xs[3] + pl + pr))
+    g.values[padded] = Value(padded, g.values[x].dtype, (xs[0], xs[1], xs[2] + pt + pb, xs[3] + pl + pr))
     nodes.append(Node("Pad", [x], [padded], {"pads": [0, 0, pt, pl, 0, 0, pb, pr], "mode": "constant",
                                               "value": 0.0}, name))
     return padded

@@ -34,4 +34,5 @@ def task_key(task: dict) -> str:
 def task_options(task: dict) -> BuildOptions:
     """The build options a task's kernel is measured with (those not in the key: defaults)."""
     o = task.get("options", DEFAULT_TASK_OPTIONS)
-    return BuildOptions(fast_math=bool(o["fast_math"]), weights=o["weights"], precision=o["precision"])
+    return BuildOptions(fast_math=bool(o["fast_math"]), weights=o["weights"], precision=o["precision"],
+                        compute=o.get("compute", "fp32"))

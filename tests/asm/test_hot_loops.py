@@ -30,6 +30,12 @@ def _conv(c: int, m: int, hw: int, k: int, pad: int, stride: int = 1):  # noqa: 
                       {"w": rand(m, c, k, k, seed=1, low=-0.5, high=0.5), "b": rand(m, seed=2)})
 
 
+def _depthwise(c: int, hw: int, k: int):  # noqa: ANN202
+    return make_model([helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[k // 2] * 4, group=c)],
+                      [("x", T.FLOAT, [1, c, hw, hw])], [("y", T.FLOAT, None)],
+                      {"w": rand(c, 1, k, k, seed=1, low=-0.5, high=0.5), "b": rand(c, seed=2)})
+
+
 def _matmul():  # noqa: ANN202
     return make_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [("x", T.FLOAT, [64, 128])],
                       [("y", T.FLOAT, None)], {"w": rand(128, 96, seed=1)})
@@ -87,17 +93,17 @@ SPILLS: dict[tuple[str, str], str] = {}
 
 
 @cache
-def _assembly(layer: str, target: str, precision: str | None = None) -> tuple[str, str]:
-    """(symbol, assembly) of the layer's kernel."""
-    model, op = LAYERS[layer]
-    asm = kernel_assembly(model(), target, BuildOptions(precision=precision))
+def _assembly(layer: str, target: str, compute: str = "fp32") -> tuple[str, str]:
+    """(symbol, assembly) of the layer's kernel; `compute`: `--precision`."""
+    model, op = (FP16_LAYERS if compute == "fp16" else LAYERS)[layer]
+    asm = kernel_assembly(model(), target, BuildOptions(compute=compute))
     mine = [s for s in asm if s.split("_", 2)[2] in ((op,) if isinstance(op, str) else op)]
     assert len(mine) == 1, f"{layer} on {target}: expected one {op} kernel, got {list(asm)}"
     return mine[0], asm[mine[0]]
 
 
-def _hot_loops(layer: str, target: str, pattern: str, precision: str | None = None) -> list:
-    sym, asm = _assembly(layer, target, precision)
+def _hot_loops(layer: str, target: str, pattern: str, compute: str = "fp32") -> list:
+    sym, asm = _assembly(layer, target, compute)
     return [lp for lp in innermost_loops(asm, sym) if lp.count(pattern)]
 
 
@@ -152,8 +158,21 @@ def test_full_range_int8_weights_avoid_vpmaddubsw() -> None:
     assert max(lp.count(r"vpmaddwd .*%ymm") for lp in loops) >= MIN_HITS
 
 
-@pytest.mark.xfail(strict=True, reason="no fp16 arithmetic yet (issue 18, another scope): --quantize fp16 "
-                                       "stores fp16 weights, a Cast widens them and the conv runs fmla .4s")
-def test_fp16_hot_loop_has_fmla_8h() -> None:
-    sym, asm = _assembly("conv3x3", "rpi5", "fp16")
-    assert max((lp.count(r"fmla v\d+\.8h") for lp in innermost_loops(asm, sym)), default=0) >= MIN_HITS
+# `--precision fp16` (no Winograd: its transforms lose too much in fp16)
+FP16_LAYERS = {
+    "conv3x3": (LAYERS["conv3x3"][0], "convdirect"),
+    "conv3x3_s2": (LAYERS["conv3x3_s2"][0], "convocvec"),
+    "conv1x1": (LAYERS["conv1x1"][0], "convdirect"),
+    "conv1x1_7x7": (LAYERS["conv1x1_7x7"][0], "convocvec"),
+    "depthwise3x3": (lambda: _depthwise(64, 56, 3), "depthwisedirect"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(FP16_LAYERS))
+def test_fp16_hot_loop_has_fmla_8h(layer: str) -> None:
+    """`--precision fp16` on ARMv8.2 (rpi5): eight halves per multiply-add, and no spills."""
+    sym, asm = _assembly(layer, "rpi5", "fp16")
+    loops = innermost_loops(asm, sym)
+    assert max((lp.count(r"fmla v\d+\.8h") for lp in loops), default=0) >= MIN_HITS, describe(asm, sym, "aarch64", "fmla")
+    assert not any(lp.count(r"fmla v\d+\.4s") for lp in loops)
+    assert not any(stack_stores(lp, "aarch64") for lp in loops if lp.count(r"fmla v\d+\.8h"))

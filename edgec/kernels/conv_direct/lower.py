@@ -19,7 +19,7 @@ from edgec.codegen.common import interleave, vector_activation
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.mathfn import FM
-from edgec.codegen.types import I32
+from edgec.codegen.types import I32, llvm_type
 from edgec.codegen.vector import Vec
 from edgec.kernels.conv_direct.tuning import DirectConvSchedule
 
@@ -44,7 +44,7 @@ def lower_conv_direct(kc: KernelContext) -> None:
     dh, dw = kc.attrs["dilations"]
     s = DirectConvSchedule(**kc.attrs["schedule"])
     mr, lanes = s.mr, s.lanes
-    vec = Vec(kc.b, lanes)
+    vec = Vec(kc.b, lanes, llvm_type(kc.dtype(y)))  # fp32, or fp16 (`--precision fp16`)
     b = kc.b
     act = kc.attrs.get("activation")
     nr = s.nrv * lanes

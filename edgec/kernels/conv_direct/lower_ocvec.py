@@ -20,8 +20,9 @@ from edgec.codegen.common import vector_activation
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.loops import for_range_carried, opaque
 from edgec.codegen.mathfn import FM
-from edgec.codegen.types import I32
+from edgec.codegen.types import F16, I32, llvm_type
 from edgec.codegen.vector import Vec, concat_vectors
+from edgec.kernels.generic.reduce import entry_alloca
 
 
 @lowering("ConvOcvec")
@@ -38,7 +39,7 @@ def lower_conv_ocvec(kc: KernelContext) -> None:
     nr = nrv * lanes
     act = kc.attrs.get("activation")
     residual = kc.inputs[3] if kc.attrs.get("residual") else None
-    vec = Vec(kc.b, lanes)
+    vec = Vec(kc.b, lanes, llvm_type(kc.dtype(y)))  # fp32, or fp16 (`--precision fp16`)
     b = kc.b
     plane = oh_ * ow_
     panels = bool(kc.attrs.get("panels"))
@@ -105,9 +106,15 @@ def lower_conv_ocvec(kc: KernelContext) -> None:
         # The tile's pixels are consecutive in every output plane: per output channel, one
         # shuffle gathers its `count` values and one store writes them (a scalar store with a
         # bounds branch per value made the epilogue cost more than the reduction of a 3-channel
-        # stem: 6 x 64 of them per 648 FMAs).
+        # stem: 6 x 64 of them per 648 FMAs). fp16 (8 lanes): aarch64 makes those shuffles
+        # `tbl` over consecutive register pairs, and LLVM allocated the loop's accumulators as
+        # such pairs (8 spills per tap in the 6x4 tile); passing them through a stack slot
+        # gives the shuffles registers of their own (tests/asm: no spills).
+        sums = list(loop.values)
+        if vec.ety == F16 and kc.target.arch == "aarch64":  # see the comment below
+            sums = _through_stack(kc, vec, sums)
         for v in range(nrv):
-            vals = [loop.values[i * nrv + v] for i in range(count)]
+            vals = [sums[i * nrv + v] for i in range(count)]
             if not residual:
                 vals = [vector_activation(b, r, act, lanes) for r in vals]
             allv = concat_vectors(b, vals)
@@ -123,9 +130,9 @@ def lower_conv_ocvec(kc: KernelContext) -> None:
                                                                [i * lanes + lane for i in range(count)]))
                 ptr = b.bitcast(kc.gep(y, dst), row.type.as_pointer())
                 if residual:  # fused residual Add, then the activation
-                    res = b.load(b.bitcast(kc.gep(residual, dst), row.type.as_pointer()), align=4)
+                    res = b.load(b.bitcast(kc.gep(residual, dst), row.type.as_pointer()), align=vec.align)
                     row = vector_activation(b, b.fadd(row, res, flags=FM), act, count)
-                b.store(row, ptr, align=4)
+                b.store(row, ptr, align=vec.align)
                 if nxt is not None:
                     b.branch(nxt)
                     b.position_at_end(nxt)
@@ -140,6 +147,18 @@ def lower_conv_ocvec(kc: KernelContext) -> None:
         if rem:
             with b.if_then(last):
                 tile(n, ocb, kc.idx(full * mp), rem)
+
+
+def _through_stack(kc: KernelContext, vec: Vec, sums: list[ir.Value]) -> list[ir.Value]:
+    """`sums` stored to a stack slot and loaded back through a pointer LLVM cannot see through
+    (`opaque`): new values, so nothing the epilogue asks of their registers reaches the loop.
+    A q-register store and load per accumulator, once per tile."""
+    b = kc.b
+    slot = entry_alloca(kc, vec.ty, len(sums))
+    for k, a in enumerate(sums):
+        b.store(a, b.gep(slot, [ir.Constant(I32, k)]), align=16)
+    back = opaque(b, slot)
+    return [b.load(b.gep(back, [ir.Constant(I32, k)]), align=16) for k in range(len(sums))]
 
 
 @lowering("PackPanels")

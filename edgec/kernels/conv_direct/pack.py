@@ -32,12 +32,14 @@ def _is_depthwise(g: Graph, n: Node) -> bool:
     return n.attrs.get("group", 1) == w.shape[0] and w.shape[1] == 1 and g.values[n.inputs[0]].shape[1] == w.shape[0]
 
 
-def _eligible(g: Graph, n: Node) -> bool:
+def _eligible(g: Graph, n: Node, profile: TargetProfile) -> bool:
+    """fp32 convs, and fp16 ones (`--precision fp16`) on targets with fp16 arithmetic."""
     if n.op != "Conv":
         return False
     x, w = g.values[n.inputs[0]], g.values[n.inputs[1]]
     bias = g.values[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
-    return (x.dtype == np.float32 and len(x.shape) == 4 and w.is_const and w.dtype == np.float32
+    floats = (np.float32, np.float16) if profile.fp16_arith else (np.float32,)
+    return (x.dtype in floats and len(x.shape) == 4 and w.is_const and w.dtype == x.dtype
             and (bias is None or bias.is_const) and all(s in (1, 2) for s in n.attrs["strides"]))
 
 
@@ -46,7 +48,7 @@ def pack_panels(g: Graph, nodes: list[Node], x: str, width: int, name: str) -> s
     layout the channel-vectorized pointwise kernel reads (conv_ocvec.py); returns its name."""
     n, c, h, w = g.values[x].shape
     packed = g.fresh(f"{x}_panels")
-    g.values[packed] = Value(packed, np.dtype(np.float32), (n, -(-(h * w) // width), c, width))
+    g.values[packed] = Value(packed, g.values[x].dtype, (n, -(-(h * w) // width), c, width))
     nodes.append(Node("PackPanels", [x], [packed], {}, name))
     return packed
 
@@ -56,10 +58,10 @@ def pack_weights(w: np.ndarray, bias_src: np.ndarray | None, block: int) -> tupl
     `block`): the order the kernels' reduction reads them. Bias padded the same way."""
     m, c, kh, kw = w.shape
     mpad = -(-m // block) * block
-    wfull = np.zeros((mpad, c, kh, kw), np.float32)
+    wfull = np.zeros((mpad, c, kh, kw), w.dtype)
     wfull[:m] = w
     packed = np.ascontiguousarray(wfull.reshape(mpad // block, block, c, kh, kw).transpose(0, 2, 3, 4, 1))
-    bias = np.zeros(mpad, np.float32)
+    bias = np.zeros(mpad, w.dtype)
     if bias_src is not None:
         bias[:m] = bias_src
     return packed, bias
@@ -70,7 +72,7 @@ def prepare_direct_conv(profile: TargetProfile, overrides: Overrides | None = No
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []
         for n in g.nodes:
-            if not _eligible(g, n):
+            if not _eligible(g, n, profile):
                 nodes.append(n)
                 continue
             x = n.inputs[0]
@@ -78,16 +80,18 @@ def prepare_direct_conv(profile: TargetProfile, overrides: Overrides | None = No
             m, c, kh, kw = w.shape
             groups = n.attrs.get("group", 1)
             out_w = g.values[n.outputs[0]].shape[3]
-            sched = default_schedule(profile, out_w)
+            size = w.dtype.itemsize
+            lanes = profile.lanes(size)  # fp16: twice fp32's lanes in the same registers
+            sched = default_schedule(profile, out_w, lanes)
             attrs = {"kernel": [kh, kw], "strides": list(n.attrs["strides"]),
                      "dilations": list(n.attrs["dilations"]), "activation": n.attrs.get("activation")}
             bias_src = g.values[n.inputs[2]].data.reshape(-1) if len(n.inputs) > 2 and n.inputs[2] else None
             key = task_key(conv_task(g.values[x].shape, w.shape, attrs["strides"], n.attrs["pads"],
-                                     attrs["dilations"], groups, profile.name, options))
+                                     attrs["dilations"], groups, profile.name, options, w.dtype.name))
             if _is_depthwise(g, n):  # pads are handled inside the depthwise kernel
                 attrs["pads"] = list(n.attrs["pads"])
                 attrs["schedule"] = {"mr": 1, "nrv": 4 if sched.nrv >= 3 else sched.nrv, "lanes": sched.lanes}
-                bias = np.zeros(m, np.float32) if bias_src is None else bias_src.astype(np.float32)
+                bias = np.zeros(m, w.dtype) if bias_src is None else bias_src.astype(w.dtype)
                 nodes.append(Node("DepthwiseDirect", [x, n.inputs[1], g.add_const(f"{n.outputs[0]}_bias", bias)],
                                   list(n.outputs), attrs, n.name))
                 continue
@@ -97,19 +101,18 @@ def prepare_direct_conv(profile: TargetProfile, overrides: Overrides | None = No
             if [kh, kw] == [1, 1] and attrs["strides"] == [1, 1]:
                 # A pointwise conv is one GEMM over the flattened plane: schedule for H*W columns.
                 hw = g.values[n.outputs[0]].shape[2] * out_w
-                sched = default_schedule(profile, hw)
+                sched = default_schedule(profile, hw, lanes)
                 if groups == 1:
-                    sched = replace(sched, kc=k_block(c, sched.nrv * sched.lanes * 4),
-                                    cw=column_chunk(c, m, hw, sched.nrv * sched.lanes, sched.mr))
+                    sched = replace(sched, kc=k_block(c, sched.nrv * sched.lanes * size),
+                                    cw=column_chunk(c, m, hw, sched.nrv * sched.lanes, sched.mr, size))
                 attrs["flatten"] = True
-            lanes = sched.lanes
             plane = g.values[n.outputs[0]].shape[2] * out_w
             small_pointwise = attrs.get("flatten") and groups == 1 and m >= 2 * lanes and plane <= PANEL_MAX_PLANE
             if small_pointwise or (groups == 1 and not attrs.get("flatten") and m >= lanes
                                    and (out_w < 2 * lanes or attrs["strides"] != [1, 1])):
                 # Small maps and strided convs: vectorize across output channels instead of
                 # columns (no lanes wasted on short rows, no deinterleaving shuffles).
-                attrs["schedule"] = ocvec_schedule(profile, m, plane, bool(small_pointwise))
+                attrs["schedule"] = ocvec_schedule(profile, m, plane, bool(small_pointwise), lanes)
                 block = attrs["schedule"]["nrv"] * lanes
             else:
                 block = sched.mr
@@ -209,7 +212,7 @@ def fuse_residual_add(g: Graph) -> Graph:
         add = users[0]
         other = add.inputs[1] if add.inputs[0] == y else add.inputs[0]
         ov = g.values[other]
-        if other == y or ov.is_const or ov.shape != g.values[y].shape or ov.dtype != np.float32:
+        if other == y or ov.is_const or ov.shape != g.values[y].shape or ov.dtype != g.values[y].dtype:
             continue
         up = _upsample_source(g, uses, n, other, add, g.nodes[order[other]] if other in order else None)
         if up is not None and order.get(up[0], -1) < k:  # read the small map, skip the Resize

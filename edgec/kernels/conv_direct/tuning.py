@@ -34,10 +34,11 @@ class ConvTaskShapes(NamedTuple):
 
 
 def conv_task(x_shape: tuple[int, ...], w_shape: tuple[int, ...], strides: list[int], pads: list[int],
-              dilations: list[int], group: int, target: str, options: BuildOptions | None = None) -> dict:
+              dilations: list[int], group: int, target: str, options: BuildOptions | None = None,
+              dtype: str = "float32") -> dict:
     """The "conv2d" tuning task of one conv (its shapes in ConvTaskShapes order)."""
     return make_task("conv2d", [list(x_shape), list(w_shape), list(strides), list(pads), list(dilations),
-                                [group]], "float32", target, options)
+                                [group]], dtype, target, options)
 
 
 @dataclass(frozen=True)
@@ -64,45 +65,46 @@ def tile_fits(arch: str, regs: int, lanes: int, variant: str, rows: int, nrv: in
     7x2 and 3x4 spilled), and the channel-vectorized tile needs 3 more registers (its
     accumulators are copied between the tap and channel loops: 5x2 and 3x3 fit, 6x2 and 4x3
     spilled). x86 AVX2: 4x3 and 6x2 fit, 7x2, 3x4, 5x3 spilled, either kernel; aarch64: up to
-    29 registers (6x4, 8x3) fit."""
+    29 registers (6x4, 8x3) fit, in fp32 and in fp16."""
     acc = rows * nrv
     if variant == ROW:
         return acc + nrv + (-(-rows // lanes) if arch == "armv7" else 1) <= regs
     return acc + nrv + 1 + (3 if arch == "armv7" else 0) <= regs
 
 
-def _rows(profile: TargetProfile, variant: str, nrv: int) -> int:
+def _rows(profile: TargetProfile, variant: str, nrv: int, lanes: int | None = None) -> int:
     """The most rows (MR or MP, at most 8) of an NRV tile that fit the registers."""
-    fit = [r for r in range(1, 9) if tile_fits(profile.arch, profile.vector_registers, profile.fp32_lanes,
+    fit = [r for r in range(1, 9) if tile_fits(profile.arch, profile.vector_registers, lanes or profile.fp32_lanes,
                                                variant, r, nrv)]
     return max(fit, default=1)
 
 
-def default_schedule(profile: TargetProfile, out_width: int) -> DirectConvSchedule:
-    lanes = profile.fp32_lanes
+def default_schedule(profile: TargetProfile, out_width: int, lanes: int | None = None) -> DirectConvSchedule:
+    """`lanes`: elements per vector register (default fp32's; fp16 has twice as many)."""
+    lanes = lanes or profile.fp32_lanes
     regs = profile.vector_registers
     nrv = max(1, min(4 if regs == 32 else 3, -(-out_width // lanes)))
-    return DirectConvSchedule(_rows(profile, ROW, nrv), nrv, lanes)
+    return DirectConvSchedule(_rows(profile, ROW, nrv, lanes), nrv, lanes)
 
 
 PANEL_MAX_PLANE = 100  # pointwise convs on planes up to 10x10 run channel-vectorized on panels
 
 
-def ocvec_schedule(profile: TargetProfile, m: int, plane: int, pointwise: bool) -> dict:
+def ocvec_schedule(profile: TargetProfile, m: int, plane: int, pointwise: bool, lanes: int | None = None) -> dict:
     """Knobs of the channel-vectorized kernel (conv_ocvec.py): MP pixels x NRV channel vectors,
     the tile with the most accumulators that fits (`tile_fits`; ties: more channel vectors,
     x86 AVX2 4x3, AVX-512 and aarch64 6x4, armv7 5x2). Pointwise convs use two vectors (four
     on 32-register targets) and the MP whose tail tile costs least: a tail of r pixels runs
     about as long as max(r, 4) (FMA latency), so 7x7 = 49 pixels take 5-wide tiles (measured
     0.85-0.91x of onnxruntime vs 0.90-0.98x with 6-wide)."""
-    lanes, regs = profile.fp32_lanes, profile.vector_registers
+    lanes, regs = lanes or profile.fp32_lanes, profile.vector_registers
     vectors = -(-m // lanes)
     if not pointwise:
-        mp, nrv = max(((_rows(profile, OCVEC, v), v) for v in range(1, min(4 if regs == 32 else 3, vectors) + 1)),
+        mp, nrv = max(((_rows(profile, OCVEC, v, lanes), v) for v in range(1, min(4 if regs == 32 else 3, vectors) + 1)),
                       key=lambda t: (t[0] * t[1], t[1]))
         return {"mp": mp, "nrv": nrv, "lanes": lanes}
     nrv = min(4 if regs == 32 else 2, vectors)
-    widest = _rows(profile, OCVEC, nrv)
+    widest = _rows(profile, OCVEC, nrv, lanes)
 
     def cost(mp: int) -> tuple[int, int]:
         rem = plane % mp
@@ -122,16 +124,17 @@ def k_block(channels: int, bytes_per_channel: int, budget: int = 16 << 10) -> in
     return max(divisors) if divisors else 0
 
 
-def column_chunk(channels: int, out_channels: int, plane: int, cols_per_tile: int, mr: int) -> int:
+def column_chunk(channels: int, out_channels: int, plane: int, cols_per_tile: int, mr: int,
+                 itemsize: int = 4) -> int:
     """Column tiles per chunk for pointwise convs whose input and output together overflow the
     cache (>= 4 MB) and that sweep the input three or more times (one sweep per MR output
     channels). Measured vs onnxruntime: 16 -> 96 at 160x160 1.77x -> 0.80x, 16 -> 40 at 160x160
     1.42x -> 0.72x, 32 -> 16 at 160x160 0.94x -> 0.80x; 144 -> 24 at 56x56 (2.1 MB) 0.74x ->
     0.79x and 8 -> 8 at 320x320 (two sweeps) 0.36x -> 0.43x, so those stay unchunked. A
     chunk's input columns stay <= 256 KB."""
-    if (channels + out_channels) * plane * 4 < 4 << 20 or out_channels <= 2 * mr:
+    if (channels + out_channels) * plane * itemsize < 4 << 20 or out_channels <= 2 * mr:
         return 0
-    cw = min(64, (256 << 10) // (channels * cols_per_tile * 4))
+    cw = min(64, (256 << 10) // (channels * cols_per_tile * itemsize))
     return cw if cw >= 4 and plane // cols_per_tile > cw else 0
 
 

@@ -1,0 +1,96 @@
+"""Target pass `compute-fp16` (`--precision fp16`, targets with ARMv8.2 fp16 arithmetic).
+
+The float32 tensors of the ops listed in HALF_OPS become float16, and so do their constant
+operands (weights, biases): the kernels of those ops then load, multiply-add and store eight
+halves per NEON register (`fmla v.8h`) where fp32 fits four, and every activation and weight
+moves half the bytes. Everything else keeps fp32; a `Cast` sits on every edge between the two
+(one per value and direction, at the first consumer), including the graph's inputs and outputs,
+so a bundle's interface is unchanged.
+
+It runs before the kernel families' packing passes, which see float16 tensors and pick vectors
+of `TargetProfile.lanes(2)`. Accumulation is in fp16 as well (as XNNPACK's f16 kernels do): for
+the reductions of ordinary convs (K up to a few thousand) the error stays near 2^-11 x sqrt(K)
+relative, tested against fp32 on real-size models (tests/ops/test_fp16_compute.py). Ops with
+long reductions or a wide dynamic range (MatMul/Gemm, Softmax, norms, reductions) stay fp32.
+See docs/fp16.md."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.ir.graph import Graph, Node, Value
+
+F32, F16 = np.dtype(np.float32), np.dtype(np.float16)
+FP16_MAX = 65504.0
+
+# op -> the input positions that carry the op's float data (the others, such as Resize's scales
+# or Reshape's shape, keep their type). Every float output of these ops becomes float16.
+HALF_OPS: dict[str, tuple[int, ...]] = {
+    "Conv": (0, 1, 2),
+    "ConvTranspose": (0, 1, 2),
+    "Add": (0, 1), "Sub": (0, 1), "Mul": (0, 1),
+    "Relu": (0,), "Sigmoid": (0,), "HardSwish": (0,), "HardSigmoid": (0,), "LeakyRelu": (0,),
+    "Concat": tuple(range(64)),
+    "Reshape": (0,), "Flatten": (0,), "Transpose": (0,),
+    "Resize": (0,),
+    "MaxPool": (0,), "AveragePool": (0,), "GlobalAveragePool": (0,),
+}
+
+
+def _takes(g: Graph, n: Node) -> bool:
+    """Whether `n` computes in fp16: a HALF_OPS op whose data inputs and outputs are float32
+    (a mixed node, such as a Concat of an int tensor, keeps its types) and whose constant
+    operands fit fp16's range."""
+    data = HALF_OPS.get(n.op)
+    if data is None:
+        return False
+    ins = [g.values[i] for k, i in enumerate(n.inputs) if i and k in data]
+    if not ins or any(v.dtype != F32 for v in ins) or any(g.values[o].dtype != F32 for o in n.outputs):
+        return False
+    return all(not v.is_const or np.all(np.abs(v.data) <= FP16_MAX) for v in ins)
+
+
+def compute_fp16(g: Graph) -> Graph:
+    half = [_takes(g, n) for n in g.nodes]
+    casts: dict[tuple[str, np.dtype], str] = {}  # (value, dtype) -> its converted twin
+    nodes: list[Node] = []
+
+    def converted(name: str, dtype: np.dtype) -> str:
+        """`name` as `dtype`: a constant converted now, anything else by one Cast node."""
+        key = (name, dtype)
+        if key not in casts:
+            v = g.values[name]
+            if v.is_const:
+                casts[key] = g.add_const(f"{name}_{dtype.name}", v.data.astype(dtype))
+            else:
+                out = g.fresh(f"{name}_{dtype.name}")
+                g.values[out] = Value(out, dtype, v.shape)
+                nodes.append(Node("Cast", [name], [out], {"to": dtype.name}, f"{out}_cast"))
+                casts[key] = out
+        return casts[key]
+
+    outputs = set(g.outputs)
+    made: set[str] = set()  # the values this pass made float16 (not a model's own fp16 tensors)
+    for n, is_half in zip(g.nodes, half):
+        if is_half:
+            data = HALF_OPS[n.op]
+            n.inputs = [converted(i, F16) if i and k in data and g.values[i].dtype == F32 else i
+                        for k, i in enumerate(n.inputs)]
+            back = []
+            for k, o in enumerate(n.outputs):
+                if o in outputs:  # the interface keeps fp32: write a twin, Cast it back after
+                    twin = g.fresh(f"{o}_fp16")
+                    g.values[twin] = Value(twin, F16, g.values[o].shape)
+                    back.append(Node("Cast", [twin], [o], {"to": "float32"}, f"{o}_cast"))
+                    casts[(o, F16)] = twin
+                    n.outputs[k] = o = twin
+                else:
+                    g.values[o] = Value(o, F16, g.values[o].shape)
+                made.add(o)
+                casts[(o, F16)] = o
+            nodes += [n, *back]
+        else:
+            n.inputs = [converted(i, F32) if i in made else i for i in n.inputs]
+            nodes.append(n)
+    g.nodes = nodes
+    return g
