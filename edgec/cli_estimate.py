@@ -43,6 +43,7 @@ def estimate_command(
         "--input-shape", help="fix a dynamic input shape: NAME=D0,D1,... (repeatable)")] = None,
     fast_math: Annotated[str, typer.Option("--fast-math", help="on/off, as the build")] = "on",
     weights: Annotated[str, typer.Option(help="fp32, int8 or fp16 weights, as the build")] = "fp32",
+    precision: Annotated[str, typer.Option(help="fp32 or fp16 arithmetic, as the build")] = "fp32",
 ) -> None:
     """Estimate per-layer time on DEVICE from the generated code, with llvm-mca's model of its core."""
     from edgec.cli_args import parse_shapes
@@ -54,7 +55,7 @@ def estimate_command(
         raise EdgecError(f"{model}: no such model file")
     if clock_ghz is not None and not 0.1 <= clock_ghz <= 10:
         raise EdgecError(f"--clock-ghz {clock_ghz}: expected 0.1 to 10")
-    report = estimate(load_onnx(model), device, BuildOptions.from_flags(fast_math, weights=weights),
+    report = estimate(load_onnx(model), device, BuildOptions.from_flags(fast_math, weights=weights, precision=precision),
                       parse_shapes(input_shape or []), clock_ghz)
     if as_json:
         print(json.dumps(json_report(report), indent=1))

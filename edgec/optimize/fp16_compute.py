@@ -42,7 +42,7 @@ def _takes(g: Graph, n: Node) -> bool:
     (a mixed node, such as a Concat of an int tensor, keeps its types) and whose constant
     operands fit fp16's range."""
     data = HALF_OPS.get(n.op)
-    if data is None:
+    if data is None or n.op == "Resize" and n.attrs.get("mode", "nearest") != "nearest":  # linear: fp32 only
         return False
     ins = [g.values[i] for k, i in enumerate(n.inputs) if i and k in data]
     if not ins or any(v.dtype != F32 for v in ins) or any(g.values[o].dtype != F32 for o in n.outputs):

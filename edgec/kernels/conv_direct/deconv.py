@@ -16,14 +16,15 @@ from edgec.targets import TargetProfile
 SHUFFLE_WIDTHS = (1, 2, 4)  # KW values the interleaving store handles
 
 
-def _eligible(g: Graph, n: Node) -> bool:
+def _eligible(g: Graph, n: Node, profile: TargetProfile) -> bool:
     if n.op != "ConvTranspose" or len(g.values[n.inputs[0]].shape) != 4:
         return False
     x, w = g.values[n.inputs[0]], g.values[n.inputs[1]]
     bias = g.values[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
     kh, kw = w.shape[2:]
     a = n.attrs
-    return (x.dtype == np.float32 and w.is_const and w.dtype == np.float32 and (bias is None or bias.is_const)
+    floats = (np.float32, np.float16) if profile.fp16_arith else (np.float32,)  # fp16: `--precision fp16`
+    return (x.dtype in floats and w.is_const and w.dtype == x.dtype and (bias is None or bias.is_const)
             and int(a["group"]) == 1 and list(a["strides"]) == [kh, kw] and not any(a["pads"])
             and list(a["dilations"]) == [1, 1] and not any(a.get("output_padding", [0, 0]))
             and kw in SHUFFLE_WIDTHS and list(g.values[n.outputs[0]].shape[2:]) == [x.shape[2] * kh, x.shape[3] * kw])
@@ -32,15 +33,15 @@ def _eligible(g: Graph, n: Node) -> bool:
 def prepare_deconv(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
     def run(g: Graph) -> Graph:
         for k, n in enumerate(g.nodes):
-            if not _eligible(g, n):
+            if not _eligible(g, n, profile):
                 continue
             w = g.values[n.inputs[1]].data  # (C, M, KH, KW)
             c, m, kh, kw = w.shape
             # GEMM row (m, kh, kw) over input channels: a (M*KH*KW, C, 1, 1) conv weight.
             w1 = np.ascontiguousarray(w.transpose(1, 2, 3, 0).reshape(m * kh * kw, c, 1, 1))
             bias_src = g.values[n.inputs[2]].data.reshape(-1) if len(n.inputs) > 2 and n.inputs[2] else None
-            bias = None if bias_src is None else np.repeat(bias_src.astype(np.float32), kh * kw)
-            sched = default_schedule(profile, g.values[n.inputs[0]].shape[3])
+            bias = None if bias_src is None else np.repeat(bias_src.astype(w.dtype), kh * kw)
+            sched = default_schedule(profile, g.values[n.inputs[0]].shape[3], profile.lanes(w.dtype.itemsize))
             mr = max(kw, sched.mr - sched.mr % kw)  # the FW rows of one pixel share a block
             packed, bias_p = pack_weights(w1, bias, mr)
             attrs = {"kernel": [1, 1], "strides": [1, 1], "dilations": [1, 1], "shuffle": [kh, kw],

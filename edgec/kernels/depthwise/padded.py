@@ -17,11 +17,13 @@ from llvmlite import ir
 
 from edgec.codegen.common import vector_activation
 from edgec.codegen.kernel import KernelContext
-from edgec.codegen.types import F32, I32
+from edgec.codegen.loops import opaque
+from edgec.codegen.types import I32, llvm_type
 from edgec.codegen.vector import Vec
 from edgec.kernels.generic.reduce import entry_alloca
 
 PADDED_MAX_WIDTH = 32  # output columns; wider rows keep the border split (its share is small)
+MAX_ROW_VECTORS = 8
 MAX_STACK = 128 * 1024  # bytes of the per-channel copy (threads on phones have small stacks)
 
 
@@ -30,11 +32,12 @@ def use_padded(kc: KernelContext) -> bool:
     a 3x3 on a 56- or 112-wide row was faster with the border split (155 vs 187 us at
     144 x 56 x 56), a 5x5 was not (263 vs 336 us at 96 x 56 x 56; 615 vs 880 at 144 x 112 x 112
     stride 2)."""
-    if kc.node.op != "DepthwiseDirect" or kc.dtype(kc.inputs[0]).name != "float32" \
+    if kc.node.op != "DepthwiseDirect" or kc.dtype(kc.inputs[0]).name not in ("float32", "float16") \
             or not any(kc.attrs.get("pads", [0, 0, 0, 0])):
         return False
     ow, kw = kc.shape(kc.outputs[0])[3], kc.attrs["kernel"][1]
-    return (ow <= PADDED_MAX_WIDTH or kw >= 5) and 4 * _buffer_floats(kc) <= MAX_STACK
+    size = kc.dtype(kc.inputs[0]).itemsize
+    return (ow <= PADDED_MAX_WIDTH or kw >= 5) and size * _buffer_floats(kc) <= MAX_STACK
 
 
 def _buffer_floats(kc: KernelContext) -> int:
@@ -77,17 +80,23 @@ def lower_padded_depthwise(kc: KernelContext) -> None:
     pt, pl, _, _ = kc.attrs["pads"]
     lanes = kc.attrs["schedule"]["lanes"]
     act = kc.attrs.get("activation")
-    vec = Vec(b, lanes, F32)
+    ety = llvm_type(kc.dtype(x))  # fp32, or fp16 (`--precision fp16`)
+    vec = Vec(b, lanes, ety)
     nrv = -(-ow_ // lanes)
+    # Wide rows go in chunks of vectors, all but the last in a loop: with a whole row's
+    # accumulators live beside the KH*KW weight broadcasts, LLVM spilled (5x5 on an 80-wide
+    # row: 30 q registers per row in fp32, 126 in fp16). The broadcasts stay hoisted out of
+    # the chunk loop, so a chunk is what fits beside them.
+    chunk = max(2, min(MAX_ROW_VECTORS, 30 - kh_ * kw_))
     phases, wpp, size = _geometry(kc)
     wp = phases * wpp  # one padded row
     hp = size // wp
-    buf = entry_alloca(kc, F32, hp * wp)
+    buf = entry_alloca(kc, ety, hp * wp)
     zero = vec.zeros()
     with kc.loop(hp * wp // lanes, "z") as i:  # the borders stay zero for every channel
         vec.store(zero, b.gep(buf, [b.mul(i, kc.idx(lanes))], inbounds=True))
     full, tail = divmod(w_, lanes * phases)
-    und = ir.Constant(ir.VectorType(F32, 2 * lanes), ir.Undefined)
+    und = ir.Constant(ir.VectorType(ety, 2 * lanes), ir.Undefined)
 
     def put(v: ir.Value, at: ir.Value) -> None:
         vec.store(v, b.gep(buf, [at], inbounds=True))
@@ -114,12 +123,22 @@ def lower_padded_depthwise(kc: KernelContext) -> None:
                         b.gep(buf, [b.add(row, kc.idx((pl + j) % 2 * wpp + (pl + j) // 2))], inbounds=True))
 
     def out_row(c: ir.Value, out: ir.Value, oh: ir.Value, whole: bool) -> None:
-        accs = [vec.splat(kc.load(bias, c))] * nrv
+        looped = (nrv - 1) // chunk  # chunks of whole vectors, in a loop LLVM may not unroll
+        if looped:
+            with kc.loop(opaque(b, kc.idx(looped)), "vc") as k:
+                out_chunk(c, out, oh, True, range(chunk), b.mul(k, kc.idx(chunk * lanes)))
+        out_chunk(c, out, oh, whole, range(looped * chunk, nrv), kc.idx(0))
+
+    def out_chunk(c: ir.Value, out: ir.Value, oh: ir.Value, whole: bool, vs: range, col: ir.Value) -> None:
+        """Output vectors `vs` of one row, from column `col` on: all taps into their
+        accumulators, then the stores."""
+        accs = {v: vec.splat(kc.load(bias, c)) for v in vs}
         for kh in range(kh_):
-            row = b.mul(b.add(b.mul(oh, kc.idx(sh)), kc.idx(kh * dh)), kc.idx(wp))
+            row = b.add(b.mul(b.add(b.mul(oh, kc.idx(sh)), kc.idx(kh * dh)), kc.idx(wp)),
+                        col if phases == 2 else b.mul(col, kc.idx(sw)))
             for kw in range(kw_):
                 wb = vec.splat(kc.load(w, b.add(b.mul(c, kc.idx(kh_ * kw_)), kc.idx(kh * kw_ + kw))))
-                for v in range(nrv):
+                for v in vs:
                     if phases == 2:
                         at = b.add(row, kc.idx(kw * dw % 2 * wpp + v * lanes + kw * dw // 2))
                         xv = vec.load(b.gep(buf, [at], inbounds=True))
@@ -127,8 +146,8 @@ def lower_padded_depthwise(kc: KernelContext) -> None:
                         at = b.add(row, kc.idx(kw * dw + v * lanes * sw))
                         xv = vec.load_strided(b.gep(buf, [at], inbounds=True), sw)
                     accs[v] = vec.fma(wb, xv, accs[v])
-        dst = b.add(out, b.mul(oh, kc.idx(ow_)))
-        for v in range(nrv):
+        dst = b.add(b.add(out, b.mul(oh, kc.idx(ow_))), col)
+        for v in vs:
             val = vector_activation(b, accs[v], act, lanes)
             ptr = kc.gep(y, b.add(dst, kc.idx(v * lanes)))
             count = min(lanes, ow_ - v * lanes)

@@ -1,0 +1,145 @@
+"""`--precision fp16` (issue 18, scope 5): fp16 arithmetic on ARMv8.2 (rpi5, Cortex-A76), run
+under qemu-aarch64 (its default CPU, `max`, has FEAT_FP16) and compared with onnxruntime's fp32
+results on the host. The kernels' instructions are pinned in tests/asm (fmla v.8h)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto as T
+from onnx import helper
+
+import edgec
+from edgec.asm import lowered_kernels
+from edgec.errors import EdgecError
+from edgec.options import BuildOptions
+from edgec.targets import get_profile
+from tests.helpers import make_model, run_edgec, run_onnxruntime
+
+DEVICE = "rpi5"
+
+
+def _conv(c: int, m: int, k: int, stride: int, hw: int, group: int = 1, act: str | None = None, seed: int = 0):  # noqa: ANN202
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((m, c // group, k, k)) / np.sqrt(c // group * k * k)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y" if act else "out"], pads=[k // 2] * 4,
+                              strides=[stride] * 2, group=group)]
+    if act:
+        nodes.append(helper.make_node(act, ["y"], ["out"]))
+    return make_model(nodes, [("x", T.FLOAT, [1, c, hw, hw])], [("out", T.FLOAT, None)],
+                      {"w": w, "b": (rng.standard_normal(m) * 0.1).astype(np.float32)})
+
+
+def _block():  # noqa: ANN202
+    """A MobileNet/FPN-like block: conv + relu, depthwise, pointwise + residual Add, nearest
+    upsample, average pool, Concat, HardSwish, ConvTranspose 2x2/2 and a Sigmoid output."""
+    rng = np.random.default_rng(1)
+    c, m = 8, 16
+
+    def r(*shape: int, scale: float = 0.3) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    init = {"w": r(m, c, 3, 3, scale=0.2), "b": r(m), "dw": r(m, 1, 3, 3), "pw": r(m, m, 1, 1),
+            "tw": r(2 * m, 4, 2, 2, scale=0.2), "scales": np.array([1, 1, 2, 2], np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["y1"], ["y2"]),
+             helper.make_node("Conv", ["y2", "dw"], ["y3"], pads=[1, 1, 1, 1], group=m),
+             helper.make_node("Conv", ["y3", "pw"], ["y4"]),
+             helper.make_node("Add", ["y4", "y2"], ["y5"]),
+             helper.make_node("Resize", ["y5", "", "scales"], ["y6"], mode="nearest"),
+             helper.make_node("AveragePool", ["y6"], ["y7"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Concat", ["y7", "y5"], ["y8"], axis=1),
+             helper.make_node("HardSwish", ["y8"], ["y9"]),
+             helper.make_node("ConvTranspose", ["y9", "tw"], ["y10"], strides=[2, 2]),
+             helper.make_node("Sigmoid", ["y10"], ["out"])]
+    return make_model(nodes, [("x", T.FLOAT, [1, c, 20, 20])], [("out", T.FLOAT, None)], init)
+
+
+CASES = {
+    "conv3x3": (lambda: _conv(8, 16, 3, 1, 20), "ConvDirect"),
+    "conv3x3_s2": (lambda: _conv(16, 40, 3, 2, 21), "ConvOcvec"),  # 40: a partial 8-lane block
+    "pointwise_panels": (lambda: _conv(16, 32, 1, 1, 7, act="HardSwish"), "ConvOcvec"),
+    "pointwise_wide": (lambda: _conv(16, 24, 1, 1, 30, act="Relu"), "ConvDirect"),
+    "depthwise3x3": (lambda: _conv(32, 32, 3, 1, 20, group=32), "DepthwiseDirect"),
+    "depthwise5x5_s2": (lambda: _conv(24, 24, 5, 2, 21, group=24), "DepthwiseDirect"),
+    "depthwise5x5_wide": (lambda: _conv(8, 8, 5, 1, 83, group=8), "DepthwiseDirect"),  # chunked rows
+    "block": (_block, "ConvDirect"),
+}
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fp16_kernels_match_onnxruntime(name: str) -> None:
+    make, op = CASES[name]
+    model = make()
+    _, g, _ = lowered_kernels(model, get_profile(DEVICE), BuildOptions(compute="fp16"))
+    ops = [n.op for n in g.nodes]
+    assert op in ops, ops
+    assert all(g.values[n.outputs[0]].dtype == np.float16 for n in g.nodes if n.op == op)
+    assert "ConvWinograd" not in ops and "Conv" not in ops  # no fallback to the generic conv
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    x = np.random.default_rng(7).standard_normal(shape).astype(np.float32)
+    want = run_onnxruntime(model, {"x": x})[0]
+    got = run_edgec(model, {"x": x}, DEVICE, precision="fp16")[0]
+    assert got.dtype == np.float32 and got.shape == want.shape  # the interface stays fp32
+    scale = float(np.abs(want).max())
+    err = float(np.abs(got - want).max())
+    assert err <= 4e-3 * max(1.0, scale), f"{name}: max error {err} (|ref| <= {scale})"
+    assert _cos(got, want) >= 0.9999
+
+
+def test_fp32_borders_and_outputs() -> None:
+    """A MatMul stays fp32 between fp16 convs: one Cast each way, and the graph output is fp32."""
+    rng = np.random.default_rng(3)
+    model = make_model(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]),
+         helper.make_node("Reshape", ["y", "shape"], ["flat"]),
+         helper.make_node("MatMul", ["flat", "fc"], ["out"])],
+        [("x", T.FLOAT, [1, 4, 8, 8])], [("out", T.FLOAT, None)],
+        {"w": (rng.standard_normal((8, 4, 3, 3)) * 0.2).astype(np.float32),
+         "shape": np.array([1, 512], np.int64), "fc": (rng.standard_normal((512, 10)) * 0.05).astype(np.float32)})
+    _, g, _ = lowered_kernels(model, get_profile(DEVICE), BuildOptions(compute="fp16"))
+    casts = [(g.values[n.inputs[0]].dtype, g.values[n.outputs[0]].dtype) for n in g.nodes if n.op == "Cast"]
+    assert sorted(map(str, casts)) == sorted(map(str, [(np.dtype("float32"), np.dtype("float16")),
+                                                       (np.dtype("float16"), np.dtype("float32"))]))
+    assert g.values[g.outputs[0]].dtype == np.float32
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    want = run_onnxruntime(model, {"x": x})[0]
+    got = run_edgec(model, {"x": x}, DEVICE, precision="fp16")[0]
+    assert _cos(got, want) >= 0.9999
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2", "ppocr_det"])
+def test_real_size_models_under_qemu(name: str) -> None:
+    """Acceptance 4: MobileNetV2 and the PP-OCR det in fp16 give cosine >= 0.999 vs fp32."""
+    from edgec.models.mobilenet_v2 import mobilenet_v2
+    from edgec.models.ppocr_det import ppocr_det
+
+    model = mobilenet_v2() if name == "mobilenetv2" else ppocr_det(resolution=320)
+    inp = model.graph.input[0]
+    shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    want = run_onnxruntime(model, {inp.name: x})[0]
+    got = run_edgec(model, {inp.name: x}, DEVICE, precision="fp16")[0]
+    assert _cos(got, want) >= 0.999
+
+
+@pytest.mark.parametrize("device,kw,msg", [
+    ("x86_64", {}, "no half-precision arithmetic"),
+    ("rpi4", {}, "no half-precision arithmetic"),
+    ("rpi5", {"quantize": "fp16"}, "excludes --quantize"),
+    ("rpi5", {"weights": "int8"}, "excludes --quantize and --weights"),
+])
+def test_clear_errors(tmp_path, device: str, kw: dict, msg: str) -> None:  # noqa: ANN001
+    with pytest.raises(EdgecError, match=msg):
+        edgec.build(CASES["conv3x3"][0](), device=device, out_dir=tmp_path / "b", precision="fp16", **kw)
+    assert not (tmp_path / "b").exists()
+
+
+def test_bad_precision_value(tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(EdgecError, match="expected fp32 or fp16"):
+        edgec.build(CASES["conv3x3"][0](), device="rpi5", out_dir=tmp_path / "b", precision="bf16")
