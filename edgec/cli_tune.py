@@ -171,6 +171,8 @@ def tune_command(
         "--fast-math", help="on/off, as the build that will use the log")] = "on",
     weights: Annotated[str, typer.Option(
         help="fp32, int8 or fp16, as the build that will use the log (part of every task)")] = "fp32",
+    precision: Annotated[str, typer.Option(
+        help="fp32 or fp16 arithmetic, as the build that will use the log (part of every task)")] = "fp32",
     cluster: Annotated[str, typer.Option(
         "--cluster", help="pool: this machine; ray: a local Ray instance or $RAY_ADDRESS; ray://HOST:PORT")] = "pool",
 ) -> None:
@@ -191,7 +193,7 @@ def tune_command(
             raise EdgecError(f"--warm-start {w}: no such tuning log")
     if trials is None:
         trials = 64 if budget_s is None else 1 << 30
-    build_options = BuildOptions.from_flags(fast_math, weights=weights)
+    build_options = BuildOptions.from_flags(fast_math, weights=weights, precision=precision)
     check_cluster(cluster)
     if cluster == "pool":
         runners, profile = _runners(device, trust_new_host)
@@ -224,8 +226,9 @@ def tune_command(
         err.print(report_table(reports))
         for line in report_notes(reports):
             err.print(line, highlight=False)
-    flags = "".join(f" --{k} {v}" for k, v in (("fast-math", fast_math), ("weights", weights))
-                    if (k, v) not in (("fast-math", "on"), ("weights", "fp32")))
+    flags = "".join(f" --{k} {v}" for k, v in (("fast-math", fast_math), ("weights", weights),
+                                               ("precision", precision))
+                    if (k, v) not in (("fast-math", "on"), ("weights", "fp32"), ("precision", "fp32")))
     err.print(f"log: {log} — apply with `edgec build {model} --tuning-log {log}{flags}`")
 
 

@@ -86,7 +86,7 @@ class TaskBuilder:
         try:
             bundle = build(self.model, device=self.task["target"], out_dir=out / "bundle", name="model",
                            schedule_overrides={task_key(self.task): knobs}, fast_math=opts.fast_math,
-                           weights=opts.weights, quantize=opts.precision)
+                           weights=opts.weights, quantize=opts.precision, precision=opts.compute)
             exe = build_harness(bundle, out)
         except Exception as exc:  # any failure to produce a binary is this config's compile error
             return Built(index, knobs, None, "compile", f"{type(exc).__name__}: {str(exc)[:300]}")
@@ -99,9 +99,10 @@ class TaskBuilder:
         if got.size != ref.size:
             return f"output has {got.size} values, expected {ref.size}"
         err = np.abs(got.astype(np.float64) - ref.reshape(-1))
-        # compressed weights (int8 / fp16) differ from the fp64 reference by their rounding
-        exact = self.task.get("options", {}).get("weights", "fp32") == "fp32" and \
-            self.task.get("options", {}).get("precision") is None
+        # compressed weights (int8 / fp16) and fp16 arithmetic differ from the fp64 reference
+        # by their rounding
+        o = self.task.get("options", {})
+        exact = o.get("weights", "fp32") == "fp32" and o.get("precision") is None and o.get("compute", "fp32") == "fp32"
         tol = (1e-3 if exact else 5e-2) * max(1.0, float(np.abs(ref).max()))
         if not np.isfinite(got).all() or err.max() > tol:
             return f"max abs error {float(np.nanmax(err)):.3g} > {tol:.3g}"

@@ -50,12 +50,13 @@ class Task:
 def space_for(task: dict) -> ConfigSpace:
     """The task's knobs on its target: only register tiles that fit its vector registers."""
     profile = get_profile(task["target"])
+    lanes = profile.lanes(np.dtype(task["dtype"]).itemsize)  # fp16 tasks: twice fp32's lanes
     if task["kernel"] == "gemv":
         s = gemv_tuning.GemvTaskShapes.of(task)
-        return gemv_tuning.gemv_space(s.k, s.n, profile.fp32_lanes, profile)
+        return gemv_tuning.gemv_space(s.k, s.n, lanes, profile)
     if task["kernel"] == "conv2d":
         c = conv_tuning.ConvTaskShapes.of(task)
-        return conv_tuning.conv_space(c.w[0], c.group, profile.fp32_lanes, profile)
+        return conv_tuning.conv_space(c.w[0], c.group, lanes, profile)
     raise EdgecError(f"no config space for kernel template {task['kernel']!r}")
 
 
@@ -101,7 +102,7 @@ def extract_tasks(model: onnx.ModelProto | str | os.PathLike, device: str = "hos
 
 def target_info(task: dict) -> tuple[int, int]:
     p = get_profile(task["target"])
-    return p.fp32_lanes, p.vector_registers
+    return p.lanes(np.dtype(task["dtype"]).itemsize), p.vector_registers
 
 
 # -- the one-kernel model a task is measured with ---------------------------------------------------
@@ -109,7 +110,8 @@ def task_model(task: dict, seed: int = 0) -> onnx.ModelProto:
     """One Conv (+bias) or MatMul + Add(bias) with the task's shapes and seeded weights."""
     rng = np.random.default_rng(seed)
     s = task["shapes"]
-    if task["dtype"] != "float32":
+    fp16 = task["dtype"] == "float16" and task.get("options", {}).get("compute") == "fp16"
+    if task["dtype"] != "float32" and not fp16:  # fp16 tasks: an fp32 model built with --precision fp16
         raise EdgecError(f"cannot measure dtype {task['dtype']}")
     if task["kernel"] == "gemv":
         k, n = s[1]
