@@ -223,7 +223,9 @@ def estimate(model: onnx.ModelProto, device: str | TargetProfile, options: Build
         layer.us = layer.cycles / (clock * 1e3)
         if layer.macs:
             layer.mac_per_cycle = layer.macs / layer.cycles
-            layer.peak_fraction = layer.mac_per_cycle / peak if peak else None
+            # fp16 arithmetic (`--precision fp16`): eight lanes per FMA where fp32 has four
+            half = bool(n.outputs and n.outputs[0]) and g.values[n.outputs[0]].dtype.name == "float16"
+            layer.peak_fraction = layer.mac_per_cycle / (peak * (2 if half else 1)) if peak else None
     if not math.isfinite(sum(x.us for x in layers)):
         raise EdgecError("the cycle model produced a non-finite time")
     return {"device": profile.name, "cpu": profile.cpu, "mca_cpu": mca_cpu, "clock_ghz": clock,

@@ -143,3 +143,14 @@ def test_clear_errors(tmp_path, device: str, kw: dict, msg: str) -> None:  # noq
 def test_bad_precision_value(tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(EdgecError, match="expected fp32 or fp16"):
         edgec.build(CASES["conv3x3"][0](), device="rpi5", out_dir=tmp_path / "b", precision="bf16")
+
+
+@pytest.mark.parametrize("device", ["host", "rpi4", "rpi3"])
+@pytest.mark.parametrize("hw,stride", [(83, 1), (61, 2)])
+def test_wide_padded_depthwise_fp32(device: str, hw: int, stride: int) -> None:
+    """The padded depthwise kernel's chunked rows (weights by lane) in fp32 on every ISA."""
+    model = _conv(16, 16, 5, stride, hw, group=16, act="Relu", seed=4)
+    x = np.random.default_rng(5).standard_normal((1, 16, hw, hw)).astype(np.float32)
+    want = run_onnxruntime(model, {"x": x})[0]
+    got = run_edgec(model, {"x": x}, device)[0]
+    assert np.abs(got - want).max() <= 1e-4 * max(1.0, float(np.abs(want).max()))
