@@ -3,6 +3,7 @@ acceptance 1 and 2; docs/estimate.md). Not a test: prints and writes JSON.
 
     python -m benchmarks.estimate --calibrate        # host: estimate vs `edgec bench --profile`
     python -m benchmarks.estimate --device rpi4      # per-model summary on a Cortex-A72
+    python -m benchmarks.estimate --fp16 rpi5        # --precision fp16: speed-up and accuracy
 
 --calibrate builds MobileNetV2, ResNet-18 and the PP-OCR det for this machine with --profile,
 runs them (`edgec bench --local --profile --json`, 1 thread), estimates the same kernels, and
@@ -10,7 +11,9 @@ prints per model the Spearman rank correlation of the per-layer times and the ra
 totals (goal: Spearman >= 0.8, totals within +-35%). --device prints, per model, the estimated
 total, the fp32 convs' MAC-weighted share of the core's FMA peak and the depthwise layers' time
 over their roofline (the FMA peak or moving input and output once through L2, whichever is
-slower; goal on rpi4: convs >= 70%, depthwise <= 1.5x)."""
+slower; goal on rpi4: convs >= 70%, depthwise <= 1.5x). --fp16 estimates MobileNetV2 and the
+PP-OCR det built with `--precision fp16` against the fp32 build (goal: >= 1.7x) and runs both
+under qemu-user to compare the outputs with onnxruntime's fp32 ones (goal: cosine >= 0.999)."""
 
 from __future__ import annotations
 
@@ -114,17 +117,51 @@ def device_tables(device: str) -> dict:
     return doc
 
 
+def fp16_tables(device: str) -> dict:
+    from edgec.models.mobilenet_v2 import mobilenet_v2
+    from edgec.models.ppocr_det import ppocr_det
+    from edgec.options import BuildOptions
+    from tests.helpers import run_edgec, run_onnxruntime
+
+    t = Table("model", "fp32 est. ms", "fp16 est. ms", "speed-up", "fp16 conv % of fp16 peak", "cosine vs fp32",
+              title=f"--precision fp16 on {device} ({get_profile(device).cpu}, 1 thread)")
+    doc = {}
+    for name, model in {"mobilenetv2": mobilenet_v2(), "ppocr_det": ppocr_det()}.items():
+        r32 = estimate(model, device)
+        r16 = estimate(model, device, BuildOptions(compute="fp16"))
+        convs = [x for x in r16["layers"] if x["op"] in ("ConvDirect", "ConvOcvec") and x["macs"]]
+        share = sum(x["macs"] for x in convs) / sum(x["cycles"] for x in convs) / (2 * (r16["peak_mac_per_cycle"] or 1))
+        inp = model.graph.input[0]
+        x = np.random.default_rng(0).standard_normal([d.dim_value for d in inp.type.tensor_type.shape.dim])
+        want = run_onnxruntime(model, {inp.name: x.astype(np.float32)})[0].astype(np.float64).ravel()
+        got = run_edgec(model, {inp.name: x.astype(np.float32)}, device, precision="fp16")[0].astype(np.float64).ravel()
+        cos = float(got @ want / np.linalg.norm(got) / np.linalg.norm(want))
+        speed = r32["total_us"] / r16["total_us"]
+        t.add_row(name, f"{r32['total_us'] / 1e3:.1f}", f"{r16['total_us'] / 1e3:.1f}", f"{speed:.2f}x",
+                  f"{100 * share:.0f}", f"{cos:.5f}")
+        doc[name] = {"fp32_total_us": r32["total_us"], "fp16_total_us": r16["total_us"], "speedup": speed,
+                     "fp16_conv_peak_fraction": share, "cosine_vs_fp32": cos, "clock_ghz": r16["clock_ghz"],
+                     "layers_fp16": [{k: y[k] for k in ("name", "op", "shape", "macs", "us", "peak_fraction")}
+                                     for y in r16["layers"]]}
+    t.caption = "goals (issue 18, acceptance 4): estimated speed-up >= 1.7x, cosine >= 0.999 (outputs under qemu-user)"
+    con.print(t)
+    return doc
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calibrate", action="store_true", help="estimate vs measured on this machine")
     ap.add_argument("--device", default=None, help="print per-model estimates for this device profile")
+    ap.add_argument("--fp16", default=None, metavar="DEVICE", help="--precision fp16 vs fp32 on this device")
     a = ap.parse_args()
-    if not a.calibrate and not a.device:
-        ap.error("pass --calibrate and/or --device NAME")
+    if not a.calibrate and not a.device and not a.fp16:
+        ap.error("pass --calibrate, --device NAME and/or --fp16 DEVICE")
     if a.calibrate:
         print(write_json(OUT / "estimate_calibration.json", calibrate()))
     if a.device:
         print(write_json(OUT / f"estimate_{a.device}.json", device_tables(a.device)))
+    if a.fp16:
+        print(write_json(OUT / f"estimate_fp16_{a.fp16}.json", fp16_tables(a.fp16)))
 
 
 if __name__ == "__main__":

@@ -182,8 +182,9 @@ def build_bundle(compiled: list[CompiledModel], *, name: str, out_dir: str | Pat
                                                   threads)
         else:
             slice_entries = ios.build_ios(tmp, name, version, profiles, inputs, outputs, arena_bytes, threads)
-        for entry, info in zip(slice_entries, infos):
-            entry |= {"arena_bytes": info.arena_bytes, "weight_bytes": info.weight_bytes}
+        for entry, info, c in zip(slice_entries, infos, compiled):
+            entry |= {"arena_bytes": info.arena_bytes, "weight_bytes": info.weight_bytes,
+                      "precision": c.options.compute}  # `--precision fp16`: fp32 where a slice has no fp16
         code_bytes = compiled[0].text_bytes
 
         manifest = {
