@@ -156,16 +156,35 @@ def _loop_macs(layer: LayerEstimate, node) -> float:  # noqa: ANN001 - Node
     return float(layer.macs)
 
 
-def _layer_cycles(layer: LayerEstimate, node, out_elems: int, core: Core) -> None:  # noqa: ANN001
+def winograd_transform_elems(g, node) -> int:  # noqa: ANN001 - Graph, Node
+    """Values a ConvWinograd's transforms store: (r+2)^2 per input channel and tile (V), and
+    every output (Y = A^T M A)."""
+    n, c = g.values[node.inputs[0]].shape[:2]
+    _, m, oh, ow = g.values[node.outputs[0]].shape
+    r = int(node.attrs["tile"])
+    return n * ((r + 2) ** 2 * c * -(-oh // r) * -(-ow // r) + m * oh * ow)
+
+
+def _layer_cycles(layer: LayerEstimate, node, out_elems: int, core: Core,  # noqa: ANN001
+                  transform_elems: int = 0) -> None:
     """Compute time of the hot loop at the trip count the layer's work asks for, bounded below
     by the memory time. A layer with MACs: the loop doing the most MACs per iteration (the
     main register tile). Without: the mean cost per stored element over the loops that store
-    (interior copies and border fills of a Pad, say, run at different speeds)."""
+    (interior copies and border fills of a Pad, say, run at different speeds). Winograd: its
+    transforms are multiply-adds with constants that store what they compute; the hot loop is
+    the tile GEMM's (no stores), and the transforms cost their mean cycles per stored value
+    times `transform_elems`."""
     fma = [lp for lp in layer.loops if lp.macs_per_iter > 0] if layer.macs else []
+    transforms = 0.0
+    if node.op == "ConvWinograd" and transform_elems:
+        stores = [lp for lp in layer.loops if lp.elems_per_iter > 0]
+        if stores:
+            transforms = transform_elems * sum(lp.cycles_per_iter / lp.elems_per_iter for lp in stores) / len(stores)
+        fma = [lp for lp in fma if lp.elems_per_iter == 0] or fma
     compute = 0.0
     if fma:
         hot = max(fma, key=lambda lp: (lp.macs_per_iter, -lp.cycles_per_iter))
-        compute = _loop_macs(layer, node) / hot.macs_per_iter * hot.cycles_per_iter
+        compute = _loop_macs(layer, node) / hot.macs_per_iter * hot.cycles_per_iter + transforms
     else:
         stores = [lp.cycles_per_iter / lp.elems_per_iter for lp in layer.loops if lp.elems_per_iter > 0]
         if stores:
@@ -219,7 +238,7 @@ def estimate(model: onnx.ModelProto, device: str | TargetProfile, options: Build
     for layer, n in zip(layers, nodes):
         out = g.values[n.outputs[0]].size if n.outputs and n.outputs[0] else 0
         layer.bytes = _bytes(g, n)
-        _layer_cycles(layer, n, out, core)
+        _layer_cycles(layer, n, out, core, winograd_transform_elems(g, n) if n.op == "ConvWinograd" else 0)
         layer.us = layer.cycles / (clock * 1e3)
         if layer.macs:
             layer.mac_per_cycle = layer.macs / layer.cycles

@@ -57,6 +57,7 @@ def _block():  # noqa: ANN202
 
 CASES = {
     "conv3x3": (lambda: _conv(8, 16, 3, 1, 20), "ConvDirect"),
+    "winograd": (lambda: _conv(96, 24, 3, 1, 40), "ConvWinograd"),  # F(2,3) in fp16
     "conv3x3_s2": (lambda: _conv(16, 40, 3, 2, 21), "ConvOcvec"),  # 40: a partial 8-lane block
     "pointwise_panels": (lambda: _conv(16, 32, 1, 1, 7, act="HardSwish"), "ConvOcvec"),
     "pointwise_wide": (lambda: _conv(16, 24, 1, 1, 30, act="Relu"), "ConvDirect"),
@@ -80,7 +81,8 @@ def test_fp16_kernels_match_onnxruntime(name: str) -> None:
     ops = [n.op for n in g.nodes]
     assert op in ops, ops
     assert all(g.values[n.outputs[0]].dtype == np.float16 for n in g.nodes if n.op == op)
-    assert "ConvWinograd" not in ops and "Conv" not in ops  # no fallback to the generic conv
+    assert "Conv" not in ops  # no fallback to the generic conv
+    assert all(n.attrs["tile"] == 2 for n in g.nodes if n.op == "ConvWinograd")
     shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     x = np.random.default_rng(7).standard_normal(shape).astype(np.float32)
     want = run_onnxruntime(model, {"x": x})[0]

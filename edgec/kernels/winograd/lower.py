@@ -22,7 +22,7 @@ from llvmlite import ir
 from edgec.codegen.common import interleave, vector_activation
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.loops import for_range_carried, opaque
-from edgec.codegen.types import F32, I32
+from edgec.codegen.types import I32, llvm_type
 from edgec.codegen.vector import Vec
 
 # (B^T, G, A^T) per output tile size r; alpha = r + 2 input points per tile side.
@@ -76,15 +76,15 @@ def lower_conv_winograd(kc: KernelContext) -> None:
     act = kc.attrs.get("activation")
     residual = kc.inputs[3] if kc.attrs.get("residual") else None
     b = kc.b
-    vec = Vec(b, lanes)
+    vec = Vec(b, lanes, llvm_type(kc.dtype(y)))  # fp32, or fp16 (`--precision fp16`)
     idx = kc.idx
     per_task = scratch_per_task(r, tg, c_, mr, lanes)
     v_base = b.mul(kc.task, idx(per_task)) if kc.parallel else idx(0)
     m_base = b.add(v_base, idx(a2 * tg * c_))
     width = lanes * r + r  # input columns one vector of tiles reads (r+2 each, r apart)
     zero_row = kc.gep(scratch, b.add(m_base, idx(a2 * tg * mr)))  # `width` zeros, this task's
-    zeros = ir.Constant(ir.VectorType(F32, width), [0.0] * width)
-    b.store(zeros, b.bitcast(zero_row, zeros.type.as_pointer()), align=4)
+    zeros = ir.Constant(ir.VectorType(vec.ety, width), [0.0] * width)
+    b.store(zeros, b.bitcast(zero_row, zeros.type.as_pointer()), align=vec.align)
     e_buf = kc.gep(scratch, b.add(m_base, idx(a2 * tg * mr + zero_len(r, lanes))))  # E, a2 vectors
     pt, pl = kc.attrs.get("pads", (0, 0))
 

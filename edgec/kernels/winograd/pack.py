@@ -64,7 +64,8 @@ def worthwhile(m: int, c: int, out_w: int, r: int, lanes: int) -> bool:
     return -(-out_w // r) >= lanes or (r + 2) ** 2 * m * c * 4 <= 1 << 20
 
 
-def eligible(g: Graph, n: Node) -> bool:
+def eligible(g: Graph, n: Node, fp16: bool = False) -> bool:
+    """fp32 convs, and with `fp16` (a target with fp16 arithmetic) fp16 ones too."""
     if n.op != "Conv":
         return False
     x, w = g.values[n.inputs[0]], g.values[n.inputs[1]]
@@ -72,27 +73,32 @@ def eligible(g: Graph, n: Node) -> bool:
     a = n.attrs
     if a.get("exact"):  # integers that must stay exact (edgec/optimize/integer_float.py)
         return False
-    return (x.dtype == np.float32 and len(x.shape) == 4 and w.is_const and w.dtype == np.float32
+    floats = (np.float32, np.float16) if fp16 else (np.float32,)
+    return (x.dtype in floats and len(x.shape) == 4 and w.is_const and w.dtype == x.dtype
             and (bias is None or bias.is_const) and tuple(w.shape[2:]) == (3, 3)
             and a.get("group", 1) == 1 and list(a["strides"]) == [1, 1] and list(a["dilations"]) == [1, 1]
             and w.shape[0] >= MIN_CHANNELS and w.shape[1] >= MIN_CHANNELS)
 
 
 def prepare_winograd(profile: TargetProfile, threads: int = 1):  # noqa: ANN201 - returns a Pass
-    lanes = profile.fp32_lanes
     regs = profile.vector_registers
 
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []
         for n in g.nodes:
-            if not eligible(g, n):
+            if not eligible(g, n, profile.fp16_arith):
                 nodes.append(n)
                 continue
             x = n.inputs[0]
             w = g.values[n.inputs[1]].data
+            dt = w.dtype
+            lanes = profile.lanes(dt.itemsize)  # fp16 (`--precision fp16`): 8 halves per q register
             m, c = w.shape[:2]
             _, _, oh, ow = g.values[n.outputs[0]].shape
-            r = choose_tile(oh, ow, lanes)
+            # fp16 takes F(2,3) only: F(4,3)'s transforms (B^T up to 5, A^T up to 8) cancel
+            # values 100x the output's, and 11-bit mantissas lose it (96 -> 24 channels at 40x40:
+            # relative RMS error 1.65% vs 0.26% with F(2,3); docs/fp16.md)
+            r = 2 if dt == np.float16 else choose_tile(oh, ow, lanes)
             if not worthwhile(m, c, ow, r, lanes):
                 nodes.append(n)
                 continue
@@ -106,8 +112,8 @@ def prepare_winograd(profile: TargetProfile, threads: int = 1):  # noqa: ANN201 
             # U packed as [xi][m block][c][mr]: the GEMM broadcasts mr weights per input channel.
             u = np.zeros((a2, mb * mr, c))
             u[:, :m] = transform_weights(w, r)
-            packed = np.ascontiguousarray(u.reshape(a2, mb, mr, c).transpose(0, 1, 3, 2)).astype(np.float32)
-            bias = np.zeros(mb * mr, np.float32)
+            packed = np.ascontiguousarray(u.reshape(a2, mb, mr, c).transpose(0, 1, 3, 2)).astype(dt)
+            bias = np.zeros(mb * mr, dt)
             if len(n.inputs) > 2 and n.inputs[2]:
                 bias[:m] = g.values[n.inputs[2]].data.reshape(-1)
             pads = tuple(n.attrs["pads"])
@@ -116,7 +122,7 @@ def prepare_winograd(profile: TargetProfile, threads: int = 1):  # noqa: ANN201 
             tg = nrv * lanes
             per_task = scratch_per_task(r, tg, c, mr, lanes)
             scratch = g.fresh(f"{n.outputs[0]}_wscratch")
-            g.values[scratch] = Value(scratch, np.dtype(np.float32), (threads * per_task,))
+            g.values[scratch] = Value(scratch, dt, (threads * per_task,))
             attrs = {"tile": r, "activation": n.attrs.get("activation"),
                      "schedule": {"mr": mr, "nrv": nrv, "lanes": lanes}, "threads": threads,
                      "pads": list(pads[:2])}
