@@ -238,3 +238,27 @@ def test_bilinear_upsample_of_planes(shape: list[int], device: str) -> None:
              for c in ("half_pixel", "align_corners", "asymmetric")]
     cases.append({"mode": "linear", "scales": [1, 1, 2.5, 1.5]})
     check_model(resize_model(cases, shape=shape), feeds(shape), device=device, reference=False)
+
+
+@pytest.mark.parametrize("device", ["host", "rpi4", "rpi3"])
+@pytest.mark.parametrize("shape,factor", [([1, 24, 20, 20], 2), ([2, 5, 7, 13], 2), ([1, 3, 9, 11], 4),
+                                           ([1, 2, 5, 37], 8), ([1, 3, 4, 3], 2)])
+def test_nearest_whole_factor_rows(device: str, shape: list[int], factor: int) -> None:
+    """Whole-factor nearest upsampling as vector rows (edgec/kernels/generic/resize_nearest.py):
+    exact on every ISA, rows with and without a partial vector."""
+    scales = np.array([1, 1, factor, factor], np.float32)
+    model = make_model([helper.make_node("Resize", ["x", "", "s"], ["y"], mode="nearest")],
+                       [("x", T.FLOAT, shape)], [("y", T.FLOAT, None)], {"s": scales})
+    x = rand(*shape, seed=3)
+    want = np.repeat(np.repeat(x, factor, axis=2), factor, axis=3)
+    np.testing.assert_array_equal(run_edgec(model, {"x": x}, device)[0], want)
+    if shape[3] < 8:  # rows shorter than a vector: LLVM unrolls them as it likes
+        return
+    # the rows path, not the gather (scalar moves only): the Resize kernel's loops store vectors
+    from edgec.asm import innermost_loops, kernel_assembly
+    from edgec.targets import get_profile
+
+    [(sym, asm)] = [(k, v) for k, v in kernel_assembly(model, device).items() if k.endswith("resize")]
+    stores = {"x86_64": r"vmov(?!ss)\w* %[xyz]mm\d+, -?\d*\(", "aarch64": r"\bst(p|r|ur)\s+[qd]\d+|\bst1\s",
+              "armv7": r"vst1\.|vstr\s+d|vstm"}[get_profile(device).arch]
+    assert any(lp.count(stores) for lp in innermost_loops(asm, sym)), sym

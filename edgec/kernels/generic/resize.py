@@ -19,7 +19,7 @@ from llvmlite import ir
 from edgec.codegen.broadcast import contiguous_strides
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.mathfn import FM
-from edgec.kernels.generic import resize_rows
+from edgec.kernels.generic import resize_nearest, resize_rows
 from edgec.kernels.generic.elementwise import load_compute, store_result
 from edgec.kernels.generic.gather_copy import PAD, emit_gather_copy
 
@@ -261,7 +261,11 @@ def lower_resize(kc: KernelContext) -> None:
     if mode == "nearest":
         tables = [np.where(out, PAD, nearest_index(c, kc.attrs["nearest_mode"], s < 1, i) * stride)
                   for c, s, i, stride, out in zip(coords, scales, in_shape, st, outside)]
-        emit_gather_copy(kc, x, y, tables, pad_value=extrapolation)
+        up = resize_nearest.factor(tables, in_shape, out_shape, st)
+        if up:  # whole-factor upsampling of H and W (FPN necks): vector rows, no gather
+            resize_nearest.emit(kc, x, y, up)
+        else:
+            emit_gather_copy(kc, x, y, tables, pad_value=extrapolation)
         return
     if kc.dtype(x) != np.float32:
         raise NotImplementedError(f"{mode} Resize of {kc.dtype(x)}")
