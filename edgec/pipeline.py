@@ -34,7 +34,7 @@ from edgec.optimize.passes import (
 )
 from edgec.optimize.qdq import fold_qdq
 from edgec.optimize.quantized_lstm import recurrent_dot_pass
-from edgec.optimize.weight_quant import exact_int8_weights, quantize_weights
+from edgec.optimize.weight_quant import exact_int8_weights, gemv_weights_fp16, quantize_weights
 from edgec.options import BuildOptions
 from edgec.quantize.fp16 import FP16_CONSUMERS, store_weights_fp16
 from edgec.sparsity.rnn import sparsify_rnn
@@ -97,6 +97,7 @@ TARGET_PASSES: list[TargetPass] = [
     TargetPass("exact-int8-weights", _const(exact_int8_weights), when=lambda cx: cx.options.weights == "fp32"),
     TargetPass("quantize-weights", lambda cx: quantize_weights(cx.profile, cx.options.weights),
                when=lambda cx: cx.options.weights != "fp32"),
+    TargetPass("gemv-weights-fp16", lambda cx: gemv_weights_fp16(cx.profile), when=lambda cx: cx.options.compute == "fp16"),
     TargetPass("recurrent-dot", lambda cx: recurrent_dot_pass(cx.profile)),  # after the int8 weights
     TargetPass("fuse-residual-add", _const(fuse_residual_add)),
     TargetPass("fuse-elementwise", _const(fuse_elementwise)),

@@ -179,3 +179,17 @@ def quantize_weights(profile: TargetProfile, fmt: str):  # noqa: ANN201 - return
         return g
 
     return run
+
+
+def gemv_weights_fp16(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
+    """`--precision fp16`: the dense layers that stay fp32 (Gemv: its reduction is too long for
+    fp16 sums) still stream fp16 weights, widened on load as with `--weights fp16`."""
+    def run(g: Graph) -> Graph:
+        check_fp16_target(profile)
+        for n in g.nodes:
+            if n.op == "Gemv" and g.values[n.inputs[1]].is_const and not n.attrs.get("exact") \
+                    and not n.attrs.get("weights") and g.values[n.inputs[1]].dtype == np.float32:
+                _gemv(g, n, "fp16")
+        return g
+
+    return run

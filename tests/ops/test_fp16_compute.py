@@ -95,7 +95,8 @@ def test_fp16_kernels_match_onnxruntime(name: str) -> None:
 
 
 def test_fp32_borders_and_outputs() -> None:
-    """A MatMul stays fp32 between fp16 convs: one Cast each way, and the graph output is fp32."""
+    """A MatMul stays fp32 after fp16 convs (a Gemv streaming fp16 weights): one Cast each way,
+    and the graph output is fp32."""
     rng = np.random.default_rng(3)
     model = make_model(
         [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]),
@@ -109,6 +110,9 @@ def test_fp32_borders_and_outputs() -> None:
     assert sorted(map(str, casts)) == sorted(map(str, [(np.dtype("float32"), np.dtype("float16")),
                                                        (np.dtype("float16"), np.dtype("float32"))]))
     assert g.values[g.outputs[0]].dtype == np.float32
+    [gemv] = [n for n in g.nodes if n.op == "Gemv"]  # fp32 sums over fp16 weights
+    assert gemv.attrs["weights"] == "fp16" and g.values[gemv.inputs[1]].dtype == np.float16
+    assert g.values[gemv.inputs[0]].dtype == np.float32
     x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
     want = run_onnxruntime(model, {"x": x})[0]
     got = run_edgec(model, {"x": x}, DEVICE, precision="fp16")[0]
