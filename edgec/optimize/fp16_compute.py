@@ -24,13 +24,14 @@ F32, F16 = np.dtype(np.float32), np.dtype(np.float16)
 FP16_MAX = 65504.0
 
 # op -> the input positions that carry the op's float data (the others, such as Resize's scales
-# or Reshape's shape, keep their type). Every float output of these ops becomes float16.
-HALF_OPS: dict[str, tuple[int, ...]] = {
+# or Reshape's shape, keep their type; ALL: every input). Every output becomes float16.
+ALL = None
+HALF_OPS: dict[str, tuple[int, ...] | None] = {
     "Conv": (0, 1, 2),
     "ConvTranspose": (0, 1, 2),
     "Add": (0, 1), "Sub": (0, 1), "Mul": (0, 1),
     "Relu": (0,), "Sigmoid": (0,), "HardSwish": (0,), "HardSigmoid": (0,), "LeakyRelu": (0,),
-    "Concat": tuple(range(64)),
+    "Concat": ALL,
     "Reshape": (0,), "Flatten": (0,), "Transpose": (0,),
     "Resize": (0,),
     "MaxPool": (0,), "AveragePool": (0,), "GlobalAveragePool": (0,),
@@ -41,13 +42,17 @@ def _takes(g: Graph, n: Node) -> bool:
     """Whether `n` computes in fp16: a HALF_OPS op whose data inputs and outputs are float32
     (a mixed node, such as a Concat of an int tensor, keeps its types) and whose constant
     operands fit fp16's range."""
-    data = HALF_OPS.get(n.op)
-    if data is None or n.op == "Resize" and n.attrs.get("mode", "nearest") != "nearest":  # linear: fp32 only
+    if n.op not in HALF_OPS or n.op == "Resize" and n.attrs.get("mode", "nearest") != "nearest":  # linear: fp32
         return False
-    ins = [g.values[i] for k, i in enumerate(n.inputs) if i and k in data]
+    ins = [g.values[i] for k, i in enumerate(n.inputs) if i and _is_data(n.op, k)]
     if not ins or any(v.dtype != F32 for v in ins) or any(g.values[o].dtype != F32 for o in n.outputs):
         return False
     return all(not v.is_const or np.all(np.abs(v.data) <= FP16_MAX) for v in ins)
+
+
+def _is_data(op: str, k: int) -> bool:
+    data = HALF_OPS[op]
+    return data is ALL or k in data
 
 
 def compute_fp16(g: Graph) -> Graph:
@@ -73,8 +78,7 @@ def compute_fp16(g: Graph) -> Graph:
     made: set[str] = set()  # the values this pass made float16 (not a model's own fp16 tensors)
     for n, is_half in zip(g.nodes, half):
         if is_half:
-            data = HALF_OPS[n.op]
-            n.inputs = [converted(i, F16) if i and k in data and g.values[i].dtype == F32 else i
+            n.inputs = [converted(i, F16) if i and _is_data(n.op, k) and g.values[i].dtype == F32 else i
                         for k, i in enumerate(n.inputs)]
             back = []
             for k, o in enumerate(n.outputs):
