@@ -1,7 +1,9 @@
 """WindowGemm (edgec/kernels/window_gemm): long-kernel strided 1-D convolutions (an STFT as a
 Conv) and MatMuls of several rows by a constant matrix, against onnxruntime on the host and
 under qemu (aarch64 NEON, armv7 NEON). Shapes cover channel blocks with zero-padded tails, row
-tiles with tails, several input channels, bias, a fused Relu, Gemm with transB."""
+tiles with tails, several input channels, bias, a fused Relu, Gemm with transB, the last
+channels as dot products (tail.py: column groups, windows not a whole number of vectors, batch
+2), threads, and the prefetches of the next weight block and of the output lines."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ CONV_CASES = {
     "stft": dict(c=1, m=257, k=512, s=160, w=4000),  # openWakeWord's front end, shorter
     "two_channels_relu": dict(c=2, m=40, k=64, s=20, w=1013, relu=True, bias=True),
     "one_block_tail": dict(c=1, m=5, k=33, s=7, w=300, bias=True),
+    "batch2_dot_tail": dict(c=3, m=21, k=40, s=9, w=500, bias=True, batch=2),  # 16 lanes: 16 + 5 dots
 }
 
 
@@ -41,9 +44,10 @@ def test_long_kernel_conv1d(case: str, device: str) -> None:
     init = {"w": rand(p["m"], p["c"], p["k"], seed=1, low=-0.1, high=0.1)}
     if p.get("bias"):
         init["b"] = rand(p["m"], seed=2)
-    m = make_model(nodes, [("x", F, [1, p["c"], p["w"]])], [("y", F, None)], init)
+    shape = [p.get("batch", 1), p["c"], p["w"]]
+    m = make_model(nodes, [("x", F, shape)], [("y", F, None)], init)
     assert "WindowGemm" in _ops(m, device)
-    check_model(m, {"x": rand(1, p["c"], p["w"], seed=3)}, device=device)
+    check_model(m, {"x": rand(*shape, seed=3)}, device=device)
 
 
 MATMUL_CASES = {
@@ -68,6 +72,29 @@ def test_multi_row_matmul(case: str, device: str) -> None:
     m = make_model(nodes, [("x", F, p["a"])], [("y", F, None)], init)
     assert "WindowGemm" in _ops(m, device)
     check_model(m, {"x": rand(*p["a"], seed=3)}, device=device)
+
+
+def test_stft_bins_threads_and_packing() -> None:
+    """257 bins on 16 lanes: 4 blocks of 64 and one dot-product channel, weights packed as the
+    blocks then the dot columns; 2 threads split the blocks (the last task takes the tail)."""
+    from edgec.kernels.window_gemm.pack import pack, schedule
+
+    s = schedule(get_profile("x86_64-avx512"), 257, 512)
+    assert (s["nv"], s["lanes"], s["dot"]) == (4, 16, 1)
+    w, bias = rand(33 * 2, 21, seed=4), rand(21, seed=5)  # 2 channels of 33 taps, 21 outputs
+    s = {"mr": 2, "nv": 1, "lanes": 16, "dot": 5}
+    packed, b = pack(w, bias, s, 2)
+    np.testing.assert_array_equal(packed[:66 * 16].reshape(66, 16), w[:, :16])
+    tail = packed[66 * 16:].reshape(5, 2, 48)
+    np.testing.assert_array_equal(tail[:, :, :33], w[:, 16:].T.reshape(5, 2, 33))
+    assert not tail[:, :, 33:].any()
+    np.testing.assert_array_equal(b, bias)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[512], strides=[160])]
+    m = make_model(nodes, [("x", F, [1, 1, 4000])], [("y", F, None)], {"w": rand(257, 1, 512, seed=1, low=-0.1, high=0.1)})
+    check_model(m, {"x": rand(1, 1, 4000, seed=3)}, reference=False, threads=2)
+    mm = make_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [("x", F, [40, 120])], [("y", F, None)],
+                    {"w": rand(120, 1000, seed=1, low=-0.1, high=0.1)})  # 30 KB blocks: prefetched
+    check_model(mm, {"x": rand(40, 120, seed=3)}, reference=False, threads=2)
 
 
 def test_short_kernels_and_padding_stay_on_the_conv_kernels() -> None:

@@ -44,13 +44,31 @@ def _multi_row_matmul(g: Graph, n: Node) -> bool:
             and (bias is None or (bias.is_const and bias.size == cols and bias.dtype == np.float32)))
 
 
-def schedule(profile: TargetProfile, n: int) -> dict:
+def schedule(profile: TargetProfile, n: int, taps: int) -> dict:
     """The widest tile (the last, partial block gets a narrower tile of its own in lower.py, so
-    a wide one wastes no padding) and as many rows as the registers hold."""
+    a wide one wastes no padding), as many rows as the registers hold, and the channels left
+    over a whole number of vectors as dot products (tail.py) when a window holds a vector."""
     lanes = profile.fp32_lanes
     nv = max(1, min(MAX_NV, -(-n // lanes)))
     mr = max(1, min(8, (profile.vector_registers - nv - 1) // nv))
-    return {"mr": mr, "nv": nv, "lanes": lanes}
+    return {"mr": mr, "nv": nv, "lanes": lanes, "dot": n % lanes if taps >= lanes else 0}
+
+
+def pack(w: np.ndarray, bias: np.ndarray | None, s: dict, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """W (C * taps x N) in column blocks of NB (pack_column_blocks), then the last `dot` columns
+    as [dot][C][taps rounded up to lanes, zero padded] (tail.py); the biases alike."""
+    nb, dot, lanes = s["nv"] * s["lanes"], s["dot"], s["lanes"]
+    n = w.shape[1]
+    bias = None if bias is None else np.asarray(bias, np.float32).reshape(-1)
+    blocks, b = pack_column_blocks(w[:, :n - dot], None if bias is None else bias[:n - dot], nb)
+    if not dot:
+        return blocks.reshape(-1), b
+    taps = w.shape[0] // channels
+    tp = -(-taps // lanes) * lanes
+    tail = np.zeros((dot, channels, tp), np.float32)
+    tail[:, :, :taps] = w[:, n - dot:].T.reshape(dot, channels, taps)
+    tb = np.zeros(dot, np.float32) if bias is None else bias[n - dot:]
+    return np.concatenate([blocks.reshape(-1), tail.reshape(-1)]), np.concatenate([b, tb])
 
 
 def prepare_window_gemm(profile: TargetProfile):  # noqa: ANN201 - a Pass
@@ -66,14 +84,14 @@ def prepare_window_gemm(profile: TargetProfile):  # noqa: ANN201 - a Pass
             x, w = g.values[n.inputs[0]], g.values[n.inputs[1]].data
             m, c = w.shape[:2]
             taps = w.shape[-1]
-            s = schedule(profile, m)
+            s = schedule(profile, m, taps)
             nb = s["nv"] * s["lanes"]
             bias = g.values[n.inputs[2]].data if len(n.inputs) > 2 and n.inputs[2] else None
-            packed, b = pack_column_blocks(np.asarray(w, np.float32).reshape(m, c * taps).T, bias, nb)
+            packed, b = pack(np.asarray(w, np.float32).reshape(m, c * taps).T, bias, s, c)
             attrs = {"batch": x.shape[0], "channels": c, "width": x.shape[-1], "taps": taps,
                      "stride": n.attrs["strides"][1], "rows": g.values[n.outputs[0]].shape[-1], "n": m,
                      "schedule": s, "activation": n.attrs.get("activation"), "layout": "nct"}
-            nodes.append(Node("WindowGemm", [n.inputs[0], g.add_const(f"{n.inputs[1]}_wg{nb}", packed.reshape(-1)),
+            nodes.append(Node("WindowGemm", [n.inputs[0], g.add_const(f"{n.inputs[1]}_wg{nb}", packed),
                                              g.add_const(f"{n.outputs[0]}_wg_bias{nb}", b)],
                               list(n.outputs), attrs, n.name))
         g.nodes = nodes
@@ -87,11 +105,11 @@ def _matmul(g: Graph, n: Node, profile: TargetProfile) -> Node:
     w = w.T if n.attrs.get("trans_b") else w
     k, m = w.shape
     rows = a.size // k
-    s = schedule(profile, m)
+    s = schedule(profile, m, k)
     nb = s["nv"] * s["lanes"]
     bias = g.values[n.inputs[2]].data if len(n.inputs) > 2 and n.inputs[2] else None
-    packed, b = pack_column_blocks(w, bias, nb)
+    packed, b = pack(w, bias, s, 1)
     attrs = {"batch": 1, "channels": 1, "width": a.size, "taps": k, "stride": k, "rows": rows, "n": m,
              "schedule": s, "activation": n.attrs.get("activation"), "layout": "tn"}
-    return Node("WindowGemm", [n.inputs[0], g.add_const(f"{n.inputs[1]}_wg{nb}", packed.reshape(-1)),
+    return Node("WindowGemm", [n.inputs[0], g.add_const(f"{n.inputs[1]}_wg{nb}", packed),
                                g.add_const(f"{n.outputs[0]}_wg_bias{nb}", b)], list(n.outputs), attrs, n.name)

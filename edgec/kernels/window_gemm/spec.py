@@ -8,7 +8,8 @@ A MatMul with a constant B and more than one row is the same loop with C = 1, st
 and a row-major output (`layout` "tn"): the wide projections of OCR/CTC heads, a mel filterbank.
 W is packed at build time as [n block][c * taps + k][NB] (pack.py), so a register tile of MR
 output positions x NV vectors of channels reads one weight vector and broadcasts one input
-value per step (lower.py)."""
+value per step (lower.py); the last `dot` channels (fewer than a vector) follow as
+[channel][c][k] rows, computed as dot products along the window (tail.py)."""
 
 from typing import Literal, TypedDict
 
@@ -19,6 +20,7 @@ class WindowGemmSchedule(TypedDict):
     mr: int  # output positions per register tile
     nv: int  # vectors of output channels per block
     lanes: int
+    dot: int  # the last output channels, fewer than lanes, computed as dot products (tail.py)
 
 
 @kernel_spec("WindowGemm", parallel=True)
