@@ -68,7 +68,8 @@ def build(
     precision: Annotated[str, typer.Option(
         help="float arithmetic: fp32, or fp16 on devices with ARMv8.2 fp16 (rpi5, android-arm64-dotprod)")] = "fp32",
     calibration: Annotated[Optional[Path], typer.Option(
-        help="calibration inputs for --quantize int8: .npz or a directory of .npz/.npy")] = None,
+        help="calibration inputs (.npz or a directory of .npz/.npy) for --quantize int8, and for --precision fp16 "
+             "(layers whose values leave fp16's range stay fp32)")] = None,
     weights: Annotated[str, typer.Option(
         help="weights of batch-1 dense/GRU/LSTM layers: fp32, int8 (per-row scales) or fp16")] = "fp32",
     cache: Annotated[bool, typer.Option(

@@ -49,7 +49,8 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     `edgec bench --profile` (docs/profiling.md); without it the bundle has no trace of profiling.
     `precision` ("fp32", "fp16"): the arithmetic of the float kernels; fp16 needs a device with
     ARMv8.2 half-precision arithmetic (rpi5, android-arm64-dotprod; docs/fp16.md). In a phone
-    bundle the slices without it compute in fp32."""
+    bundle the slices without it compute in fp32. With `calibration`, layers whose values
+    reach 4096 on those inputs stay fp32 (edgec/quantize/fp16_range.py)."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     _check_arguments(model, device, out_dir, threads, tuning_log, calibration, schedule_overrides)
@@ -91,6 +92,11 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
     dump = (print if dump_ir is True else dump_ir) or None
     front = front_end(proto, input_shapes, say, dump, bind)
     g = front.graph
+    if options.compute == "fp16" and calibration is not None:  # layers beyond fp16's range stay fp32
+        from edgec.quantize.fp16_range import mark_wide_nodes, wide_tensors
+
+        say("measuring ranges for fp16")
+        mark_wide_nodes(g, wide_tensors(proto, calibration))
     t_opt = time.perf_counter()
     say("generating code")
     objects = ObjectCache.open(cache)

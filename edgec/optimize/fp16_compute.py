@@ -38,16 +38,38 @@ HALF_OPS: dict[str, tuple[int, ...] | None] = {
 }
 
 
-def _takes(g: Graph, n: Node) -> bool:
+SEEDS = {"Conv", "ConvTranspose"}  # the ops fp16 is for; the others follow them
+GATES = {"Sigmoid", "HardSigmoid"}  # outputs in [0, 1]: a product with them cannot overflow
+KEEP_FP32 = "keep_fp32"  # node attr set from calibration ranges (edgec/quantize/fp16_range.py)
+
+
+def _takes(g: Graph, n: Node, half_values: set[str], producers: dict[str, Node]) -> bool:
     """Whether `n` computes in fp16: a HALF_OPS op whose data inputs and outputs are float32
-    (a mixed node, such as a Concat of an int tensor, keeps its types) and whose constant
-    operands fit fp16's range."""
+    (a mixed node, such as a Concat of an int tensor, keeps its types), whose constant operands
+    fit fp16's range, and that is not an integer product made exact in floats (`exact`) or
+    marked by calibration. Convs start fp16 regions; the other ops join one only when one of
+    their inputs is already fp16 (a transformer's chain of elementwise ops stays fp32 instead of
+    casting back and forth). A product of two activations stays fp32 unless one is a gate: x * x
+    overflows fp16 from |x| > 256 (the variance of a decomposed LayerNorm)."""
     if n.op not in HALF_OPS or n.op == "Resize" and n.attrs.get("mode", "nearest") != "nearest":  # linear: fp32
         return False
-    ins = [g.values[i] for k, i in enumerate(n.inputs) if i and _is_data(n.op, k)]
-    if not ins or any(v.dtype != F32 for v in ins) or any(g.values[o].dtype != F32 for o in n.outputs):
+    if n.attrs.get("exact") or n.attrs.get(KEEP_FP32):
         return False
-    return all(not v.is_const or np.all(np.abs(v.data) <= FP16_MAX) for v in ins)
+    ins = [i for k, i in enumerate(n.inputs) if i and _is_data(n.op, k)]
+    vals = [g.values[i] for i in ins]
+    if not vals or any(v.dtype != F32 for v in vals) or any(g.values[o].dtype != F32 for o in n.outputs):
+        return False
+    if not all(not v.is_const or np.all(np.abs(v.data) <= FP16_MAX) for v in vals):
+        return False
+    dynamic = [i for i in ins if not g.values[i].is_const]
+    if n.op == "Mul" and len(dynamic) == 2 and not any(_is_gate(producers.get(i)) for i in dynamic):
+        return False
+    return n.op in SEEDS or any(i in half_values for i in dynamic)
+
+
+def _is_gate(n: Node | None) -> bool:
+    act = n.attrs.get("activation") if n is not None else None
+    return n is not None and (n.op in GATES or bool(act) and act[0] in GATES)
 
 
 def _is_data(op: str, k: int) -> bool:
@@ -56,7 +78,14 @@ def _is_data(op: str, k: int) -> bool:
 
 
 def compute_fp16(g: Graph) -> Graph:
-    half = [_takes(g, n) for n in g.nodes]
+    producers = {o: n for n in g.nodes for o in n.outputs}
+    half_values: set[str] = set()
+    half = []
+    for n in g.nodes:  # in graph order, so a node sees whether its inputs became fp16
+        half.append(_takes(g, n, half_values, producers))
+        if half[-1]:
+            half_values.update(n.outputs)
+        n.attrs.pop(KEEP_FP32, None)
     casts: dict[tuple[str, np.dtype], str] = {}  # (value, dtype) -> its converted twin
     nodes: list[Node] = []
 

@@ -160,3 +160,51 @@ def test_wide_padded_depthwise_fp32(device: str, hw: int, stride: int) -> None:
     want = run_onnxruntime(model, {"x": x})[0]
     got = run_edgec(model, {"x": x}, device)[0]
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, float(np.abs(want).max()))
+
+
+def _dtypes(model) -> dict[str, str]:  # noqa: ANN001
+    """op -> the dtype of its output, after the target passes of an fp16 build."""
+    _, g, _ = lowered_kernels(model, get_profile(DEVICE), BuildOptions(compute="fp16"))
+    return {n.name or n.op: str(g.values[n.outputs[0]].dtype) for n in g.nodes}
+
+
+def test_what_stays_fp32() -> None:
+    """Convs start fp16 regions; a chain of elementwise ops with no conv before it stays fp32
+    (no casts back and forth), and so does a product of two activations (x * x overflows fp16
+    beyond 256) unless one of them is a sigmoid gate."""
+    rng = np.random.default_rng(2)
+    w = (rng.standard_normal((8, 8, 1, 1)) * 0.3).astype(np.float32)
+    model = make_model(
+        [helper.make_node("Add", ["x", "one"], ["a"], name="pre_add"),          # before any conv
+         helper.make_node("Conv", ["a", "w"], ["c"], name="conv"),
+         helper.make_node("Mul", ["c", "c"], ["sq"], name="square"),           # two activations
+         helper.make_node("Sigmoid", ["c"], ["gate"], name="gate"),
+         helper.make_node("Mul", ["c", "gate"], ["se"], name="gated"),         # times a gate
+         helper.make_node("Add", ["sq", "se"], ["out"], name="sum")],
+        [("x", T.FLOAT, [1, 8, 6, 6])], [("out", T.FLOAT, None)], {"w": w, "one": np.ones(1, np.float32)})
+    dt = _dtypes(model)
+    assert dt["pre_add"] == "float32" and dt["square"] == "float32"
+    assert dt["gated"] == "float16" and dt["gate"] == "float16"
+    x = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)
+    want = run_onnxruntime(model, {"x": x})[0]
+    assert _cos(run_edgec(model, {"x": x}, DEVICE, precision="fp16")[0], want) >= 0.9999
+
+
+def test_calibration_keeps_wide_layers_fp32(tmp_path) -> None:  # noqa: ANN001
+    """An STFT-like conv on 16-bit-scale audio leaves fp16's range (inf, then NaN after the
+    square); with --calibration that layer and its neighbours stay fp32 and the result is right."""
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((16, 1, 64)).astype(np.float32)
+    model = make_model(
+        [helper.make_node("Conv", ["x", "w"], ["spec"], strides=[16]),
+         helper.make_node("Relu", ["spec"], ["mag"]),
+         helper.make_node("Conv", ["mag", "w2"], ["out"])],
+        [("x", T.FLOAT, [1, 1, 1024])], [("out", T.FLOAT, None)],
+        {"w": w, "w2": (rng.standard_normal((4, 16, 1)) * 0.1).astype(np.float32)})
+    x = (rng.standard_normal((1, 1, 1024)) * 20000).astype(np.float32)
+    want = run_onnxruntime(model, {"x": x})[0]
+    plain = run_edgec(model, {"x": x}, DEVICE, precision="fp16")[0]
+    assert not np.isfinite(plain).all() or _cos(plain, want) < 0.999  # what the guard is for
+    np.savez(tmp_path / "cal.npz", x=x)
+    got = run_edgec(model, {"x": x}, DEVICE, precision="fp16", calibration=tmp_path / "cal.npz")[0]
+    assert np.isfinite(got).all() and _cos(got, want) >= 0.99999
