@@ -178,7 +178,8 @@ def tune_command(
 ) -> None:
     """Tune MODEL's kernels on devices; `edgec build --tuning-log LOG` applies the result."""
     from edgec.cli_args import parse_shapes
-    from edgec.options import BuildOptions
+    from edgec.options import BuildOptions, check_compute
+    from edgec.targets import get_profile
     from edgec.tune.budget import parse_duration
     from edgec.tune.farm import check_cluster
     from edgec.tune.measure import MeasureOptions
@@ -199,6 +200,7 @@ def tune_command(
         runners, profile = _runners(device, trust_new_host)
     else:
         runners, profile = _farm(device, trust_new_host, cluster)
+    check_compute(build_options, [get_profile(profile)])
     opts = TuneOptions(trials=trials, batch=batch, early_stop=early_stop, seed=seed, max_tasks=max_tasks,
                        measure=MeasureOptions(min_time_s=min_time), budget_s=budget_s,
                        warm_start=tuple(warm_start or ()))

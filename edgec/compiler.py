@@ -17,7 +17,7 @@ from edgec.driver import BuildReport, compile_for_target, front_end, load_tuning
 from edgec.errors import EdgecError
 from edgec.importer import load_onnx
 from edgec.importer.tflite import SOURCE_FORMAT_KEY
-from edgec.options import BuildOptions
+from edgec.options import BuildOptions, check_compute
 from edgec.packager import Bundle, mobile, write_bundle
 from edgec.packager.bundle import check_out_dir, check_prefix
 from edgec.targets import TargetProfile, get_profile
@@ -72,10 +72,7 @@ def build(model: onnx.ModelProto | str | os.PathLike, device: str = "host",
                          "device of the same CPU (e.g. --device rpi4 or x86_64)")
     if options.precision == "fp16" and phone_profiles:
         raise EdgecError("--quantize fp16 is not supported for Android/iOS bundles yet")
-    if options.compute == "fp16" and not any(p.fp16_arith for p in profiles):
-        raise EdgecError(f"--precision fp16: {', '.join(p.name for p in profiles)} has no half-precision "
-                         "arithmetic (ARMv8.2 fullfp16: rpi5, android-arm64-dotprod); --quantize fp16 "
-                         "stores fp16 weights and computes in fp32 on any device")
+    check_compute(options, profiles)
     overrides, log_info = load_tuning(tuning_log, schedule_overrides)
     proto = load_onnx(model)  # a .tflite file arrives converted (edgec/importer/tflite/)
     source_format = "tflite" if any(p.key == SOURCE_FORMAT_KEY and p.value == "tflite"

@@ -35,7 +35,7 @@ from edgec.codegen.profile import layer_table
 from edgec.device.profile_report import peak_mac_per_cycle
 from edgec.errors import EdgecError
 from edgec.estimate_isa import loop_work
-from edgec.options import BuildOptions
+from edgec.options import BuildOptions, check_compute
 from edgec.targets import TargetProfile, get_profile
 from edgec.toolchain.lld import find_versioned
 
@@ -201,6 +201,7 @@ def estimate(model: onnx.ModelProto, device: str | TargetProfile, options: Build
     """The per-layer estimate: {"device", "cpu", "mca_cpu", "clock_ghz", "layers": [...], "total_us"}."""
     profile = get_profile(device) if isinstance(device, str) else device
     options = options or BuildOptions()
+    check_compute(options, [profile])
     core = core_of(profile)
     # LLVM's 32-bit ARM backend has no model of the A53/A72/A76 cores; its Cortex-A57 model (an
     # ARMv8 core running AArch32 code, like an rpi3/rpi4 with a 32-bit OS) is the closest one.

@@ -135,3 +135,12 @@ def parse_on_off(value: str | bool, flag: str) -> bool:
     if value.lower() in ("off", "false", "0", "no"):
         return False
     raise EdgecError(f"{flag} {value!r}: expected on or off")
+
+
+def check_compute(options: BuildOptions, profiles: list) -> None:  # list[TargetProfile]
+    """`--precision fp16` needs a target with fp16 arithmetic (ARMv8.2 fullfp16); a phone bundle
+    needs one such slice (the others compute in fp32)."""
+    if options.compute == "fp16" and not any(p.fp16_arith for p in profiles):
+        raise EdgecError(f"--precision fp16: {', '.join(p.name for p in profiles)} has no half-precision "
+                         "arithmetic (ARMv8.2 fullfp16: rpi5, android-arm64-dotprod); --quantize fp16 "
+                         "stores fp16 weights and computes in fp32 on any device")

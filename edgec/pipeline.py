@@ -85,7 +85,7 @@ TARGET_PASSES: list[TargetPass] = [
     TargetPass("sparsify-dense", lambda cx: sparsify_dense(cx.profile, cx.options.sparse)),
     TargetPass("sparsify-rnn", lambda cx: sparsify_rnn(cx.profile, cx.options.sparse)),
     # `--precision fp16`: float tensors of the listed ops become float16 before the families pack
-    TargetPass("compute-fp16", _const(compute_fp16), when=lambda cx: cx.options.compute == "fp16"),
+    TargetPass("compute-fp16", _const(compute_fp16), when=lambda cx: cx.options.compute == "fp16" and cx.profile.fp16_arith),
     TargetPass("prepare-winograd", lambda cx: prepare_winograd(cx.profile, cx.options.threads)),
     TargetPass("prepare-window-gemm", lambda cx: prepare_window_gemm(cx.profile)),  # before the direct convs
     TargetPass("prepare-direct-conv", lambda cx: prepare_direct_conv(cx.profile, cx.overrides, cx.options)),
@@ -97,7 +97,8 @@ TARGET_PASSES: list[TargetPass] = [
     TargetPass("exact-int8-weights", _const(exact_int8_weights), when=lambda cx: cx.options.weights == "fp32"),
     TargetPass("quantize-weights", lambda cx: quantize_weights(cx.profile, cx.options.weights),
                when=lambda cx: cx.options.weights != "fp32"),
-    TargetPass("gemv-weights-fp16", lambda cx: gemv_weights_fp16(cx.profile), when=lambda cx: cx.options.compute == "fp16"),
+    TargetPass("gemv-weights-fp16", lambda cx: gemv_weights_fp16(cx.profile),
+               when=lambda cx: cx.options.compute == "fp16" and cx.profile.fp16_arith),
     TargetPass("recurrent-dot", lambda cx: recurrent_dot_pass(cx.profile)),  # after the int8 weights
     TargetPass("fuse-residual-add", _const(fuse_residual_add)),
     TargetPass("fuse-elementwise", _const(fuse_elementwise)),

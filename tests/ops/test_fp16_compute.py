@@ -208,3 +208,22 @@ def test_calibration_keeps_wide_layers_fp32(tmp_path) -> None:  # noqa: ANN001
     np.savez(tmp_path / "cal.npz", x=x)
     got = run_edgec(model, {"x": x}, DEVICE, precision="fp16", calibration=tmp_path / "cal.npz")[0]
     assert np.isfinite(got).all() and _cos(got, want) >= 0.99999
+
+
+def test_estimate_and_tune_refuse_fp16_without_the_hardware(tmp_path) -> None:  # noqa: ANN001
+    """`edgec estimate` and `edgec tune` check --precision fp16 against the device as the build does."""
+    import onnx
+
+    from edgec.estimate import estimate
+    from tests.remote.conftest import assert_clean, cli
+
+    model = CASES["conv3x3"][0]()
+    with pytest.raises(EdgecError, match="no half-precision arithmetic"):
+        estimate(model, "rpi4", BuildOptions(compute="fp16"))
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    assert_clean(cli("estimate", str(path), "--device", "x86_64", "--precision", "fp16"), 2,
+                 "no half-precision arithmetic")
+    assert_clean(cli("tune", str(path), "--device", "local", "--precision", "fp16", "--log", str(tmp_path / "t.jsonl"),
+                     "--trials", "1"), 2, "no half-precision arithmetic")
+    assert not (tmp_path / "t.jsonl").exists()
