@@ -135,6 +135,10 @@ def layer_table(front: Graph, g: Graph, nodes: list[Node], estimate: dict[int, i
         # conv's own output gone) of an unnamed node finds no key: its weight size tells its MACs.
         if not macs[k] and n.op in ESTIMATED_OPS:
             macs[k] = estimate[k]
-    return [{"name": n.name or (n.outputs[0] if n.outputs else f"kernel {k}"), "op": n.op,
-             "shape": list(g.values[n.outputs[0]].shape) if n.outputs and n.outputs[0] else [],
-             "macs": int(macs[k])} for k, n in enumerate(nodes)]
+    out = [{"name": n.name or (n.outputs[0] if n.outputs else f"kernel {k}"), "op": n.op,
+            "shape": list(g.values[n.outputs[0]].shape) if n.outputs and n.outputs[0] else [],
+            "macs": int(macs[k])} for k, n in enumerate(nodes)]
+    for entry, n in zip(out, nodes):  # fp16 arithmetic (`--precision fp16`): twice the FMA peak
+        if n.outputs and n.outputs[0] and g.values[n.outputs[0]].dtype.name == "float16":
+            entry["dtype"] = "float16"
+    return out

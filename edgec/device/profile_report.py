@@ -67,7 +67,8 @@ def summarize(manifest: dict, stats: dict, target: TargetProfile, emulated: bool
         out.append({"name": str(layer.get("name")), "op": str(layer.get("op")), "shape": layer.get("shape"),
                     "symbol": layer.get("symbol"), "macs": macs, "calls": calls[k], "us": us,
                     "run_us": run_ticks[k] / tps * 1e6, "mac_per_cycle": mpc,
-                    "peak_fraction": mpc / peak if mpc is not None and peak and clock == CPUFREQ else None})
+                    "peak_fraction": mpc / (peak * (2 if layer.get("dtype") == "float16" else 1))
+                    if mpc is not None and peak and clock == CPUFREQ else None})
     total = sum(x["us"] for x in out)
     for x in out:
         x["share_pct"] = 100.0 * x["us"] / total if total > 0 else 0.0

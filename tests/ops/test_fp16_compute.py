@@ -227,3 +227,27 @@ def test_estimate_and_tune_refuse_fp16_without_the_hardware(tmp_path) -> None:  
     assert_clean(cli("tune", str(path), "--device", "local", "--precision", "fp16", "--log", str(tmp_path / "t.jsonl"),
                      "--trials", "1"), 2, "no half-precision arithmetic")
     assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_profile_peak_of_fp16_layers() -> None:
+    """`edgec bench --profile` rates an fp16 layer against twice the core's fp32 FMA peak (the
+    build records `dtype` in the profile table of fp16 kernels only)."""
+    from edgec.device.profile_report import peak_mac_per_cycle, summarize
+
+    rpi5 = get_profile(DEVICE)
+    layers = [{"name": "a", "op": "ConvDirect", "shape": [1], "macs": 8000},
+              {"name": "b", "op": "ConvDirect", "shape": [1], "macs": 8000, "dtype": "float16"}]
+    raw = {"timer": "cntvct", "ticks_per_s": 1e6, "cpu_hz": 1e9, "calls": [1, 1], "ticks": [1, 1], "run_ticks": [1, 1]}
+    rep = summarize({"profile": {"layers": layers}}, {"profile": raw, "runs": 1}, rpi5, False, "test")
+    a, b = rep["layers"]
+    assert a["mac_per_cycle"] == b["mac_per_cycle"] == 8.0
+    assert a["peak_fraction"] == 8.0 / peak_mac_per_cycle(rpi5) and b["peak_fraction"] == a["peak_fraction"] / 2
+    front, g, units = lowered_kernels(_block(), rpi5, BuildOptions(compute="fp16", profile=True))
+    from edgec.codegen.executor import estimated_macs
+    from edgec.codegen.profile import layer_table
+
+    table = layer_table(front, g, [u.node for u in units], {k: estimated_macs(g, u.node) for k, u in enumerate(units)})
+    half = {t["op"] for t in table if t.get("dtype") == "float16"}
+    assert {"ConvDirect", "DepthwiseDirect"} <= half
+    assert not any(t.get("dtype") for t, u in zip(table, units)
+                   if g.values[u.node.outputs[0]].dtype == np.float32)  # fp32 kernels: no dtype key
