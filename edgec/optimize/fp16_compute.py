@@ -57,7 +57,7 @@ def _takes(g: Graph, n: Node, half_values: set[str], producers: dict[str, Node])
         return False
     ins = [i for k, i in enumerate(n.inputs) if i and _is_data(n.op, k)]
     vals = [g.values[i] for i in ins]
-    if not vals or any(v.dtype != F32 for v in vals) or any(g.values[o].dtype != F32 for o in n.outputs):
+    if not vals or any(v.dtype != F32 for v in vals) or any(g.values[o].dtype != F32 for o in n.outputs if o):
         return False
     if not all(not v.is_const or np.all(np.abs(v.data) <= FP16_MAX) for v in vals):
         return False
@@ -111,6 +111,8 @@ def compute_fp16(g: Graph) -> Graph:
                         for k, i in enumerate(n.inputs)]
             back = []
             for k, o in enumerate(n.outputs):
+                if not o:  # an optional output left out
+                    continue
                 if o in outputs:  # the interface keeps fp32: write a twin, Cast it back after
                     twin = g.fresh(f"{o}_fp16")
                     g.values[twin] = Value(twin, F16, g.values[o].shape)

@@ -251,3 +251,19 @@ def test_profile_peak_of_fp16_layers() -> None:
     assert {"ConvDirect", "DepthwiseDirect"} <= half
     assert not any(t.get("dtype") for t, u in zip(table, units)
                    if g.values[u.node.outputs[0]].dtype == np.float32)  # fp32 kernels: no dtype key
+
+
+def test_threads_and_optional_outputs() -> None:
+    """fp16 kernels split over 2 threads give the 1-thread bits; a MaxPool whose optional Indices
+    output is left out ("") takes fp16 like any pool."""
+    model = _block()
+    x = np.random.default_rng(9).standard_normal((1, 8, 20, 20)).astype(np.float32)
+    one = run_edgec(model, {"x": x}, DEVICE, precision="fp16")[0]
+    two = run_edgec(model, {"x": x}, DEVICE, precision="fp16", threads=2)[0]
+    np.testing.assert_array_equal(one, two)
+    pool = make_model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                       helper.make_node("MaxPool", ["c"], ["out", ""], kernel_shape=[2, 2], strides=[2, 2])],
+                      [("x", T.FLOAT, [1, 4, 8, 8])], [("out", T.FLOAT, [1, 8, 4, 4])],
+                      {"w": np.random.default_rng(1).standard_normal((8, 4, 3, 3)).astype(np.float32) * 0.2})
+    x = np.random.default_rng(2).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    assert _cos(run_edgec(pool, {"x": x}, DEVICE, precision="fp16")[0], run_onnxruntime(pool, {"x": x})[0]) >= 0.9999
