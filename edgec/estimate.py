@@ -32,7 +32,7 @@ import onnx
 from edgec.asm import innermost_loops, lowered_kernels, units_assembly
 from edgec.codegen.executor import estimated_macs
 from edgec.codegen.profile import layer_table
-from edgec.device.profile_report import peak_mac_per_cycle
+from edgec.device.profile_report import layer_peak, peak_mac_per_cycle
 from edgec.errors import EdgecError
 from edgec.estimate_isa import loop_work
 from edgec.options import BuildOptions, check_compute
@@ -236,16 +236,14 @@ def estimate(model: onnx.ModelProto, device: str | TargetProfile, options: Build
     if jobs_ and not any(layer.loops for layer in layers):
         raise EdgecError(f"{Path(mca).name} cannot model {mca_cpu!r} (or read its assembly): install a "
                          "newer LLVM (apt-get install llvm-19) or pick another --device")
-    for layer, n in zip(layers, nodes):
+    for layer, n, entry in zip(layers, nodes, table):
         out = g.values[n.outputs[0]].size if n.outputs and n.outputs[0] else 0
         layer.bytes = _bytes(g, n)
         _layer_cycles(layer, n, out, core, winograd_transform_elems(g, n) if n.op == "ConvWinograd" else 0)
         layer.us = layer.cycles / (clock * 1e3)
         if layer.macs:
             layer.mac_per_cycle = layer.macs / layer.cycles
-            # fp16 arithmetic (`--precision fp16`): eight lanes per FMA where fp32 has four
-            half = bool(n.outputs and n.outputs[0]) and g.values[n.outputs[0]].dtype.name == "float16"
-            layer.peak_fraction = layer.mac_per_cycle / (peak * (2 if half else 1)) if peak else None
+            layer.peak_fraction = layer.mac_per_cycle / layer_peak(peak, entry) if peak else None
     if not math.isfinite(sum(x.us for x in layers)):
         raise EdgecError("the cycle model produced a non-finite time")
     return {"device": profile.name, "cpu": profile.cpu, "mca_cpu": mca_cpu, "clock_ghz": clock,

@@ -34,7 +34,7 @@ from edgec.optimize.passes import (
 )
 from edgec.optimize.qdq import fold_qdq
 from edgec.optimize.quantized_lstm import recurrent_dot_pass
-from edgec.optimize.weight_quant import exact_int8_weights, gemv_weights_fp16, quantize_weights
+from edgec.optimize.weight_quant import exact_int8_weights, quantize_weights
 from edgec.options import BuildOptions
 from edgec.quantize.fp16 import FP16_CONSUMERS, store_weights_fp16
 from edgec.sparsity.rnn import sparsify_rnn
@@ -77,6 +77,11 @@ def _const(p: Pass) -> Callable[[PassContext], Pass]:
     return lambda cx: p
 
 
+def _fp16(cx: PassContext) -> bool:
+    """`--precision fp16` on a target with fp16 arithmetic."""
+    return cx.options.compute == "fp16" and cx.profile.fp16_arith
+
+
 TARGET_PASSES: list[TargetPass] = [
     TargetPass("pack-rnn", _const(pack_rnn)),  # first: the RNN passes below read the packed layout
     # ConvInteger / MatMulInteger on byte dots, or exactly on the float kernels: before the
@@ -85,7 +90,7 @@ TARGET_PASSES: list[TargetPass] = [
     TargetPass("sparsify-dense", lambda cx: sparsify_dense(cx.profile, cx.options.sparse)),
     TargetPass("sparsify-rnn", lambda cx: sparsify_rnn(cx.profile, cx.options.sparse)),
     # `--precision fp16`: float tensors of the listed ops become float16 before the families pack
-    TargetPass("compute-fp16", _const(compute_fp16), when=lambda cx: cx.options.compute == "fp16" and cx.profile.fp16_arith),
+    TargetPass("compute-fp16", _const(compute_fp16), when=_fp16),
     TargetPass("prepare-winograd", lambda cx: prepare_winograd(cx.profile, cx.options.threads)),
     TargetPass("prepare-window-gemm", lambda cx: prepare_window_gemm(cx.profile)),  # before the direct convs
     TargetPass("prepare-direct-conv", lambda cx: prepare_direct_conv(cx.profile, cx.overrides, cx.options)),
@@ -97,8 +102,7 @@ TARGET_PASSES: list[TargetPass] = [
     TargetPass("exact-int8-weights", _const(exact_int8_weights), when=lambda cx: cx.options.weights == "fp32"),
     TargetPass("quantize-weights", lambda cx: quantize_weights(cx.profile, cx.options.weights),
                when=lambda cx: cx.options.weights != "fp32"),
-    TargetPass("gemv-weights-fp16", lambda cx: gemv_weights_fp16(cx.profile),
-               when=lambda cx: cx.options.compute == "fp16" and cx.profile.fp16_arith),
+    TargetPass("gemv-weights-fp16", lambda cx: quantize_weights(cx.profile, "fp16", rnn=False), when=_fp16),
     TargetPass("recurrent-dot", lambda cx: recurrent_dot_pass(cx.profile)),  # after the int8 weights
     TargetPass("fuse-residual-add", _const(fuse_residual_add)),
     TargetPass("fuse-elementwise", _const(fuse_elementwise)),

@@ -112,4 +112,3 @@ def opaque(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
     and schedule its loads far ahead, and spill."""
     asm = ir.InlineAsm(ir.FunctionType(v.type, [v.type]), "", "=r,0", side_effect=True)
     return b.call(asm, [v])
-

@@ -165,7 +165,9 @@ def exact_int8_weights(g: Graph) -> Graph:
     return g
 
 
-def quantize_weights(profile: TargetProfile, fmt: str):  # noqa: ANN201 - returns a Pass
+def quantize_weights(profile: TargetProfile, fmt: str, rnn: bool = True):  # noqa: ANN201 - returns a Pass
+    """`rnn` False: Gemv layers only (`--precision fp16`: the dense layers it keeps fp32, for
+    their long sums, still stream fp16 weights)."""
     def run(g: Graph) -> Graph:
         if fmt == "fp32":
             return g
@@ -174,22 +176,9 @@ def quantize_weights(profile: TargetProfile, fmt: str):  # noqa: ANN201 - return
         for n in g.nodes:
             if n.op == "Gemv" and g.values[n.inputs[1]].is_const and not n.attrs.get("exact"):
                 _gemv(g, n, fmt)
-            elif _rnn_eligible(g, n):
+            elif rnn and _rnn_eligible(g, n):
                 _rnn(g, n, fmt)
         return g
 
     return run
 
-
-def gemv_weights_fp16(profile: TargetProfile):  # noqa: ANN201 - returns a Pass
-    """`--precision fp16`: the dense layers that stay fp32 (Gemv: its reduction is too long for
-    fp16 sums) still stream fp16 weights, widened on load as with `--weights fp16`."""
-    def run(g: Graph) -> Graph:
-        check_fp16_target(profile)
-        for n in g.nodes:
-            if n.op == "Gemv" and g.values[n.inputs[1]].is_const and not n.attrs.get("exact") \
-                    and not n.attrs.get("weights") and g.values[n.inputs[1]].dtype == np.float32:
-                _gemv(g, n, "fp16")
-        return g
-
-    return run

@@ -67,6 +67,11 @@ class TargetProfile:
         for k, v in derived.items():
             object.__setattr__(self, k, v)
 
+    def float_types(self) -> tuple[str, ...]:
+        """The float dtypes (numpy names) the float kernels compute in on this target: float32,
+        and float16 where it has fp16 arithmetic (`--precision fp16`)."""
+        return ("float32", "float16") if self.fp16_arith else ("float32",)
+
     def lanes(self, itemsize: int) -> int:
         """Lanes of the widest vector register for elements of `itemsize` bytes (at least 16 bytes)."""
         return max(16, self.vector_bits // 8) // itemsize

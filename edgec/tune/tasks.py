@@ -50,7 +50,7 @@ class Task:
 def space_for(task: dict) -> ConfigSpace:
     """The task's knobs on its target: only register tiles that fit its vector registers."""
     profile = get_profile(task["target"])
-    lanes = profile.lanes(np.dtype(task["dtype"]).itemsize)  # fp16 tasks: twice fp32's lanes
+    lanes, _ = target_info(task)
     if task["kernel"] == "gemv":
         s = gemv_tuning.GemvTaskShapes.of(task)
         return gemv_tuning.gemv_space(s.k, s.n, lanes, profile)
@@ -101,6 +101,7 @@ def extract_tasks(model: onnx.ModelProto | str | os.PathLike, device: str = "hos
 
 
 def target_info(task: dict) -> tuple[int, int]:
+    """(lanes of the task's dtype, vector registers) of its target: fp16 tasks have twice fp32's lanes."""
     p = get_profile(task["target"])
     return p.lanes(np.dtype(task["dtype"]).itemsize), p.vector_registers
 

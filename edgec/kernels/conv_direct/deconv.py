@@ -23,8 +23,7 @@ def _eligible(g: Graph, n: Node, profile: TargetProfile) -> bool:
     bias = g.values[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
     kh, kw = w.shape[2:]
     a = n.attrs
-    floats = (np.float32, np.float16) if profile.fp16_arith else (np.float32,)  # fp16: `--precision fp16`
-    return (x.dtype in floats and w.is_const and w.dtype == x.dtype and (bias is None or bias.is_const)
+    return (x.dtype.name in profile.float_types() and w.is_const and w.dtype == x.dtype and (bias is None or bias.is_const)
             and int(a["group"]) == 1 and list(a["strides"]) == [kh, kw] and not any(a["pads"])
             and list(a["dilations"]) == [1, 1] and not any(a.get("output_padding", [0, 0]))
             and kw in SHUFFLE_WIDTHS and list(g.values[n.outputs[0]].shape[2:]) == [x.shape[2] * kh, x.shape[3] * kw])

@@ -38,8 +38,7 @@ def _eligible(g: Graph, n: Node, profile: TargetProfile) -> bool:
         return False
     x, w = g.values[n.inputs[0]], g.values[n.inputs[1]]
     bias = g.values[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else None
-    floats = (np.float32, np.float16) if profile.fp16_arith else (np.float32,)
-    return (x.dtype in floats and len(x.shape) == 4 and w.is_const and w.dtype == x.dtype
+    return (x.dtype.name in profile.float_types() and len(x.shape) == 4 and w.is_const and w.dtype == x.dtype
             and (bias is None or bias.is_const) and all(s in (1, 2) for s in n.attrs["strides"]))
 
 

@@ -64,8 +64,8 @@ def worthwhile(m: int, c: int, out_w: int, r: int, lanes: int) -> bool:
     return -(-out_w // r) >= lanes or (r + 2) ** 2 * m * c * 4 <= 1 << 20
 
 
-def eligible(g: Graph, n: Node, fp16: bool = False) -> bool:
-    """fp32 convs, and with `fp16` (a target with fp16 arithmetic) fp16 ones too."""
+def eligible(g: Graph, n: Node, floats: tuple[str, ...] = ("float32",)) -> bool:
+    """Convs of the dtypes `floats` (TargetProfile.float_types: fp16 too with fp16 arithmetic)."""
     if n.op != "Conv":
         return False
     x, w = g.values[n.inputs[0]], g.values[n.inputs[1]]
@@ -73,8 +73,7 @@ def eligible(g: Graph, n: Node, fp16: bool = False) -> bool:
     a = n.attrs
     if a.get("exact"):  # integers that must stay exact (edgec/optimize/integer_float.py)
         return False
-    floats = (np.float32, np.float16) if fp16 else (np.float32,)
-    return (x.dtype in floats and len(x.shape) == 4 and w.is_const and w.dtype == x.dtype
+    return (x.dtype.name in floats and len(x.shape) == 4 and w.is_const and w.dtype == x.dtype
             and (bias is None or bias.is_const) and tuple(w.shape[2:]) == (3, 3)
             and a.get("group", 1) == 1 and list(a["strides"]) == [1, 1] and list(a["dilations"]) == [1, 1]
             and w.shape[0] >= MIN_CHANNELS and w.shape[1] >= MIN_CHANNELS)
@@ -86,7 +85,7 @@ def prepare_winograd(profile: TargetProfile, threads: int = 1):  # noqa: ANN201 
     def run(g: Graph) -> Graph:
         nodes: list[Node] = []
         for n in g.nodes:
-            if not eligible(g, n, profile.fp16_arith):
+            if not eligible(g, n, profile.float_types()):
                 nodes.append(n)
                 continue
             x = n.inputs[0]
