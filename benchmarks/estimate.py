@@ -128,21 +128,26 @@ def fp16_tables(device: str) -> dict:
     doc = {}
     for name, model in {"mobilenetv2": mobilenet_v2(), "ppocr_det": ppocr_det()}.items():
         r32 = estimate(model, device)
-        r16 = estimate(model, device, BuildOptions(compute="fp16"))
-        convs = [x for x in r16["layers"] if x["op"] in ("ConvDirect", "ConvOcvec") and x["macs"]]
-        share = sum(x["macs"] for x in convs) / sum(x["cycles"] for x in convs) / (2 * (r16["peak_mac_per_cycle"] or 1))
         inp = model.graph.input[0]
         x = np.random.default_rng(0).standard_normal([d.dim_value for d in inp.type.tensor_type.shape.dim])
         want = run_onnxruntime(model, {inp.name: x.astype(np.float32)})[0].astype(np.float64).ravel()
-        got = run_edgec(model, {inp.name: x.astype(np.float32)}, device, precision="fp16")[0].astype(np.float64).ravel()
-        cos = float(got @ want / np.linalg.norm(got) / np.linalg.norm(want))
-        speed = r32["total_us"] / r16["total_us"]
-        t.add_row(name, f"{r32['total_us'] / 1e3:.1f}", f"{r16['total_us'] / 1e3:.1f}", f"{speed:.2f}x",
-                  f"{100 * share:.0f}", f"{cos:.5f}")
-        doc[name] = {"fp32_total_us": r32["total_us"], "fp16_total_us": r16["total_us"], "speedup": speed,
-                     "fp16_conv_peak_fraction": share, "cosine_vs_fp32": cos, "clock_ghz": r16["clock_ghz"],
-                     "layers_fp16": [{k: y[k] for k in ("name", "op", "shape", "macs", "us", "peak_fraction")}
-                                     for y in r16["layers"]]}
+        # fast-math (the default) lets fp16 Winograd take F(4,3); off keeps F(2,3) (docs/fp16.md)
+        for fast in (True, False):
+            r16 = estimate(model, device, BuildOptions(compute="fp16", fast_math=fast))
+            convs = [x for x in r16["layers"] if x["op"] in ("ConvDirect", "ConvOcvec") and x["macs"]]
+            share = sum(x["macs"] for x in convs) / sum(x["cycles"] for x in convs) / (2 * (r16["peak_mac_per_cycle"] or 1))
+            got = run_edgec(model, {inp.name: x.astype(np.float32)}, device, precision="fp16",
+                            fast_math=fast)[0].astype(np.float64).ravel()
+            cos = float(got @ want / np.linalg.norm(got) / np.linalg.norm(want))
+            speed = r32["total_us"] / r16["total_us"]
+            label = name if fast else f"{name} (--fast-math off)"
+            t.add_row(label, f"{r32['total_us'] / 1e3:.1f}", f"{r16['total_us'] / 1e3:.1f}", f"{speed:.2f}x",
+                      f"{100 * share:.0f}", f"{cos:.5f}")
+            doc[name if fast else f"{name}_fast_math_off"] = {
+                "fp32_total_us": r32["total_us"], "fp16_total_us": r16["total_us"], "speedup": speed,
+                "fp16_conv_peak_fraction": share, "cosine_vs_fp32": cos, "clock_ghz": r16["clock_ghz"],
+                "layers_fp16": [{k: y[k] for k in ("name", "op", "shape", "macs", "us", "peak_fraction")}
+                                for y in r16["layers"]]}
     t.caption = "goals (issue 18, acceptance 4): estimated speed-up >= 1.7x, cosine >= 0.999 (outputs under qemu-user)"
     con.print(t)
     return doc

@@ -56,7 +56,8 @@ def build(
     tuning_log: Annotated[Optional[Path], typer.Option(
         "--tuning-log", help="apply the best config per task from `edgec tune`")] = None,
     fast_math: Annotated[str, typer.Option(
-        "--fast-math", help="on: rational/polynomial math with reassociation; off: exact-ish IEEE order")] = "on",
+        "--fast-math",
+        help="on: rational/polynomial math with reassociation, fp16 Winograd F(4,3); off: exact-ish IEEE order")] = "on",
     sparsity: Annotated[str, typer.Option(
         help="sparse weights: auto (cost rule per layer), off (dense), code or bsr (force)")] = "auto",
     sparse_threshold: Annotated[float, typer.Option(

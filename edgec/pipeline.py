@@ -91,7 +91,7 @@ TARGET_PASSES: list[TargetPass] = [
     TargetPass("sparsify-rnn", lambda cx: sparsify_rnn(cx.profile, cx.options.sparse)),
     # `--precision fp16`: float tensors of the listed ops become float16 before the families pack
     TargetPass("compute-fp16", _const(compute_fp16), when=_fp16),
-    TargetPass("prepare-winograd", lambda cx: prepare_winograd(cx.profile, cx.options.threads)),
+    TargetPass("prepare-winograd", lambda cx: prepare_winograd(cx.profile, cx.options.threads, cx.options.fast_math)),
     TargetPass("prepare-window-gemm", lambda cx: prepare_window_gemm(cx.profile)),  # before the direct convs
     TargetPass("prepare-direct-conv", lambda cx: prepare_direct_conv(cx.profile, cx.overrides, cx.options)),
     TargetPass("prepare-deconv", lambda cx: prepare_deconv(cx.profile)),

@@ -158,9 +158,10 @@ def test_full_range_int8_weights_avoid_vpmaddubsw() -> None:
     assert max(lp.count(r"vpmaddwd .*%ymm") for lp in loops) >= MIN_HITS
 
 
-# `--precision fp16` (Winograd F(2,3) only)
+# `--precision fp16`: Winograd F(2,3) at 28x28 (fewer tiles per row than lanes), F(4,3) at 56x56
 FP16_LAYERS = {
     "conv3x3": (LAYERS["conv3x3"][0], "convwinograd"),
+    "conv3x3_f4": (lambda: _conv(32, 32, 56, 3, 1), "convwinograd"),
     "conv3x3_c8": (LAYERS["conv3x3_c8"][0], "convdirect"),
     "conv3x3_s2": (LAYERS["conv3x3_s2"][0], "convocvec"),
     "conv1x1": (LAYERS["conv1x1"][0], "convdirect"),

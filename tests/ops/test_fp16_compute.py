@@ -57,7 +57,8 @@ def _block():  # noqa: ANN202
 
 CASES = {
     "conv3x3": (lambda: _conv(8, 16, 3, 1, 20), "ConvDirect"),
-    "winograd": (lambda: _conv(96, 24, 3, 1, 40), "ConvWinograd"),  # F(2,3) in fp16
+    "winograd": (lambda: _conv(96, 24, 3, 1, 40), "ConvWinograd"),  # F(2,3): --fast-math off
+    "winograd_f4": (lambda: _conv(96, 24, 3, 1, 40), "ConvWinograd"),  # F(4,3): fast-math (default)
     "conv3x3_s2": (lambda: _conv(16, 40, 3, 2, 21), "ConvOcvec"),  # 40: a partial 8-lane block
     "pointwise_panels": (lambda: _conv(16, 32, 1, 1, 7, act="HardSwish"), "ConvOcvec"),
     "pointwise_wide": (lambda: _conv(16, 24, 1, 1, 30, act="Relu"), "ConvDirect"),
@@ -77,19 +78,24 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 def test_fp16_kernels_match_onnxruntime(name: str) -> None:
     make, op = CASES[name]
     model = make()
-    _, g, _ = lowered_kernels(model, get_profile(DEVICE), BuildOptions(compute="fp16"))
+    fast = name != "winograd"  # fast-math off keeps fp16 Winograd at F(2,3)
+    _, g, _ = lowered_kernels(model, get_profile(DEVICE), BuildOptions(compute="fp16", fast_math=fast))
     ops = [n.op for n in g.nodes]
     assert op in ops, ops
     assert all(g.values[n.outputs[0]].dtype == np.float16 for n in g.nodes if n.op == op)
     assert "Conv" not in ops  # no fallback to the generic conv
-    assert all(n.attrs["tile"] == 2 for n in g.nodes if n.op == "ConvWinograd")
+    assert all(n.attrs["tile"] == (4 if name == "winograd_f4" else 2) for n in g.nodes if n.op == "ConvWinograd")
     shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     x = np.random.default_rng(7).standard_normal(shape).astype(np.float32)
     want = run_onnxruntime(model, {"x": x})[0]
-    got = run_edgec(model, {"x": x}, DEVICE, precision="fp16")[0]
+    got = run_edgec(model, {"x": x}, DEVICE, precision="fp16", fast_math=fast)[0]
     assert got.dtype == np.float32 and got.shape == want.shape  # the interface stays fp32
     scale = float(np.abs(want).max())
     err = float(np.abs(got - want).max())
+    rel = float(np.sqrt(np.mean((got - want) ** 2) / np.mean(want.astype(np.float64) ** 2)))
+    if name == "winograd_f4":  # the fp16 sum over 96 channels of F(4,3)'s large products: ~1.3%
+        assert rel <= 0.025 and _cos(got, want) >= 0.9997, f"relative RMS error {rel:.4f}"
+        return
     assert err <= 4e-3 * max(1.0, scale), f"{name}: max error {err} (|ref| <= {scale})"
     assert _cos(got, want) >= 0.9999
 
