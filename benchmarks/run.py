@@ -254,7 +254,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--min-time", type=float, help="seconds of timed runs per case and engine (default 0.5)")
     ap.add_argument("--min-runs", type=int, help="at least this many timed runs (default 10)")
     ap.add_argument("--warmup", type=int, help="untimed runs first (default 3)")
-    ap.add_argument("--ghz", type=float, help="core clock for the %% of peak (default: max 'cpu MHz' in /proc/cpuinfo)")
+    ap.add_argument("--ghz", type=float, help="core clock for the %% of peak (default: measured, timing.cpu_ghz)")
     ap.add_argument("--flop-per-cycle", type=int, default=None,
                     help="fp32 FLOP per cycle of one core (default: from the CPU, timing.fp32_flop_per_cycle)")
     ap.add_argument("--json-out", type=Path, default=DEFAULT_JSON, help=f"JSON results (default {DEFAULT_JSON})")
