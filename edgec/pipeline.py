@@ -21,6 +21,7 @@ from edgec.kernels.specs import check_attrs
 from edgec.kernels.window_gemm.pack import prepare_window_gemm
 from edgec.kernels.winograd.pack import prepare_winograd
 from edgec.optimize.elementwise_fusion import fuse_elementwise
+from edgec.optimize.fold_cast import fold_cast_into_pad
 from edgec.optimize.fp16_compute import compute_fp16
 from edgec.optimize.memory_plan import alias_concat_inputs
 from edgec.optimize.passes import (
@@ -104,6 +105,7 @@ TARGET_PASSES: list[TargetPass] = [
                when=lambda cx: cx.options.weights != "fp32"),
     TargetPass("gemv-weights-fp16", lambda cx: quantize_weights(cx.profile, "fp16", rnn=False), when=_fp16),
     TargetPass("recurrent-dot", lambda cx: recurrent_dot_pass(cx.profile)),  # after the int8 weights
+    TargetPass("fold-cast-into-pad", _const(fold_cast_into_pad)),  # after the conv passes add their Pads
     TargetPass("fuse-residual-add", _const(fuse_residual_add)),
     TargetPass("fuse-elementwise", _const(fuse_elementwise)),
     # `--quantize fp16`: after every weight is packed, before the last clean-up

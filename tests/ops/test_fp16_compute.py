@@ -60,6 +60,7 @@ CASES = {
     "winograd": (lambda: _conv(96, 24, 3, 1, 40), "ConvWinograd"),  # F(2,3): --fast-math off
     "winograd_f4": (lambda: _conv(96, 24, 3, 1, 40), "ConvWinograd"),  # F(4,3): fast-math (default)
     "conv3x3_s2": (lambda: _conv(16, 40, 3, 2, 21), "ConvOcvec"),  # 40: a partial 8-lane block
+    "stem": (lambda: _conv(3, 16, 3, 2, 41), "ConvOcvec"),  # its Pad reads the fp32 input (no Cast)
     "pointwise_panels": (lambda: _conv(16, 32, 1, 1, 7, act="HardSwish"), "ConvOcvec"),
     "pointwise_wide": (lambda: _conv(16, 24, 1, 1, 30, act="Relu"), "ConvDirect"),
     "depthwise3x3": (lambda: _conv(32, 32, 3, 1, 20, group=32), "DepthwiseDirect"),
@@ -84,6 +85,10 @@ def test_fp16_kernels_match_onnxruntime(name: str) -> None:
     assert op in ops, ops
     assert all(g.values[n.outputs[0]].dtype == np.float16 for n in g.nodes if n.op == op)
     assert "Conv" not in ops  # no fallback to the generic conv
+    if name == "stem":  # the input's Cast folded into the stem's Pad (edgec/optimize/fold_cast.py)
+        pad = next(n for n in g.nodes if n.op == "Pad")
+        assert pad.inputs[0] == "x" and g.values[pad.outputs[0]].dtype == np.float16
+        assert ops.count("Cast") == 1  # the output's
     assert all(n.attrs["tile"] == (4 if name == "winograd_f4" else 2) for n in g.nodes if n.op == "ConvWinograd")
     shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     x = np.random.default_rng(7).standard_normal(shape).astype(np.float32)
@@ -101,8 +106,8 @@ def test_fp16_kernels_match_onnxruntime(name: str) -> None:
 
 
 def test_fp32_borders_and_outputs() -> None:
-    """A MatMul stays fp32 after fp16 convs (a Gemv streaming fp16 weights): one Cast each way,
-    and the graph output is fp32."""
+    """A MatMul stays fp32 after fp16 convs (a Gemv streaming fp16 weights): one conversion each
+    way (the input's Cast folded into the conv's Pad), and the graph output is fp32."""
     rng = np.random.default_rng(3)
     model = make_model(
         [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]),
@@ -112,7 +117,7 @@ def test_fp32_borders_and_outputs() -> None:
         {"w": (rng.standard_normal((8, 4, 3, 3)) * 0.2).astype(np.float32),
          "shape": np.array([1, 512], np.int64), "fc": (rng.standard_normal((512, 10)) * 0.05).astype(np.float32)})
     _, g, _ = lowered_kernels(model, get_profile(DEVICE), BuildOptions(compute="fp16"))
-    casts = [(g.values[n.inputs[0]].dtype, g.values[n.outputs[0]].dtype) for n in g.nodes if n.op == "Cast"]
+    casts = [(g.values[n.inputs[0]].dtype, g.values[n.outputs[0]].dtype) for n in g.nodes if n.op in ("Cast", "Pad")]
     assert sorted(map(str, casts)) == sorted(map(str, [(np.dtype("float32"), np.dtype("float16")),
                                                        (np.dtype("float16"), np.dtype("float32"))]))
     assert g.values[g.outputs[0]].dtype == np.float32

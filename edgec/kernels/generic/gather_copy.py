@@ -117,6 +117,16 @@ class _Emitter:
     def __init__(self, kc: KernelContext, src: str, dst: str, pad_value: float | int):
         self.kc, self.b, self.src, self.dst = kc, kc.b, src, dst
         self.pad = const(kc.dtype(dst), pad_value)
+        self.widths = (kc.dtype(src).itemsize, kc.dtype(dst).itemsize)
+
+    def move(self, v: ir.Value) -> ir.Value:
+        """A loaded element as the destination stores it: the same, or a float rounded/widened
+        (a Pad whose input Cast was folded into it, edgec/optimize/fold_cast.py)."""
+        src_w, dst_w = self.widths
+        if src_w == dst_w:
+            return v
+        ty = self.pad.type
+        return self.b.fptrunc(v, ty) if dst_w < src_w else self.b.fpext(v, ty)
 
     def table_ptr(self, a: Axis) -> ir.Value:
         t = a.table
@@ -178,7 +188,7 @@ class _Emitter:
     def copy_run(self, n: int, src_off: ir.Value, step: int, dst_off: ir.Value, ds: int) -> None:
         with self.kc.loop(n, name="c") as i:
             v = self.kc.load(self.src, self.add(src_off, self.scaled(i, step)))
-            self.kc.store(self.dst, self.add(dst_off, self.scaled(i, ds)), v)
+            self.kc.store(self.dst, self.add(dst_off, self.scaled(i, ds)), self.move(v))
 
     def inner(self, a: Axis, src_off: ir.Value, dst_off: ir.Value) -> None:
         if a.affine:
@@ -200,10 +210,10 @@ class _Emitter:
             if pad:  # load from a safe offset, then select the pad value
                 is_pad = self.b.icmp_signed("<", t, self.kc.idx(0))
                 t = self.b.select(is_pad, self.kc.idx(0), t)
-                v = self.kc.load(self.src, self.add(src_off, t))
+                v = self.move(self.kc.load(self.src, self.add(src_off, t)))
                 self.kc.store(self.dst, o, self.b.select(is_pad, self.pad, v))
             else:
-                self.kc.store(self.dst, o, self.kc.load(self.src, self.add(src_off, t)))
+                self.kc.store(self.dst, o, self.move(self.kc.load(self.src, self.add(src_off, t))))
 
 
 def emit_gather_copy(kc: KernelContext, src: str, dst: str, tables: Sequence[np.ndarray], *,
@@ -224,7 +234,7 @@ def emit_gather_copy(kc: KernelContext, src: str, dst: str, tables: Sequence[np.
     if all_pad:
         em.fill(axes, start)
     elif not axes:
-        kc.store(dst, start, kc.load(src, offset))
+        kc.store(dst, start, em.move(kc.load(src, offset)))
     else:
         em.level(axes, 0, kc.idx(offset), start)
 
