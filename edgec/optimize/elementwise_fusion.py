@@ -27,6 +27,7 @@ UNARY = set(FLOAT_UNARY)
 
 
 QDQ = {"QuantizeLinear", "DequantizeLinear"}
+FLOATS = (np.dtype(np.float32), np.dtype(np.float16))
 
 
 def _qdq_params(g: Graph, n: Node) -> dict | None:
@@ -52,8 +53,10 @@ def _eligible(g: Graph, n: Node) -> bool:
         return False
     if len(n.inputs) != (2 if n.op in BINARY else 1):  # (a Clip with min/max inputs stays alone)
         return False
+    # fp16 too (`--precision fp16`, fp16 models): the fused loop widens each input on load,
+    # runs the chain in fp32 and rounds once at the store (each op alone rounds its result)
     vals = [g.values[i] for i in n.inputs if i] + [g.values[n.outputs[0]]]
-    return all(v.dtype == np.float32 for v in vals)
+    return any(all(v.dtype == t for v in vals) for t in FLOATS)
 
 
 def fuse_elementwise(g: Graph) -> Graph:

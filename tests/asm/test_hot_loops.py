@@ -178,3 +178,23 @@ def test_fp16_hot_loop_has_fmla_8h(layer: str) -> None:
     assert max((lp.count(r"fmla v\d+\.8h") for lp in loops), default=0) >= MIN_HITS, describe(asm, sym, "aarch64", "fmla")
     assert not any(lp.count(r"fmla v\d+\.4s") for lp in loops)
     assert not any(stack_stores(lp, "aarch64") for lp in loops if lp.count(r"fmla v\d+\.8h"))
+
+
+def _affine_block():  # noqa: ANN202
+    """PP-LCNetV3's learnable affine block: conv, HardSwish, then x * w + b with scalar w, b."""
+    return make_model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1] * 4),
+                       helper.make_node("HardSwish", ["c"], ["h"]),
+                       helper.make_node("Mul", ["h", "s"], ["m"]), helper.make_node("Add", ["m", "t"], ["y"])],
+                      [("x", T.FLOAT, [1, 16, 40, 40])], [("y", T.FLOAT, None)],
+                      {"w": rand(32, 16, 3, 3, seed=1, low=-0.5, high=0.5), "s": rand(1, seed=2), "t": rand(1, seed=3)})
+
+
+def test_fp16_elementwise_chain_stays_half() -> None:
+    """`--precision fp16`: a fused elementwise chain of ops fp16 arithmetic computes exactly
+    (Mul, Add) runs on halves, with no fcvtl/fcvtn around every vector (17 vs 3.5 cycles per 8
+    elements by llvm-mca's A76 model)."""
+    asm = kernel_assembly(_affine_block(), "rpi5", BuildOptions(compute="fp16"))
+    [sym] = [s for s in asm if s.endswith("fusedelementwise")]
+    loops = innermost_loops(asm[sym], sym)
+    assert any(lp.count(r"fmla v\d+\.8h") for lp in loops), describe(asm[sym], sym, "aarch64", "fmla")
+    assert not any(lp.count(r"fcvt[ln]") for lp in loops)

@@ -55,6 +55,17 @@ def _block():  # noqa: ANN202
     return make_model(nodes, [("x", T.FLOAT, [1, c, 20, 20])], [("out", T.FLOAT, None)], init)
 
 
+def _affine_block():  # noqa: ANN202
+    """PP-LCNetV3's learnable affine block after a conv: HardSwish, then x * w + b (scalars)."""
+    rng = np.random.default_rng(5)
+    return make_model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1] * 4),
+                       helper.make_node("HardSwish", ["c"], ["h"]),
+                       helper.make_node("Mul", ["h", "s"], ["m"]), helper.make_node("Add", ["m", "t"], ["out"])],
+                      [("x", T.FLOAT, [1, 16, 20, 20])], [("out", T.FLOAT, None)],
+                      {"w": (rng.standard_normal((32, 16, 3, 3)) * 0.1).astype(np.float32),
+                       "s": np.array([1.3], np.float32), "t": np.array([-0.2], np.float32)})
+
+
 CASES = {
     "conv3x3": (lambda: _conv(8, 16, 3, 1, 20), "ConvDirect"),
     "winograd": (lambda: _conv(96, 24, 3, 1, 40), "ConvWinograd"),  # F(2,3): --fast-math off
@@ -67,6 +78,7 @@ CASES = {
     "depthwise5x5_s2": (lambda: _conv(24, 24, 5, 2, 21, group=24), "DepthwiseDirect"),
     "depthwise5x5_wide": (lambda: _conv(8, 8, 5, 1, 83, group=8), "DepthwiseDirect"),  # chunked rows
     "block": (_block, "ConvDirect"),
+    "affine_block": (lambda: _affine_block(), "FusedElementwise"),  # x * w + b on halves
 }
 
 
@@ -174,9 +186,10 @@ def test_wide_padded_depthwise_fp32(device: str, hw: int, stride: int) -> None:
 
 
 def _dtypes(model) -> dict[str, str]:  # noqa: ANN001
-    """op -> the dtype of its output, after the target passes of an fp16 build."""
+    """node name -> the dtype of its output, after the target passes of an fp16 build (the
+    members of a fused chain, named "a+b", each get the chain's)."""
     _, g, _ = lowered_kernels(model, get_profile(DEVICE), BuildOptions(compute="fp16"))
-    return {n.name or n.op: str(g.values[n.outputs[0]].dtype) for n in g.nodes}
+    return {part: str(g.values[n.outputs[0]].dtype) for n in g.nodes for part in (n.name or n.op).split("+")}
 
 
 def test_what_stays_fp32() -> None:

@@ -9,7 +9,7 @@ from llvmlite import ir
 from edgec.codegen.activations import FLOAT_UNARY
 from edgec.codegen.kernel import KernelContext, lowering
 from edgec.codegen.types import F32, I32
-from edgec.kernels.generic.elementwise import emit_elementwise, float_binary
+from edgec.kernels.generic.elementwise import emit_elementwise, float_binary, half_native
 from edgec.kernels.generic.quant import dequantize_value, quantize_value, to_i32
 
 
@@ -39,4 +39,5 @@ def lower_fused_elementwise(kc: KernelContext) -> None:
                 temps.append(FLOAT_UNARY[op](b, args[0], attrs))
         return temps[-1]
 
-    emit_elementwise(kc, list(kc.inputs), kc.outputs[0], run)
+    native = half_native(kc, [*kc.inputs, kc.outputs[0]], [op for op, _, _ in program])
+    emit_elementwise(kc, list(kc.inputs), kc.outputs[0], run, widen=not native)
