@@ -156,17 +156,18 @@ def _loop_macs(layer: LayerEstimate, node) -> float:  # noqa: ANN001 - Node
     return float(layer.macs)
 
 
-def winograd_transform_elems(g, node) -> int:  # noqa: ANN001 - Graph, Node
+def winograd_transform_elems(g, node) -> float:  # noqa: ANN001 - Graph, Node
     """Values a ConvWinograd's transforms store: (r+2)^2 per input channel and tile (V), and
-    every output (Y = A^T M A)."""
+    every output (Y = A^T M A), in fp32-sized elements as `loop_work` counts them (fp16: half)."""
     n, c = g.values[node.inputs[0]].shape[:2]
-    _, m, oh, ow = g.values[node.outputs[0]].shape
+    y = g.values[node.outputs[0]]
+    _, m, oh, ow = y.shape
     r = int(node.attrs["tile"])
-    return n * ((r + 2) ** 2 * c * -(-oh // r) * -(-ow // r) + m * oh * ow)
+    return n * ((r + 2) ** 2 * c * -(-oh // r) * -(-ow // r) + m * oh * ow) * y.dtype.itemsize / 4
 
 
-def _layer_cycles(layer: LayerEstimate, node, out_elems: int, core: Core,  # noqa: ANN001
-                  transform_elems: int = 0) -> None:
+def _layer_cycles(layer: LayerEstimate, node, out_elems: float, core: Core,  # noqa: ANN001
+                  transform_elems: float = 0) -> None:
     """Compute time of the hot loop at the trip count the layer's work asks for, bounded below
     by the memory time. A layer with MACs: the loop doing the most MACs per iteration (the
     main register tile). Without: the mean cost per stored element over the loops that store
@@ -237,7 +238,11 @@ def estimate(model: onnx.ModelProto, device: str | TargetProfile, options: Build
         raise EdgecError(f"{Path(mca).name} cannot model {mca_cpu!r} (or read its assembly): install a "
                          "newer LLVM (apt-get install llvm-19) or pick another --device")
     for layer, n, entry in zip(layers, nodes, table):
-        out = g.values[n.outputs[0]].size if n.outputs and n.outputs[0] else 0
+        # the output in fp32-sized elements, the unit of `loop_work`'s stored elements: an fp16
+        # layer's loops store 8 halves per q register where fp32 stores 4 (counted as 4 before,
+        # which put fp16 elementwise and Winograd transforms at twice their cycles)
+        y = g.values[n.outputs[0]] if n.outputs and n.outputs[0] else None
+        out = y.size * y.dtype.itemsize / 4 if y is not None else 0
         layer.bytes = _bytes(g, n)
         _layer_cycles(layer, n, out, core, winograd_transform_elems(g, n) if n.op == "ConvWinograd" else 0)
         layer.us = layer.cycles / (clock * 1e3)

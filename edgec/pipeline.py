@@ -20,6 +20,7 @@ from edgec.kernels.rnn.pack import pack_rnn
 from edgec.kernels.specs import check_attrs
 from edgec.kernels.window_gemm.pack import prepare_window_gemm
 from edgec.kernels.winograd.pack import prepare_winograd
+from edgec.optimize.activation_patterns import recognize_activations
 from edgec.optimize.elementwise_fusion import fuse_elementwise
 from edgec.optimize.fold_cast import fold_cast_into_pad
 from edgec.optimize.fp16_compute import compute_fp16
@@ -48,6 +49,8 @@ Pass = Callable[[Graph], Graph]
 GENERIC_PASSES: list[tuple[str, Pass]] = [
     ("fold-qdq", fold_qdq),  # first: it looks up constants a converter copied (Gemm's B)
     ("dead-node-removal", dead_node_removal),
+    # written-out HardSwish/HardSigmoid/Swish: before fold-scale-into-conv takes "+ 3" as a bias
+    ("recognize-activations", recognize_activations),
     ("fold-pad-into-conv", fold_pad_into_conv),
     ("fold-scale-into-conv", fold_scale_into_conv),
     ("conv-as-dense", conv_as_dense),  # after BN folding, before bias/activation fusion

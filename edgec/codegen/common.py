@@ -12,7 +12,7 @@ from edgec.codegen.types import I32
 # Activations whose rules are valid on vectors as they are: select/compare/mul code, and the
 # branch-free exp/log/tanh of edgec/codegen/mathfn.py (a sigmoid epilogue lane by lane cost the
 # PP-OCR-like det head 1.7x onnxruntime's time).
-VECTOR_SAFE = {"Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "Exp", "Log"}
+VECTOR_SAFE = {"Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "Exp", "Log", "Swish"}
 
 
 def vector_activation(b: ir.IRBuilder, v: ir.Value, act: tuple[str, dict] | None, lanes: int) -> ir.Value:

@@ -31,6 +31,7 @@ HALF_OPS: dict[str, tuple[int, ...] | None] = {
     "ConvTranspose": (0, 1, 2),
     "Add": (0, 1), "Sub": (0, 1), "Mul": (0, 1),
     "Relu": (0,), "Sigmoid": (0,), "HardSwish": (0,), "HardSigmoid": (0,), "LeakyRelu": (0,),
+    "Swish": (0,),  # x * sigmoid(x) (edgec/optimize/activation_patterns.py): |y| <= |x|
     "Concat": ALL,
     "Reshape": (0,), "Flatten": (0,), "Transpose": (0,),
     "Resize": (0,),

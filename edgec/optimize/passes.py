@@ -9,7 +9,7 @@ from edgec.ir.graph import Graph, Node, Value
 
 # Activations a Conv/MatMul epilogue can apply (all float unary rules without state).
 FUSABLE_ACTIVATIONS = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
-                       "Gelu", "Elu", "Selu", "Celu", "Softplus"} & set(FLOAT_UNARY)
+                       "Gelu", "Elu", "Selu", "Celu", "Softplus", "Swish"} & set(FLOAT_UNARY)
 _ALIAS = {"Reshape"}
 
 
